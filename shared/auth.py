@@ -1,0 +1,127 @@
+"""Bearer JWT verification (SPEC §6): HS256 with JWT_SECRET in development, RS256 from a JWKS in production."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+
+from shared.settings import ServiceSettings
+
+ROLES = frozenset({"member", "support", "reviewer", "appraiser", "unit_admin", "operator"})
+
+
+class AuthError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    sub: str
+    name: str
+    roles: frozenset[str]
+    unit: str | None
+    member_id: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def is_operator(self) -> bool:
+        return "operator" in self.roles
+
+
+class TokenVerifier:
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.secret = settings.jwt_secret
+        self.algorithms = list(settings.jwt_algorithms)
+        self.jwks_url = settings.jwks_url
+        self.audience = settings.jwt_audience
+        self._jwks: dict[str, Any] = {}
+        self._jwks_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise AuthError("invalid_token", "Mã xác thực không đọc được") from exc
+        alg = header.get("alg")
+        options = {"require": ["exp", "sub"], "verify_aud": self.audience is not None}
+        try:
+            if alg == "HS256" and self.secret and "HS256" in self.algorithms:
+                claims = jwt.decode(token, self.secret, algorithms=["HS256"], audience=self.audience, options=options)
+            elif alg in ("RS256", "ES256") and self.jwks_url:
+                key = await self._key(str(header.get("kid", "")))
+                claims = jwt.decode(token, key, algorithms=[alg], audience=self.audience, options=options)
+            else:
+                raise AuthError("invalid_token", "Thuật toán ký không được chấp nhận")
+        except jwt.ExpiredSignatureError as exc:
+            raise AuthError("token_expired", "Phiên đăng nhập đã hết hạn") from exc
+        except jwt.PyJWTError as exc:
+            raise AuthError("invalid_token", "Mã xác thực không hợp lệ") from exc
+        return principal_from_claims(claims)
+
+    async def _key(self, kid: str) -> Any:
+        async with self._lock:
+            if kid not in self._jwks or time.monotonic() - self._jwks_at > 600:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    resp = await client.get(str(self.jwks_url))
+                    resp.raise_for_status()
+                jwks = jwt.PyJWKSet.from_dict(resp.json())
+                self._jwks = {k.key_id: k.key for k in jwks.keys}
+                self._jwks_at = time.monotonic()
+        if kid not in self._jwks:
+            raise AuthError("invalid_token", "Khoá ký không xác định")
+        return self._jwks[kid]
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    roles = claims.get("roles") or []
+    if isinstance(roles, str):
+        roles = [roles]
+    known = frozenset(r for r in roles if r in ROLES)
+    return Principal(
+        sub=str(claims["sub"]),
+        name=str(claims.get("name") or claims["sub"]),
+        roles=known,
+        unit=claims.get("unit"),
+        member_id=claims.get("member_id"),
+        claims=claims,
+    )
+
+
+def mint_token(
+    secret: str,
+    *,
+    sub: str,
+    roles: Iterable[str],
+    unit: str | None,
+    name: str | None = None,
+    member_id: str | None = None,
+    ttl_s: int = 3600,
+    **extra: Any,
+) -> str:
+    """An HS256 development token (any client holding JWT_SECRET may mint one, SPEC §6)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "name": name or sub,
+        "roles": list(roles),
+        "unit": unit,
+        "iat": now,
+        "exp": now + ttl_s,
+        **extra,
+    }
+    if member_id is not None:
+        claims["member_id"] = member_id
+    return jwt.encode(claims, secret, algorithm="HS256")

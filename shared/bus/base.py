@@ -1,0 +1,81 @@
+"""The transport-neutral bus interface."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.envelope import Envelope
+
+
+class Delivery(Protocol):
+    """One message handed to a consumer. Exactly one of ack/retry/dead_letter must be called."""
+
+    envelope: Envelope | None  # None when the body could not be decoded (a poison message)
+    body: bytes
+    delivery_count: int  # 1 on the first delivery
+
+    async def ack(self) -> None: ...
+
+    async def retry(self) -> None:
+        """Give the message back for another delivery (counted against the delivery limit)."""
+        ...
+
+    async def dead_letter(self) -> None: ...
+
+
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    body: bytes
+    routing_key: str
+    reason: str
+
+
+class EventBus(Protocol):
+    async def start(self) -> None:
+        """Connect and declare the whole topology."""
+        ...
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Return only when the broker has confirmed every envelope; raise otherwise."""
+        ...
+
+    async def consume(self, service: str, handler: BatchHandler, *, batch_size: int, batch_wait_s: float) -> None:
+        """Start delivering the service's queue to ``handler`` in batches (returns once started)."""
+        ...
+
+    async def dead_letters(self, service: str, limit: int = 100) -> list[DeadLetter]:
+        """Peek at the dead-letter queue of a service (messages stay there)."""
+        ...
+
+    async def replay_dead_letters(self, service: str, limit: int = 100) -> int:
+        """Move up to ``limit`` dead letters back to the service's queue; return how many."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+async def collect_batch(queue: asyncio.Queue[Delivery], batch_size: int, batch_wait_s: float) -> list[Delivery]:
+    """Wait for one message, then gather what else arrives within ``batch_wait_s`` (at most batch_size)."""
+    first = await queue.get()
+    batch = [first]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + batch_wait_s
+    while len(batch) < batch_size:
+        while not queue.empty() and len(batch) < batch_size:
+            batch.append(queue.get_nowait())
+        remaining = deadline - loop.time()
+        if len(batch) >= batch_size or remaining <= 0:
+            break
+        try:
+            batch.append(await asyncio.wait_for(queue.get(), remaining))
+        except TimeoutError:
+            break
+    return batch

@@ -1,0 +1,280 @@
+"""Transactional outbox and inbox, the outbox relay, and the consumer dispatcher.
+
+- ``stage`` writes an event into the outbox in the caller's transaction.
+- ``OutboxRelay`` publishes outbox rows with publisher confirms and deletes them only once
+  confirmed; on failure it backs off and tries again, forever.
+- ``Dispatcher`` handles a batch of deliveries in one transaction: the inbox rows (event id,
+  handler) and the handlers' effects commit together, and only then are the messages
+  acknowledged. A duplicate is acknowledged and skipped. A failing batch is retried one
+  message at a time so that one poison message cannot hold the others back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.bus.base import Delivery, EventBus
+from shared.db import BigIntId, insert_ignore
+from shared.envelope import Envelope
+from shared.logs import correlation_id_var
+from shared.metrics import ServiceMetrics
+
+log = logging.getLogger("shared.messaging")
+
+Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+AfterBatch = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One line of a service's subscription list: the routing key and its handler."""
+
+    routing_key: str
+    handler: Handler
+
+
+def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """Add the ``outbox`` and ``inbox`` tables to a service's metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigIntId, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False),
+        Column("routing_key", String(200), nullable=False),
+        Column("body", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("handler", String(200), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+    return outbox, inbox
+
+
+def outbox_row(envelope: Envelope) -> dict[str, Any]:
+    """The outbox row of an envelope, for Core multi-row inserts on hot paths."""
+    return {
+        "event_id": envelope.id,
+        "routing_key": envelope.routing_key,
+        "body": envelope.to_bytes(),
+        "created_at": datetime.now(UTC),
+    }
+
+
+def mark_outbox_dirty(session: AsyncSession) -> None:
+    session.info["outbox_dirty"] = True
+
+
+async def stage(session: AsyncSession, outbox: Table, *envelopes: Envelope) -> None:
+    """Write events into the outbox inside the session's current transaction."""
+    if not envelopes:
+        return
+    await session.execute(outbox.insert(), [outbox_row(e) for e in envelopes])
+    mark_outbox_dirty(session)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        outbox: Table,
+        bus: EventBus,
+        metrics: ServiceMetrics,
+        *,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.5,
+    ) -> None:
+        self.engine = engine
+        self.outbox = outbox
+        self.bus = bus
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self.paused = False  # tests stop the path between outbox and broker with this
+        self._last_count = 0.0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                published = 0 if self.paused else await self.publish_once()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.metrics.outbox_publish_failures.inc()
+                log.warning("outbox relay could not publish; will retry", extra={"error": repr(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            await self._refresh_backlog()
+            if published < self.batch_size:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+
+    async def publish_once(self) -> int:
+        query = select(self.outbox.c.id, self.outbox.c.body).order_by(self.outbox.c.id).limit(self.batch_size)
+        if self.engine.dialect.name == "postgresql":
+            # Replicas share the table: each row is locked by one relay while it publishes.
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(query.with_for_update(skip_locked=True))).all()
+                if not rows:
+                    return 0
+                await self._publish(rows)
+                await conn.execute(delete(self.outbox).where(self.outbox.c.id.in_([r.id for r in rows])))
+            return len(rows)
+        # SQLite has one writer process: read, publish, then delete in a second transaction.
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        if not rows:
+            return 0
+        await self._publish(rows)
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(self.outbox).where(self.outbox.c.id.in_([r.id for r in rows])))
+        return len(rows)
+
+    async def _publish(self, rows: Sequence[Any]) -> None:
+        envelopes = [Envelope.from_bytes(r.body) for r in rows]
+        await self.bus.publish(envelopes)
+        for env in envelopes:
+            self.metrics.events_published.labels(env.type).inc()
+
+    async def _refresh_backlog(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_count < 1.0:
+            return
+        self._last_count = loop.time()
+        async with self.engine.connect() as conn:
+            count = (await conn.execute(select(func.count()).select_from(self.outbox))).scalar_one()
+        self.metrics.outbox_backlog.set(count)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        service: str,
+        sessions: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        subscriptions: Sequence[Subscription],
+        metrics: ServiceMetrics,
+        *,
+        after_batch: AfterBatch | None = None,
+        on_commit: Callable[[], None] | None = None,
+        delivery_limit: int = 5,
+    ) -> None:
+        self.service = service
+        self.delivery_limit = delivery_limit
+        self.sessions = sessions
+        self.inbox = inbox
+        self.handlers = {s.routing_key: s.handler for s in subscriptions}
+        self.metrics = metrics
+        self.after_batch = after_batch
+        self.on_commit = on_commit
+
+    async def __call__(self, deliveries: Sequence[Delivery]) -> None:
+        good: list[Delivery] = []
+        for d in deliveries:
+            if d.envelope is None:
+                self.metrics.events_failed.labels("undecodable").inc()
+                self.metrics.events_dead_lettered.labels("undecodable").inc()
+                await d.dead_letter()
+            elif d.envelope.routing_key not in self.handlers:
+                await d.ack()  # tolerant reader: an event this service does not handle
+            else:
+                good.append(d)
+        if not good:
+            return
+        try:
+            await self._process(good)
+        except Exception:
+            if len(good) == 1:
+                await self._fail(good[0])
+                return
+            log.warning("batch failed; retrying its messages one at a time", extra={"size": len(good)})
+            for d in good:
+                try:
+                    await self._process([d])
+                except Exception:
+                    await self._fail(d)
+            return
+
+    async def _process(self, deliveries: Sequence[Delivery]) -> None:
+        envs = [d.envelope for d in deliveries if d.envelope is not None]
+        fresh: list[Envelope] = []
+        async with self.sessions() as session, session.begin():
+            # First occurrence of each (event, handler) in the batch.
+            unique: dict[tuple[str, str], Envelope] = {}
+            for env in envs:
+                unique.setdefault((env.id, env.routing_key), env)
+            now = datetime.now(UTC)
+            stmt = insert_ignore(self.inbox, session.bind.dialect.name, ["event_id", "handler"]).returning(
+                self.inbox.c.event_id, self.inbox.c.handler
+            )
+            claimed = {
+                (r.event_id, r.handler)
+                for r in (
+                    await session.execute(
+                        stmt,
+                        [{"event_id": i, "handler": h, "processed_at": now} for (i, h) in unique],
+                    )
+                ).all()
+            }
+            for key, env in unique.items():
+                if key not in claimed:
+                    self.metrics.events_duplicate.labels(env.type).inc()
+                    continue
+                token = correlation_id_var.set(env.correlation_id)
+                try:
+                    await self.handlers[env.routing_key](session, env)
+                finally:
+                    correlation_id_var.reset(token)
+                fresh.append(env)
+            if self.after_batch is not None and fresh:
+                await self.after_batch(session, fresh)
+            dirty = bool(session.info.pop("outbox_dirty", False))
+        if dirty and self.on_commit is not None:
+            self.on_commit()
+        for env in fresh:
+            self.metrics.events_consumed.labels(env.type).inc()
+        for d in deliveries:
+            await d.ack()
+
+    async def _fail(self, d: Delivery) -> None:
+        etype = d.envelope.type if d.envelope else "undecodable"
+        self.metrics.events_failed.labels(etype).inc()
+        log.exception("handler failed", extra={"event_type": etype, "delivery_count": d.delivery_count})
+        if d.delivery_count >= self.delivery_limit:
+            self.metrics.events_dead_lettered.labels(etype).inc()
+            await d.dead_letter()
+            return
+        # Back off a little before giving it back: transient faults get time to pass.
+        await asyncio.sleep(min(0.05 * 2 ** (d.delivery_count - 1), 2.0))
+        await d.retry()

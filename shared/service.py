@@ -1,0 +1,311 @@
+"""The one way a service is put together: lifespan, stores, bus, relay, consumers, health, metrics.
+
+A service module builds a ``ServiceDefinition`` (its tables, migrations, routers, subscription
+list and background workers) and calls ``create_app``. Connections are made in the lifespan and
+handed in through ``ServiceContext``, so tests and the embedded mode can swap them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import Response
+from sqlalchemy import MetaData, Table, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.auth import AuthError, Principal, TokenVerifier
+from shared.bus.base import EventBus
+from shared.bus.memory import InMemoryBroker, InMemoryBus
+from shared.db import make_engine, run_migrations
+from shared.envelope import Envelope, new_event
+from shared.http import ApiError, JsonResponse, ObservabilityMiddleware, install_error_handlers
+from shared.logs import configure_logging
+from shared.messaging import AfterBatch, Dispatcher, OutboxRelay, Subscription, stage
+from shared.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
+from shared.settings import ServiceSettings
+from shared.topology import QUEUES
+
+log = logging.getLogger("shared.service")
+
+Worker = Callable[["ServiceContext"], Awaitable[None]]
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    metadata: MetaData
+    migrations: Path
+    routers: Sequence[APIRouter] = ()
+    subscriptions: Sequence[Subscription] = ()
+    after_batch: AfterBatch | None = None
+    # Run once after migrations, before consumers and workers start.
+    on_start: Sequence[Worker] = ()
+    # Long-running background tasks (import jobs, lease expiry...), cancelled at shutdown.
+    workers: Sequence[Worker] = ()
+    title: str = ""
+    description: str = ""
+    version: str = "0.1.0"
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    relay: OutboxRelay
+    metrics: ServiceMetrics
+    verifier: TokenVerifier
+    outbox: Table
+    inbox: Table
+    redis: aioredis.Redis | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def event(self, event_type: str, data: dict[str, Any], *, causation: Envelope | None = None) -> Envelope:
+        return new_event(event_type, data, producer=self.name, causation=causation)
+
+    async def emit(self, session: AsyncSession, *envelopes: Envelope) -> None:
+        """Stage events in the session's transaction; the relay publishes them after commit."""
+        await stage(session, self.outbox, *envelopes)
+
+
+def _find_table(metadata: MetaData, name: str) -> Table:
+    if name not in metadata.tables:
+        raise RuntimeError(f"metadata has no {name!r} table: call shared.messaging.messaging_tables(metadata)")
+    return metadata.tables[name]
+
+
+def create_app(
+    definition: ServiceDefinition,
+    settings: ServiceSettings,
+    *,
+    bus: EventBus | None = None,
+    broker: InMemoryBroker | None = None,
+    topology: Mapping[str, Sequence[str]] | None = None,
+) -> FastAPI:
+    """Build the FastAPI app of a service. ``bus``/``broker`` override the transport chosen by settings."""
+    topology = topology or QUEUES
+    keys = set(topology.get(definition.name, ()))
+    stray = [s.routing_key for s in definition.subscriptions if s.routing_key not in keys]
+    if stray:
+        raise RuntimeError(f"{definition.name} subscribes to {stray} but shared/topology.py does not bind them")
+
+    metrics = ServiceMetrics(definition.name)
+    outbox = _find_table(definition.metadata, "outbox")
+    inbox = _find_table(definition.metadata, "inbox")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, settings.log_json)
+        engine = await make_engine(settings.database_url)
+        await run_migrations(engine, definition.migrations, definition.metadata)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        the_bus = bus
+        if the_bus is None:
+            if settings.amqp_url:
+                from shared.bus.rabbitmq import RabbitMQBus
+
+                the_bus = RabbitMQBus(
+                    settings.amqp_url,
+                    prefix=settings.amqp_prefix,
+                    prefetch=settings.consumer_prefetch,
+                    delivery_limit=settings.delivery_limit,
+                    topology=topology,
+                )
+            else:
+                the_bus = InMemoryBus(broker or InMemoryBroker(topology, delivery_limit=settings.delivery_limit))
+        await the_bus.start()
+        relay = OutboxRelay(
+            engine,
+            outbox,
+            the_bus,
+            metrics,
+            batch_size=settings.outbox_batch_size,
+            poll_interval_s=settings.outbox_poll_interval_s,
+        )
+        redis_client = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+        ctx = ServiceContext(
+            name=definition.name,
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            bus=the_bus,
+            relay=relay,
+            metrics=metrics,
+            verifier=TokenVerifier(settings),
+            outbox=outbox,
+            inbox=inbox,
+            redis=redis_client,
+        )
+        app.state.ctx = ctx
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for hook in definition.on_start:
+                await hook(ctx)
+            if definition.subscriptions:
+                dispatcher = Dispatcher(
+                    definition.name,
+                    sessions,
+                    inbox,
+                    definition.subscriptions,
+                    metrics,
+                    after_batch=definition.after_batch,
+                    on_commit=relay.wake,
+                    delivery_limit=settings.delivery_limit,
+                )
+                await the_bus.consume(
+                    definition.name,
+                    dispatcher,
+                    batch_size=settings.consumer_batch_size,
+                    batch_wait_s=settings.consumer_batch_wait_ms / 1000,
+                )
+            tasks.append(asyncio.create_task(relay.run(), name=f"{definition.name}:outbox-relay"))
+            for worker in definition.workers:
+                tasks.append(asyncio.create_task(worker(ctx), name=f"{definition.name}:{worker.__name__}"))
+            log.info("service started", extra={"service": definition.name})
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await the_bus.close()
+            if redis_client is not None:
+                await redis_client.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title=definition.title or f"Sáng kiến — {definition.name}",
+        description=definition.description,
+        version=definition.version,
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    app.state.definition = definition
+    install_error_handlers(app)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    app.include_router(_plumbing_router(definition.name))
+    for router in definition.routers:
+        app.include_router(router)
+    return app
+
+
+# ---- dependencies (the Annotated aliases routes use) -------------------------------------------
+
+
+def get_context(request: Request) -> ServiceContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+ContextDep = Annotated[ServiceContext, Depends(get_context)]
+
+
+async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
+    async with ctx.sessions() as session:
+        yield session
+    if session.info.pop("outbox_dirty", False):
+        ctx.relay.wake()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token.strip()
+
+
+async def get_principal(request: Request, ctx: ContextDep) -> Principal:
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", "Cần đăng nhập", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        return await ctx.verifier.verify(token)
+    except AuthError as exc:
+        raise ApiError(401, exc.code, exc.message, headers={"WWW-Authenticate": "Bearer"}) from exc
+
+
+async def get_optional_principal(request: Request, ctx: ContextDep) -> Principal | None:
+    if bearer_token(request) is None:
+        return None
+    return await get_principal(request, ctx)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
+def require_roles(*roles: str) -> Any:
+    """A dependency answering 403 unless the caller holds one of ``roles`` (operators hold all)."""
+
+    async def dep(principal: PrincipalDep) -> Principal:
+        if principal.is_operator or principal.has(*roles):
+            return principal
+        raise ApiError(403, "forbidden", "Không có quyền thực hiện thao tác này")
+
+    return Depends(dep)
+
+
+# ---- /health, /metrics, dead letters -----------------------------------------------------------
+
+
+def _plumbing_router(service: str) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/health", tags=["ops"])
+    async def health(request: Request) -> JsonResponse:
+        ctx: ServiceContext | None = getattr(request.app.state, "ctx", None)
+        if ctx is None:
+            return JsonResponse({"status": "starting", "service": service}, 503)
+        checks: dict[str, bool] = {}
+        try:
+            async with ctx.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+            checks["database"] = True
+        except Exception:
+            checks["database"] = False
+        try:
+            checks["broker"] = await asyncio.wait_for(ctx.bus.ping(), 2)
+        except Exception:
+            checks["broker"] = False
+        if ctx.redis is not None:
+            try:
+                checks["redis"] = bool(await asyncio.wait_for(ctx.redis.ping(), 2))
+            except Exception:
+                checks["redis"] = False
+        ok = all(checks.values())
+        body = {"status": "ok" if ok else "degraded", "service": service, "checks": checks}
+        return JsonResponse(body, 200 if ok else 503)
+
+    @router.get("/metrics", tags=["ops"])
+    async def metrics(request: Request) -> Response:
+        return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get(f"/api/v1/ops/{service}/dead-letters", tags=["ops"])
+    async def dead_letters(ctx: ContextDep, _op: Principal = require_roles("operator")) -> dict[str, Any]:
+        letters = await ctx.bus.dead_letters(service)
+        return {
+            "items": [
+                {"routing_key": d.routing_key, "reason": d.reason, "body": d.body.decode("utf-8", "replace")}
+                for d in letters
+            ]
+        }
+
+    @router.post(f"/api/v1/ops/{service}/dead-letters/replay", tags=["ops"])
+    async def replay(ctx: ContextDep, _op: Principal = require_roles("operator")) -> dict[str, int]:
+        return {"replayed": await ctx.bus.replay_dead_letters(service)}
+
+    return router

@@ -1,0 +1,51 @@
+"""Typed settings every service inherits; each service subclasses with its own defaults."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-secret-sang-kien-not-for-production"
+
+log = logging.getLogger("shared.settings")
+
+
+class ServiceSettings(BaseSettings):
+    """Settings read from the environment (DATABASE_URL, AMQP_URL, REDIS_URL, JWT_SECRET...)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./var/service.db"
+    # None means the in-process bus (embedded mode).
+    amqp_url: str | None = None
+    # Prefix of exchanges and queues, so test runs never meet each other on one broker.
+    amqp_prefix: str = ""
+    redis_url: str | None = None
+    jwt_secret: str | None = None
+    jwt_algorithms: list[str] = ["HS256"]
+    jwks_url: str | None = None
+    jwt_audience: str | None = None
+    consumer_prefetch: int = 200
+    consumer_batch_size: int = 100
+    consumer_batch_wait_ms: int = 20
+    delivery_limit: int = 5
+    outbox_poll_interval_s: float = 0.5
+    outbox_batch_size: int = 500
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _secret_policy(self) -> ServiceSettings:
+        if self.jwt_secret is None and self.jwks_url is None:
+            if self.environment == "production":
+                raise ValueError("JWT_SECRET or JWKS_URL must be set in production")
+            self.jwt_secret = DEV_JWT_SECRET
+        if self.environment == "production" and self.jwt_secret == DEV_JWT_SECRET:
+            raise ValueError("the development JWT secret may not be used in production")
+        if self.environment == "production" and self.jwt_secret and len(self.jwt_secret) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 characters in production")
+        return self

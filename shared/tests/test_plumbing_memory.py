@@ -1,0 +1,84 @@
+"""The plumbing on the in-process bus and SQLite: outbox → bus → inbox, duplicates, dead letters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.bus.memory import InMemoryBroker
+from shared.envelope import Envelope
+from shared.service import create_app
+from shared.settings import ServiceSettings
+from shared.testing import auth, eventually, running_app
+from shared.tests.demo.app import CONSUMER, PRODUCER, TOPOLOGY
+
+
+def _settings(tmp_path: Path, name: str) -> ServiceSettings:
+    return ServiceSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/{name}.db", outbox_poll_interval_s=0.05, log_json=False
+    )
+
+
+@pytest.fixture
+def broker() -> InMemoryBroker:
+    return InMemoryBroker(TOPOLOGY, delivery_limit=3)
+
+
+async def test_event_flows_through_outbox_and_is_counted_once_even_when_delivered_twice(
+    tmp_path: Path, broker: InMemoryBroker
+) -> None:
+    producer = create_app(PRODUCER, _settings(tmp_path, "p"), broker=broker, topology=TOPOLOGY)
+    consumer = create_app(CONSUMER, _settings(tmp_path, "c"), broker=broker, topology=TOPOLOGY)
+    async with running_app(producer) as p, running_app(consumer) as c:
+        r = await p.post("/api/v1/notes", json={"text": "Sáng kiến đầu tiên"}, headers=auth("member"))
+        assert r.status_code == 201
+
+        async def counted(n: int) -> bool:
+            got = await c.get("/api/v1/counts/noted", headers=auth("reviewer"))
+            return bool(got.json()["n"] == n)
+
+        await eventually(lambda: counted(1))
+        # The same event again, as a broker redelivery would: acknowledged, not counted.
+        env = Envelope(type="demo.noted", data={"note_id": 1, "text": "x"}, producer="demo", id="dup-1")
+        bus = consumer.state.ctx.bus
+        await bus.publish([env])
+        await bus.publish([env])
+        assert (await c.get("/api/v1/counts/noted", headers=auth("reviewer"))).json()["n"] == 2
+        metrics = (await c.get("/metrics")).text
+        assert 'sangkien_events_duplicate_total{type="demo.noted"} 1.0' in metrics
+
+
+async def test_poison_message_is_dead_lettered_and_the_next_ones_still_flow(
+    tmp_path: Path, broker: InMemoryBroker
+) -> None:
+    consumer = create_app(CONSUMER, _settings(tmp_path, "c"), broker=broker, topology=TOPOLOGY)
+    async with running_app(consumer) as c:
+        bus = consumer.state.ctx.bus
+        poison = Envelope(type="demo.noted", data={"text": "poison"}, producer="demo")
+        good = [Envelope(type="demo.noted", data={"text": f"ok {i}"}, producer="demo") for i in range(5)]
+        await bus.publish([poison, *good])
+        assert (await c.get("/api/v1/counts/noted", headers=auth("reviewer"))).json()["n"] == 5
+        letters = await bus.dead_letters("demo_consumer")
+        assert [Envelope.from_bytes(d.body).id for d in letters] == [poison.id]
+        dl = await c.get("/api/v1/ops/demo_consumer/dead-letters", headers=auth("operator"))
+        assert dl.status_code == 200 and len(dl.json()["items"]) == 1
+        forbidden = await c.get("/api/v1/ops/demo_consumer/dead-letters", headers=auth("reviewer"))
+        assert forbidden.status_code == 403
+
+
+async def test_errors_have_the_spec_shape(tmp_path: Path, broker: InMemoryBroker) -> None:
+    consumer = create_app(CONSUMER, _settings(tmp_path, "c"), broker=broker, topology=TOPOLOGY)
+    async with running_app(consumer) as c:
+        r = await c.get("/api/v1/counts/noted")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        r = await c.get("/api/v1/counts/noted", headers={"Authorization": "Bearer not-a-jwt"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
+        r = await c.get("/api/v1/counts/noted", headers=auth("reviewer", ttl_s=-10))
+        assert r.status_code == 401 and r.json()["error"]["code"] == "token_expired"
+        r = await c.get("/api/v1/counts/noted", headers=auth("member"))
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+        r = await c.get("/nowhere")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        health = await c.get("/health")
+        assert health.status_code == 200 and health.json()["checks"] == {"database": True, "broker": True}
