@@ -233,7 +233,10 @@ class Dispatcher:
             # First occurrence of each (event, handler) in the batch.
             unique: dict[tuple[str, str], Envelope] = {}
             for env in envs:
-                unique.setdefault((env.id, env.routing_key), env)
+                if (env.id, env.routing_key) in unique:
+                    self.metrics.events_duplicate.labels(env.type).inc()
+                else:
+                    unique[(env.id, env.routing_key)] = env
             now = datetime.now(UTC)
             stmt = insert_ignore(self.inbox, session.bind.dialect.name, ["event_id", "handler"]).returning(
                 self.inbox.c.event_id, self.inbox.c.handler

@@ -128,7 +128,12 @@ class RabbitMQBus:
             if not isinstance(result, Basic.Ack):
                 raise ConnectionError(f"broker did not confirm {env.routing_key} {env.id}: {result!r}")
 
-        await asyncio.gather(*(one(e) for e in envelopes))
+        try:
+            await asyncio.gather(*(one(e) for e in envelopes))
+        except ConnectionError:
+            raise
+        except Exception as exc:  # aiormq channel/connection errors, timeouts
+            raise ConnectionError(f"publish failed: {exc!r}") from exc
 
     async def consume(self, service: str, handler: BatchHandler, *, batch_size: int, batch_wait_s: float) -> None:
         if self._connection is None:
@@ -220,6 +225,8 @@ class RabbitMQBus:
             with contextlib.suppress(Exception):
                 await channel.close()
         self._consumers.clear()
+        self._exchange = None
+        self._publish_channel = None
         if self._connection is not None:
             await self._connection.close()
             self._connection = None

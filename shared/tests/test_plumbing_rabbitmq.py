@@ -1,0 +1,135 @@
+"""The plumbing against the real RabbitMQ and PostgreSQL on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.bus.rabbitmq import RabbitMQBus
+from shared.envelope import Envelope
+from shared.service import create_app
+from shared.settings import ServiceSettings
+from shared.testing import AMQP_URL, amqp_prefix, auth, eventually, pg_database, running_app
+from shared.tests.demo.app import CONSUMER, PRODUCER, TOPOLOGY, outbox
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    async with amqp_prefix() as p:
+        yield p
+
+
+def _settings(url: str, prefix: str) -> ServiceSettings:
+    return ServiceSettings(
+        database_url=url,
+        amqp_url=AMQP_URL,
+        amqp_prefix=prefix,
+        delivery_limit=3,
+        outbox_poll_interval_s=0.05,
+        log_json=False,
+    )
+
+
+async def _count(client: object) -> int:
+    r = await client.get("/api/v1/counts/noted", headers=auth("reviewer"))  # type: ignore[attr-defined]
+    return int(r.json()["n"])
+
+
+async def test_outbox_survives_a_broken_path_to_the_broker_and_delivers_exactly_once(prefix: str) -> None:
+    async with pg_database() as pdb, pg_database() as cdb:
+        producer = create_app(PRODUCER, _settings(pdb, prefix), topology=TOPOLOGY)
+        consumer = create_app(CONSUMER, _settings(cdb, prefix), topology=TOPOLOGY)
+        async with running_app(producer) as p, running_app(consumer) as c:
+            ctx = producer.state.ctx
+            # Cut the path: close the producer's broker connection and stop the relay.
+            ctx.relay.paused = True
+            await ctx.bus.close()
+            for i in range(3):
+                r = await p.post("/api/v1/notes", json={"text": f"trong lúc mất kết nối {i}"}, headers=auth("member"))
+                assert r.status_code == 201
+            await asyncio.sleep(0.3)
+            assert await _count(c) == 0
+            async with ctx.engine.connect() as conn:
+                assert (await conn.execute(select(func.count()).select_from(outbox))).scalar_one() == 3
+            # A publish attempt on the dead path fails and leaves the rows in place.
+            with pytest.raises(ConnectionError):
+                await ctx.relay.publish_once()
+            # Restore the path.
+            await ctx.bus.start()
+            ctx.relay.paused = False
+            ctx.relay.wake()
+
+            async def three() -> bool:
+                return await _count(c) == 3
+
+            await eventually(three)
+            await asyncio.sleep(0.5)  # nothing more may arrive
+            assert await _count(c) == 3
+            async with ctx.engine.connect() as conn:
+                assert (await conn.execute(select(func.count()).select_from(outbox))).scalar_one() == 0
+            metrics = (await p.get("/metrics")).text
+            assert 'sangkien_events_published_total{type="demo.noted"} 3.0' in metrics
+
+
+async def test_same_event_delivered_twice_is_counted_once(prefix: str) -> None:
+    async with pg_database() as cdb:
+        consumer = create_app(CONSUMER, _settings(cdb, prefix), topology=TOPOLOGY)
+        async with running_app(consumer) as c:
+            bus = RabbitMQBus(AMQP_URL, prefix=prefix, topology=TOPOLOGY, delivery_limit=3)
+            await bus.start()
+            try:
+                env = Envelope(type="demo.noted", data={"text": "một lần"}, producer="test")
+                await bus.publish([env])
+                await bus.publish([env])
+                marker = Envelope(type="demo.noted", data={"text": "marker"}, producer="test")
+                await bus.publish([marker])
+
+                async def two() -> bool:
+                    return await _count(c) == 2
+
+                await eventually(two)
+                await asyncio.sleep(0.3)
+                assert await _count(c) == 2
+                metrics = (await c.get("/metrics")).text
+                assert 'sangkien_events_duplicate_total{type="demo.noted"} 1.0' in metrics
+            finally:
+                await bus.close()
+
+
+async def test_poison_message_goes_to_dead_letter_queue_after_delivery_limit(prefix: str) -> None:
+    async with pg_database() as cdb:
+        consumer = create_app(CONSUMER, _settings(cdb, prefix), topology=TOPOLOGY)
+        async with running_app(consumer) as c:
+            bus = RabbitMQBus(AMQP_URL, prefix=prefix, topology=TOPOLOGY, delivery_limit=3)
+            await bus.start()
+            try:
+                poison = Envelope(type="demo.noted", data={"text": "poison"}, producer="test")
+                good = [Envelope(type="demo.noted", data={"text": f"tốt {i}"}, producer="test") for i in range(10)]
+                await bus.publish([poison, *good])
+
+                async def all_good() -> bool:
+                    return await _count(c) == 10
+
+                await eventually(all_good, timeout_s=20)
+
+                async def dead() -> bool:
+                    return len(await bus.dead_letters("demo_consumer")) == 1
+
+                await eventually(dead, timeout_s=20)
+                [letter] = await bus.dead_letters("demo_consumer")
+                assert Envelope.from_bytes(letter.body).id == poison.id
+                metrics = (await c.get("/metrics")).text
+                assert 'sangkien_events_failed_total{type="demo.noted"} 3.0' in metrics
+                assert 'sangkien_events_dead_lettered_total{type="demo.noted"} 1.0' in metrics
+                # An operator can replay it; it fails again and returns to the dead-letter queue.
+                replay = await c.post("/api/v1/ops/demo_consumer/dead-letters/replay", headers=auth("operator"))
+                assert replay.json() == {"replayed": 1}
+                await eventually(dead, timeout_s=20)
+                assert await _count(c) == 10
+            finally:
+                await bus.close()
