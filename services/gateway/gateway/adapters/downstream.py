@@ -1,0 +1,119 @@
+"""HTTP clients of the four services, each with its own timeout and circuit breaker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from gateway.domain.breaker import CircuitBreaker
+from gateway.metrics import GatewayMetrics
+from gateway.settings import GatewaySettings
+from shared.logs import correlation_id_var
+
+
+class DownstreamUnavailable(Exception):
+    """The service could not answer: connection refused, timeout, 5xx, or its breaker is open."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"{service}: {reason}")
+        self.service = service
+        self.reason = reason
+
+
+class Downstream:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        timeout_s: float,
+        breaker: CircuitBreaker,
+        metrics: GatewayMetrics,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.breaker = breaker
+        self.metrics = metrics
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        self.client = httpx.AsyncClient(
+            base_url=base_url if transport is None else f"http://{name}",
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
+            transport=transport,
+            limits=limits,
+            follow_redirects=False,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        timeout_s: float | None = None,
+    ) -> httpx.Response:
+        if not self.breaker.allow():
+            self.metrics_fail("breaker_open")
+            raise DownstreamUnavailable(self.name, "breaker_open")
+        hdrs = dict(headers or {})
+        corr = correlation_id_var.get()
+        if corr and "x-correlation-id" not in {k.lower() for k in hdrs}:
+            hdrs["X-Correlation-ID"] = corr
+        start = time.perf_counter()
+        try:
+            kwargs: dict[str, Any] = {"params": params, "headers": hdrs, "content": content}
+            if timeout_s is not None:
+                kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0))
+            resp = await self.client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            self.breaker.failure()
+            self.metrics_fail("timeout")
+            raise DownstreamUnavailable(self.name, "timeout") from exc
+        except httpx.TransportError as exc:
+            self.breaker.failure()
+            self.metrics_fail("connect")
+            raise DownstreamUnavailable(self.name, "connect") from exc
+        finally:
+            self.metrics.downstream_latency.labels(self.name).observe(time.perf_counter() - start)
+        if resp.status_code in (502, 503, 504):
+            self.breaker.failure()
+        else:
+            self.breaker.success()
+        return resp
+
+    def metrics_fail(self, reason: str) -> None:
+        self.metrics.downstream_failures.labels(self.name, reason).inc()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class Downstreams:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        metrics: GatewayMetrics,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        transports = transports or {}
+        self.by_name: dict[str, Downstream] = {
+            name: Downstream(
+                name,
+                url,
+                settings.timeout_for(name),
+                CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s),
+                metrics,
+                transports.get(name),
+            )
+            for name, url in settings.service_urls().items()
+        }
+
+    def __getitem__(self, name: str) -> Downstream:
+        return self.by_name[name]
+
+    async def aclose(self) -> None:
+        for d in self.by_name.values():
+            await d.aclose()

@@ -1,0 +1,179 @@
+"""/health, /metrics, the merged OpenAPI (/api/v1/openapi.json, /docs) and development sign-in."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.responses import HTMLResponse, Response
+
+from gateway.adapters.downstream import DownstreamUnavailable
+from gateway.api.deps import ContextDep, admit
+from gateway.context import GatewayContext
+from gateway.domain.routing import SERVICES
+from shared.auth import mint_token
+from shared.http import ApiError, JsonResponse
+from shared.metrics import CONTENT_TYPE_LATEST
+
+router = APIRouter()
+
+
+@router.get("/health", tags=["ops"])
+async def health(ctx: ContextDep) -> JsonResponse:
+    """The gateway is up; each downstream's /health and Redis are reported beside it."""
+
+    async def probe(name: str) -> tuple[str, Any]:
+        try:
+            resp = await asyncio.wait_for(ctx.downstreams[name].request("GET", "/health", timeout_s=1.5), 2)
+            body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else None
+            return name, {"ok": resp.status_code == 200, "status": resp.status_code, "body": body}
+        except (DownstreamUnavailable, TimeoutError, ValueError) as exc:
+            return name, {"ok": False, "error": str(exc)}
+
+    results = dict(await asyncio.gather(*(probe(n) for n in SERVICES)))
+    checks: dict[str, Any] = {"downstreams": results}
+    if ctx.redis is not None:
+        try:
+            checks["redis"] = bool(await asyncio.wait_for(ctx.redis.ping(), 1.5))
+        except Exception:
+            checks["redis"] = False
+    ok = all(r["ok"] for r in results.values()) and checks.get("redis", True) is not False
+    breakers = {n: ctx.downstreams[n].breaker.state for n in SERVICES}
+    body = {"status": "ok" if ok else "degraded", "service": "gateway", "checks": checks, "breakers": breakers}
+    # The gateway itself answers: 200 even when degraded, so a load balancer keeps it in rotation.
+    return JsonResponse(body, 200)
+
+
+@router.get("/metrics", tags=["ops"])
+async def metrics(ctx: ContextDep) -> Response:
+    return Response(ctx.metrics.base.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+# ---- one OpenAPI for the public API -------------------------------------------------------------
+
+
+def _rename_refs(doc: Any, renames: dict[str, str]) -> Any:
+    if not renames:
+        return doc
+    raw = orjson.dumps(doc).decode()
+    for old, new in renames.items():
+        raw = raw.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
+    return orjson.loads(raw)
+
+
+def merge_openapi(own: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The services' own schemas, paths under /api/v1 only; the gateway's composed routes win on a clash."""
+    merged: dict[str, Any] = {
+        "openapi": own.get("openapi", "3.1.0"),
+        "info": {
+            "title": "Sáng kiến — public API",
+            "version": own.get("info", {}).get("version", "1"),
+            "description": "Merged at runtime from the services' own OpenAPI documents and the gateway's routes.",
+        },
+        "paths": {},
+        "components": {"schemas": {}, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }
+    schemas: dict[str, Any] = merged["components"]["schemas"]
+    for name, doc in [*services.items(), ("gateway", own)]:
+        theirs = (doc.get("components") or {}).get("schemas") or {}
+        renames = {k: f"{name}__{k}" for k, v in theirs.items() if k in schemas and schemas[k] != v}
+        doc = _rename_refs(doc, renames)
+        for key, schema in ((doc.get("components") or {}).get("schemas") or {}).items():
+            schemas.setdefault(key, schema)
+        for path, item in (doc.get("paths") or {}).items():
+            if not path.startswith("/api/v1/"):
+                continue
+            tagged = copy.deepcopy(item)
+            for op in tagged.values():
+                if isinstance(op, dict):
+                    op.setdefault("tags", [name])
+            if name == "gateway":
+                merged["paths"].setdefault(path, {}).update(tagged)
+            else:
+                target = merged["paths"].setdefault(path, {})
+                for method, op in tagged.items():
+                    target.setdefault(method, op)
+    return merged
+
+
+async def _service_docs(ctx: GatewayContext) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    loop = asyncio.get_running_loop()
+    cache = ctx.openapi_cache
+    if (
+        cache.get("at") is not None
+        and loop.time() - cache["at"] < ctx.settings.openapi_cache_s
+        and not cache["missing"]
+    ):
+        return cache["docs"], cache["missing"]
+
+    async def fetch(name: str) -> tuple[str, dict[str, Any] | None]:
+        try:
+            t = ctx.settings.openapi_fetch_timeout_s
+            resp = await asyncio.wait_for(ctx.downstreams[name].request("GET", "/openapi.json", timeout_s=t), t)
+            return name, resp.json() if resp.status_code == 200 else None
+        except (DownstreamUnavailable, TimeoutError, ValueError):
+            return name, None
+
+    fetched = dict(await asyncio.gather(*(fetch(n) for n in SERVICES)))
+    previous: dict[str, dict[str, Any]] = cache.get("docs", {})
+    docs = {n: d if d is not None else previous.get(n) for n, d in fetched.items()}
+    docs_ok = {n: d for n, d in docs.items() if d is not None}
+    missing = [n for n in SERVICES if n not in docs_ok]
+    cache.update(at=loop.time(), docs=docs_ok, missing=missing)
+    return docs_ok, missing
+
+
+@router.get("/api/v1/openapi.json", include_in_schema=False)
+async def openapi(request: Request, ctx: ContextDep) -> JsonResponse:
+    docs, missing = await _service_docs(ctx)
+    merged = merge_openapi(request.app.openapi(), docs)
+    merged["x-missing-services"] = missing
+    return JsonResponse(merged)
+
+
+@router.get("/docs", include_in_schema=False)
+async def docs_page() -> HTMLResponse:
+    from gateway.web.docs import DOCS_HTML
+
+    return HTMLResponse(DOCS_HTML)
+
+
+# ---- development sign-in --------------------------------------------------------------------------
+
+
+class DevTokenRequest(BaseModel):
+    account: str = Field(min_length=1, max_length=40)
+
+
+@router.get("/api/v1/dev/accounts", tags=["development"])
+async def dev_accounts(ctx: ContextDep) -> dict[str, Any]:
+    if ctx.settings.environment != "development":
+        raise ApiError(404)
+    return {"items": [a.model_dump() for a in ctx.settings.demo_accounts()], "campaign": ctx.settings.demo_campaign}
+
+
+@router.post("/api/v1/dev/token", tags=["development"])
+async def dev_token(body: DevTokenRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
+    """Mint an HS256 token for a demo account. Only when ENVIRONMENT=development (SPEC §6)."""
+    if ctx.settings.environment != "development" or not ctx.settings.jwt_secret:
+        raise ApiError(404)
+    await admit(request, ctx, public=True)  # rate limited like everything else
+    accounts = {a.key: a for a in ctx.settings.demo_accounts()}
+    account = accounts.get(body.account)
+    if account is None:
+        raise ApiError(422, "validation_error", "Dữ liệu không hợp lệ", [{"field": "account", "message": "Không có"}])
+    token = mint_token(
+        ctx.settings.jwt_secret,
+        sub=account.member_id or f"demo-{account.key}",
+        roles=account.roles,
+        unit=account.unit,
+        name=account.name,
+        member_id=account.member_id,
+        ttl_s=ctx.settings.dev_token_ttl_s,
+    )
+    return {"token": token, "account": account.model_dump(), "expires_in": ctx.settings.dev_token_ttl_s}

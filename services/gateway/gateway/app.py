@@ -1,0 +1,84 @@
+"""The gateway application: ``uvicorn gateway.app:create --factory`` (port 8000), or embedded by ``sangkien run``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from gateway.adapters.downstream import Downstreams
+from gateway.adapters.ratelimit import RateLimiter
+from gateway.api.routes import compose, proxy, system
+from gateway.context import GatewayContext
+from gateway.metrics import GatewayMetrics
+from gateway.settings import GatewaySettings
+from gateway.web import pages
+from gateway.web.pages import STATIC_DIR
+from shared.auth import TokenVerifier
+from shared.http import ObservabilityMiddleware, install_error_handlers
+from shared.logs import configure_logging
+
+
+def create(
+    settings: GatewaySettings | None = None,
+    *,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> FastAPI:
+    settings = settings or GatewaySettings()
+    configure_logging(settings.log_level, settings.log_json)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per proxied call is too much
+    metrics = GatewayMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis_client = (
+            aioredis.from_url(settings.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            if settings.redis_url
+            else None
+        )
+        downstreams = Downstreams(settings, metrics, transports)
+        limiter = RateLimiter(
+            redis_client,
+            prefix=settings.rate_limit_key_prefix,
+            fallback_counter=metrics.ratelimit_fallback,
+            retry_after_s=settings.redis_retry_after_s,
+        )
+        app.state.ctx = GatewayContext(
+            settings=settings,
+            metrics=metrics,
+            verifier=TokenVerifier(settings),
+            limiter=limiter,
+            downstreams=downstreams,
+            redis=redis_client,
+        )
+        try:
+            yield
+        finally:
+            app.state.ctx = None
+            await downstreams.aclose()
+            if redis_client is not None:
+                await redis_client.aclose()
+
+    app = FastAPI(
+        title="Sáng kiến gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics.base
+    install_error_handlers(app)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics.base)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(system.router)
+    app.include_router(pages.router)
+    app.include_router(compose.router)
+    app.include_router(proxy.router)  # last: the catch-all of /api/v1
+    return app
