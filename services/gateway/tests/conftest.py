@@ -204,3 +204,14 @@ def gateway() -> GatewayFactory:
             yield Harness(behaviour, client, app)
 
     return make
+
+
+@pytest.fixture
+def spec_paths() -> dict[str, list[tuple[str, str]]]:
+    return SPEC_PATHS
+
+
+@pytest.fixture
+def ids() -> tuple[str, str]:
+    """(the id the fake intake knows, an id it does not)"""
+    return INITIATIVE_ID, UNKNOWN_ID

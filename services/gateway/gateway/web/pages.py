@@ -127,7 +127,8 @@ def _initiative_form(t: dict[str, str], *, support: bool) -> str:
 </textarea></p>
   <div class="row">
     <p><label for="expected_benefit_vnd">{t["f_benefit"]}</label>
-       <input id="expected_benefit_vnd" name="expected_benefit_vnd" type="number" min="0" step="1" value="0" inputmode="numeric"></p>
+       <input id="expected_benefit_vnd" name="expected_benefit_vnd" type="number" min="0" step="1" value="0"
+        inputmode="numeric"></p>
     <p><label for="applied_on">{t["f_applied"]}</label><input id="applied_on" name="applied_on" type="date" required>
 </p>
   </div>
