@@ -156,6 +156,25 @@ def fake_service(name: str, behaviour: Behaviour) -> FastAPI:
             return JSONResponse({"code": code, "name": f"Đơn vị {code}", "kind": "district", "parent_code": parent})
         if name == "tally" and path == "/api/v1/tally/milestones":
             return JSONResponse({"items": [{"n": n, "initiative_id": "x", "unit_code": "HN"} for n in (1, 2)]})
+        if name == "review" and path == "/api/v1/review/claims":
+            items = [
+                {
+                    "initiative_id": str(uuid.UUID(int=100 + i)),
+                    "unit_code": "HN-BD-001",
+                    "title": title,
+                    "problem": "Lắp cáp mất nhiều thời gian",
+                    "solution": "Dùng khuôn định vị bằng thép",
+                    "effect": "Giảm 30% thời gian",
+                    "authors": [{"member_id": "M-0001", "full_name": "Nguyễn Văn An"}],
+                    "expected_benefit_vnd": 1000,
+                    "confidential": False,
+                    "similar": [{"initiative_id": INITIATIVE_ID, "title": "Cải tiến khuôn định vị cáp", "score": 0.8}],
+                }
+                for i, title in enumerate(("Khuôn định vị cáp ngầm", "Đặt lịch khám qua Zalo"))
+            ]
+            return JSONResponse({"lease_expires_at": "2099-01-01T00:00:00+00:00", "items": items})
+        if name == "intake" and path == "/api/v1/initiatives" and request.method == "POST":
+            return JSONResponse({"id": str(uuid.uuid4()), "seq": 42, "status": "submitted"}, 201)
         if name == "review" and path == "/api/v1/review/stats":
             return JSONResponse({"pending": 3})
         status = 201 if request.method == "POST" else 200
@@ -215,3 +234,14 @@ def spec_paths() -> dict[str, list[tuple[str, str]]]:
 def ids() -> tuple[str, str]:
     """(the id the fake intake knows, an id it does not)"""
     return INITIATIVE_ID, UNKNOWN_ID
+
+
+@pytest.fixture
+def fake_transports() -> Callable[[], tuple[dict[str, httpx.AsyncBaseTransport], Behaviour]]:
+    """A fresh set of fake services as in-process transports, and the behaviour record they share."""
+
+    def make() -> tuple[dict[str, httpx.AsyncBaseTransport], Behaviour]:
+        behaviour = Behaviour()
+        return {n: httpx.ASGITransport(app=fake_service(n, behaviour)) for n in SPEC_PATHS}, behaviour
+
+    return make
