@@ -52,7 +52,7 @@ async def served_gateway(fake_transports: Any) -> AsyncIterator[tuple[str, Any]]
 
 
 async def test_pages_in_chromium_against_fake_services(fake_transports) -> None:
-    if not Path(CHROMIUM).exists():
+    if not await asyncio.to_thread(Path(CHROMIUM).exists):
         pytest.skip("chromium is not installed")
     from playwright.async_api import async_playwright, expect
 
@@ -105,6 +105,7 @@ async def test_pages_in_chromium_against_fake_services(fake_transports) -> None:
 
             await page.goto(url + "/")
             await page.click("[data-account=unit_admin]")
+            await expect(page).to_have_url(url + "/dashboard")
             await page.goto(url + "/dashboard?unit=HN")
             await page.wait_for_selector("body[data-ready='1']")
             await expect(page.locator("#children tbody tr")).to_have_count(3)

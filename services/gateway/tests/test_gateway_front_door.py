@@ -49,12 +49,12 @@ async def test_every_token_failure_is_refused_before_the_service(gateway, method
 async def test_forwarding_keeps_identity_correlation_and_response_headers(gateway) -> None:
     async with gateway() as h:
         headers = {**auth("operator", "VN"), "X-Correlation-ID": "corr-123", "Idempotency-Key": "k1"}
-        r = await h.client.post("/api/v1/initiatives?x=1", json={"a": "ư"}, headers=headers)
+        r = await h.client.post("/api/v1/initiatives/batch?x=1", json={"a": "ư"}, headers=headers)
         assert r.status_code == 201
-        assert r.json() == {"service": "intake", "path": "/api/v1/initiatives", "query": "x=1"}
+        assert r.json() == {"service": "intake", "path": "/api/v1/initiatives/batch", "query": "x=1"}
         assert r.headers["x-correlation-id"] == "corr-123"
         service, method, path, seen, body = h.calls()[0]
-        assert (service, method, path) == ("intake", "POST", "/api/v1/initiatives")
+        assert (service, method, path) == ("intake", "POST", "/api/v1/initiatives/batch")
         assert seen["authorization"] == headers["Authorization"]
         assert seen["x-correlation-id"] == "corr-123"
         assert seen["idempotency-key"] == "k1"
