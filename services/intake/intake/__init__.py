@@ -1,0 +1,1 @@
+"""Intake: every way an initiative gets in (SPEC §3, §8)."""

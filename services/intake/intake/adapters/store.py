@@ -1,0 +1,208 @@
+"""Writing initiatives: idempotency keys, exact-duplicate fingerprints, the campaign seq, and the
+multi-row inserts of initiatives, authors and outbox rows, all in the caller's transaction.
+
+``persist`` is the one write path: the group-commit writer (single POSTs), the batch endpoint and
+the import worker all call it with a list of prepared items.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from intake.adapters.orm import fingerprints, idempotency_keys, initiative_authors, initiatives, outbox, seq_counters
+from shared.db import insert_ignore
+from shared.envelope import Envelope
+from shared.messaging import outbox_row
+
+
+@dataclass(slots=True)
+class IdempotencyClaim:
+    principal: str
+    key: str
+    body_hash: str
+    endpoint: str = "single"
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A validated initiative ready to insert (``record`` lacks only ``seq``)."""
+
+    record: dict[str, Any]
+    fingerprint: str
+    idem: IdempotencyClaim | None = None
+
+    @property
+    def author_ids(self) -> list[str]:
+        return [a["member_id"] for a in self.record["authors"]]
+
+
+@dataclass(slots=True)
+class Outcome:
+    kind: Literal["created", "duplicate", "replay"]
+    id: str | None = None
+    seq: int | None = None
+    existing_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+EventFactory = Callable[[dict[str, Any]], Envelope]
+
+
+async def persist(conn: AsyncConnection, items: Sequence[Prepared], make_event: EventFactory) -> list[Outcome]:
+    dialect = conn.dialect.name
+    outcomes: list[Outcome | None] = [None] * len(items)
+
+    # 1. Idempotency keys: the unique (principal, key) decides which request creates.
+    seen_keys: dict[tuple[str, str], int] = {}
+    idem_rows = []
+    now = datetime.now(UTC)
+    for i, item in enumerate(items):
+        if item.idem is None:
+            continue
+        k = (item.idem.principal, item.idem.key)
+        if k in seen_keys:
+            outcomes[i] = Outcome("replay")
+            continue
+        seen_keys[k] = i
+        idem_rows.append(
+            {
+                "principal": k[0],
+                "key": k[1],
+                "endpoint": item.idem.endpoint,
+                "body_hash": item.idem.body_hash,
+                "initiative_id": item.record["id"],
+                "response": None,
+                "created_at": now,
+            }
+        )
+    if idem_rows:
+        idem_rows.sort(key=lambda r: (r["principal"], r["key"]))
+        stmt = insert_ignore(idempotency_keys, dialect, ["principal", "key"]).returning(
+            idempotency_keys.c.principal, idempotency_keys.c.key
+        )
+        got = {(r.principal, r.key) for r in (await conn.execute(stmt, idem_rows)).all()}
+        for k, i in seen_keys.items():
+            if k not in got:
+                outcomes[i] = Outcome("replay")
+
+    # 2. Exact duplicates: one fingerprint row per author; the first claim wins, in the batch and in the table.
+    claimed: dict[tuple[str, str, str], int] = {}
+    in_batch_dup: dict[int, int] = {}
+    fp_rows = []
+    for i, item in enumerate(items):
+        if outcomes[i] is not None:
+            continue
+        keys = [(item.record["campaign"], m, item.fingerprint) for m in item.author_ids]
+        clash = next((claimed[k] for k in keys if k in claimed), None)
+        if clash is not None:
+            in_batch_dup[i] = clash
+            outcomes[i] = Outcome("duplicate")
+            continue
+        for k in keys:
+            claimed[k] = i
+            fp_rows.append(
+                {"campaign": k[0], "member_id": k[1], "fingerprint": k[2], "initiative_id": item.record["id"]}
+            )
+    if fp_rows:
+        fp_rows.sort(key=lambda r: (r["campaign"], r["member_id"], r["fingerprint"]))
+        stmt = insert_ignore(fingerprints, dialect, ["campaign", "member_id", "fingerprint"]).returning(
+            fingerprints.c.campaign, fingerprints.c.member_id, fingerprints.c.fingerprint
+        )
+        got_fp = {(r.campaign, r.member_id, r.fingerprint) for r in (await conn.execute(stmt, fp_rows)).all()}
+        for k, i in claimed.items():
+            if k in got_fp or outcomes[i] is not None:
+                continue
+            existing = (
+                await conn.execute(
+                    select(fingerprints.c.initiative_id).where(
+                        fingerprints.c.campaign == k[0],
+                        fingerprints.c.member_id == k[1],
+                        fingerprints.c.fingerprint == k[2],
+                    )
+                )
+            ).scalar_one()
+            outcomes[i] = Outcome("duplicate", existing_id=existing)
+            own_id = items[i].record["id"]
+            await conn.execute(delete(fingerprints).where(fingerprints.c.initiative_id == own_id))
+            if items[i].idem is not None:
+                await conn.execute(
+                    delete(idempotency_keys).where(
+                        idempotency_keys.c.principal == items[i].idem.principal,  # type: ignore[union-attr]
+                        idempotency_keys.c.key == items[i].idem.key,  # type: ignore[union-attr]
+                    )
+                )
+    for i, j in in_batch_dup.items():
+        first = outcomes[j]
+        existing = first.existing_id if first is not None and first.kind == "duplicate" else items[j].record["id"]
+        outcomes[i] = Outcome("duplicate", existing_id=existing)
+        claim = items[i].idem
+        if claim is not None and seen_keys.get((claim.principal, claim.key)) == i:
+            await conn.execute(
+                delete(idempotency_keys).where(
+                    idempotency_keys.c.principal == claim.principal, idempotency_keys.c.key == claim.key
+                )
+            )
+
+    # 3. The campaign-wide seq: the counter row is advanced once per campaign, inside this transaction.
+    fresh = [i for i, o in enumerate(outcomes) if o is None]
+    by_campaign: dict[str, list[int]] = defaultdict(list)
+    for i in fresh:
+        by_campaign[items[i].record["campaign"]].append(i)
+    for campaign in sorted(by_campaign):
+        indexes = by_campaign[campaign]
+        last = await _advance_seq(conn, campaign, len(indexes))
+        first_seq = last - len(indexes) + 1
+        for offset, i in enumerate(indexes):
+            items[i].record["seq"] = first_seq + offset
+
+    # 4. One multi-row insert per table.
+    if fresh:
+        records = [items[i].record for i in fresh]
+        await conn.execute(initiatives.insert(), records)
+        await conn.execute(
+            initiative_authors.insert(),
+            [
+                {"initiative_id": r["id"], "member_id": m}
+                for r in records
+                for m in {a["member_id"] for a in r["authors"]}
+            ],
+        )
+        await conn.execute(outbox.insert(), [outbox_row(make_event(r)) for r in records])
+        for i in fresh:
+            outcomes[i] = Outcome("created", id=items[i].record["id"], seq=items[i].record["seq"])
+    return [o for o in outcomes if o is not None]
+
+
+async def _advance_seq(conn: AsyncConnection, campaign: str, n: int) -> int:
+    stmt = (
+        update(seq_counters)
+        .where(seq_counters.c.campaign == campaign)
+        .values(last_seq=seq_counters.c.last_seq + n)
+        .returning(seq_counters.c.last_seq)
+    )
+    last = (await conn.execute(stmt)).scalar_one_or_none()
+    if last is None:
+        await conn.execute(
+            insert_ignore(seq_counters, conn.dialect.name, ["campaign"]).values(campaign=campaign, last_seq=0)
+        )
+        last = (await conn.execute(stmt)).scalar_one()
+    return int(last)
+
+
+async def find_idempotency(conn: AsyncConnection, principal: str, key: str) -> Any:
+    return (
+        await conn.execute(
+            select(idempotency_keys).where(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
+        )
+    ).first()
+
+
+async def seq_of(conn: AsyncConnection, initiative_id: str) -> int | None:
+    return (await conn.execute(select(initiatives.c.seq).where(initiatives.c.id == initiative_id))).scalar_one_or_none()

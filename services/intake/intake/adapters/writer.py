@@ -1,0 +1,103 @@
+"""Group commit for POST /initiatives: many concurrent requests, one transaction, one multi-row insert.
+
+Each request puts its prepared item on a queue and awaits a future; a writer task takes whatever
+has gathered (waiting at most a short window for company), persists the lot in one transaction
+and resolves the futures only after the commit, so every 201 is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from intake.adapters.store import EventFactory, Outcome, Prepared, persist
+
+log = logging.getLogger("intake.writer")
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        make_event: EventFactory,
+        *,
+        window_s: float,
+        max_items: int,
+        writers: int,
+        on_commit: Any,
+        batch_sizes: Any,
+    ) -> None:
+        self.engine = engine
+        self.make_event = make_event
+        self.window_s = window_s
+        self.max_items = max_items
+        self.writers = 1 if engine.dialect.name == "sqlite" else writers
+        self.on_commit = on_commit
+        self.batch_sizes = batch_sizes
+        self.queue: asyncio.Queue[tuple[Prepared, asyncio.Future[Outcome]]] = asyncio.Queue()
+        self.running = False
+
+    async def submit(self, item: Prepared) -> Outcome:
+        if not self.running:
+            raise RuntimeError("the group-commit writer is not running")
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((item, future))
+        return await future
+
+    async def run(self) -> None:
+        self.running = True
+        try:
+            await asyncio.gather(*(self._loop() for _ in range(self.writers)))
+        finally:
+            self.running = False
+            while not self.queue.empty():
+                _, future = self.queue.get_nowait()
+                if not future.done():
+                    future.set_exception(RuntimeError("service stopping"))
+
+    def _drain(self, batch: list[tuple[Prepared, asyncio.Future[Outcome]]]) -> None:
+        while len(batch) < self.max_items:
+            try:
+                batch.append(self.queue.get_nowait())
+            except asyncio.QueueEmpty:
+                return
+
+    async def _loop(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            self._drain(batch)
+            if len(batch) < self.max_items and self.window_s > 0:
+                await asyncio.sleep(self.window_s)
+                self._drain(batch)
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[tuple[Prepared, asyncio.Future[Outcome]]]) -> None:
+        live = [(item, fut) for item, fut in batch if not fut.cancelled()]
+        if not live:
+            return
+        try:
+            outcomes = await self._write([item for item, _ in live])
+        except Exception:
+            if len(live) == 1:
+                log.exception("initiative write failed")
+                if not live[0][1].done():
+                    live[0][1].set_exception(RuntimeError("write failed"))
+                return
+            # One bad item must not fail its neighbours: retry them one by one.
+            log.warning("group commit failed; retrying its items one at a time", extra={"size": len(live)})
+            for pair in live:
+                await self._flush([pair])
+            return
+        self.batch_sizes.observe(len(live))
+        for (_, future), outcome in zip(live, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+    async def _write(self, items: list[Prepared]) -> list[Outcome]:
+        async with self.engine.begin() as conn:
+            outcomes = await persist(conn, items, self.make_event)
+        self.on_commit()
+        return outcomes

@@ -1,0 +1,50 @@
+"""The payloads intake emits (docs/events.md): initiative.submitted/revised/withdrawn.v1."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+SUBMITTED = "initiative.submitted"
+REVISED = "initiative.revised"
+WITHDRAWN = "initiative.withdrawn"
+
+PAYLOAD_FIELDS = (
+    "id",
+    "seq",
+    "campaign",
+    "phase",
+    "unit_code",
+    "field",
+    "title",
+    "problem",
+    "solution",
+    "effect",
+    "expected_benefit_vnd",
+    "applied_on",
+    "confidential",
+    "authors",
+    "entered_by",
+    "submitted_at",
+    "revision",
+)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+def initiative_payload(record: dict[str, Any]) -> dict[str, Any]:
+    """The whole initiative, as submitted and revised events carry it."""
+    return {k: _iso(record[k]) for k in PAYLOAD_FIELDS}
+
+
+def withdrawn_payload(record: dict[str, Any], withdrawn_at: datetime) -> dict[str, Any]:
+    return {
+        "id": record["id"],
+        "campaign": record["campaign"],
+        "phase": record["phase"],
+        "unit_code": record["unit_code"],
+        "authors": record["authors"],
+        "withdrawn_at": withdrawn_at.isoformat(),
+    }

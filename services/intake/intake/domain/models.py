@@ -1,0 +1,102 @@
+"""The initiative as clients send it (SPEC §3, §9): XCreate / XUpdate families with their bounds."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+TEXT_MAX = 20_000
+CONFIDENTIAL_EFFECT_MAX = 2_000
+BENEFIT_MAX = 10**15  # one million billion VND: far above any real estimate, keeps BIGINT safe
+
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=300)]
+LongText = Annotated[str, StringConstraints(max_length=TEXT_MAX)]
+
+
+class Author(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class InitiativeCreate(BaseModel):
+    """Đăng ký sáng kiến: what a member or a support team sends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaign: Code
+    unit_code: Code
+    field: Code
+    title: Title
+    problem: LongText | None = None
+    solution: LongText | None = None
+    effect: LongText | None = None
+    expected_benefit_vnd: int = Field(default=0, ge=0, le=BENEFIT_MAX)
+    applied_on: date
+    confidential: bool = False
+    authors: list[Author] = Field(min_length=1, max_length=20)
+
+
+class InitiativeUpdate(BaseModel):
+    """What an author may change while the initiative is ``revision_requested``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: Code | None = None
+    title: Title | None = None
+    problem: LongText | None = None
+    solution: LongText | None = None
+    effect: LongText | None = None
+    expected_benefit_vnd: int | None = Field(default=None, ge=0, le=BENEFIT_MAX)
+    applied_on: date | None = None
+    authors: list[Author] | None = Field(default=None, min_length=1, max_length=20)
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Items stay raw so that one malformed item fails alone (issue item 6).
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+_VI = {
+    "missing": "Thiếu trường bắt buộc",
+    "string_too_short": "Quá ngắn",
+    "string_too_long": "Quá dài",
+    "greater_than_equal": "Giá trị quá nhỏ",
+    "less_than_equal": "Giá trị quá lớn",
+    "int_parsing": "Phải là số nguyên",
+    "int_type": "Phải là số nguyên",
+    "int_from_float": "Phải là số nguyên",
+    "date_from_datetime_parsing": "Ngày không hợp lệ (YYYY-MM-DD)",
+    "date_parsing": "Ngày không hợp lệ (YYYY-MM-DD)",
+    "date_type": "Ngày không hợp lệ (YYYY-MM-DD)",
+    "extra_forbidden": "Trường không được phép",
+    "too_short": "Quá ít phần tử",
+    "too_long": "Quá nhiều phần tử",
+    "bool_parsing": "Phải là true hoặc false",
+    "bool_type": "Phải là true hoặc false",
+    "string_type": "Phải là chuỗi ký tự",
+    "list_type": "Phải là danh sách",
+    "model_type": "Phải là một đối tượng",
+    "dict_type": "Phải là một đối tượng",
+}
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as SPEC §9 details, in Vietnamese (the same shape the HTTP layer gives)."""
+    details = []
+    for err in exc.errors():
+        etype = str(err.get("type", ""))
+        msg = _VI.get(etype, str(err.get("msg")))
+        ctx = err.get("ctx") or {}
+        bound = ctx.get("min_length") or ctx.get("max_length") or ctx.get("ge") or ctx.get("le")
+        if etype in _VI and bound is not None:
+            msg = f"{msg} ({bound})"
+        field = ".".join(str(p) for p in err.get("loc", ())) or "body"
+        details.append({"field": field, "message": msg})
+    return details

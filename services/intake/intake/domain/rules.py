@@ -1,0 +1,163 @@
+"""The rules an initiative must meet against intake's replica of the plan (SPEC §2, §3, §6).
+
+Pure functions: they take the campaign and unit as read from the replicas and answer the list of
+refusals, each naming its field, in Vietnamese.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from intake.domain.models import CONFIDENTIAL_EFFECT_MAX, InitiativeCreate
+
+# Asia/Ho_Chi_Minh has been UTC+7 without daylight saving since 1975.
+VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
+INITIATIVE_UNIT_KINDS = frozenset({"grassroots", "department"})
+OPEN_STATUSES = frozenset({"submitted", "revision_requested"})
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    code: str
+    opens_on: date
+    closes_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    code: str
+    fields: frozenset[str]
+    field_names: dict[str, str]
+    window_from: date | None
+    window_to: date | None
+    phases: tuple[Phase, ...]
+
+    def phase_on(self, day: date) -> Phase | None:
+        for phase in self.phases:
+            if phase.opens_on <= day <= phase.closes_on:
+                return phase
+        return None
+
+    def field_code(self, value: str) -> str | None:
+        """A field given by its code or by its Vietnamese name (imports use names)."""
+        if value in self.fields:
+            return value
+        wanted = normalise(value)
+        for code, name in self.field_names.items():
+            if normalise(name) == wanted:
+                return code
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    code: str
+    kind: str
+    path: str
+
+
+def local_day(instant: datetime) -> date:
+    return instant.astimezone(VN_TZ).date()
+
+
+def _date(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def campaign_from_row(row: Any) -> Campaign:
+    fields = row.fields or []
+    phases = tuple(
+        Phase(str(p["code"]), date.fromisoformat(str(p["opens_on"])), date.fromisoformat(str(p["closes_on"])))
+        for p in (row.phases or [])
+    )
+    return Campaign(
+        code=row.code,
+        fields=frozenset(str(f["code"]) for f in fields),
+        field_names={str(f["code"]): str(f.get("name") or f["code"]) for f in fields},
+        window_from=_date(row.window_from),
+        window_to=_date(row.window_to),
+        phases=phases,
+    )
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalise(text: str | None) -> str:
+    """NFC, case-folded, whitespace collapsed: the comparison form of exact duplicates (item 4)."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFC", text or "").casefold()).strip()
+
+
+def fingerprint(title: str, solution: str | None) -> str:
+    return hashlib.sha256(f"{normalise(title)}\x00{normalise(solution)}".encode()).hexdigest()
+
+
+def body_hash(body: Any) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def content_refusals(item: InitiativeCreate | Any) -> list[dict[str, str]]:
+    """Rules that need no plan: authors and confidentiality."""
+    errors: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for i, author in enumerate(item.authors):
+        if author.member_id in seen:
+            errors.append({"field": f"authors.{i}.member_id", "message": "Tác giả bị trùng lặp trong danh sách"})
+        seen.add(author.member_id)
+    if item.confidential:
+        for name in ("problem", "solution"):
+            if getattr(item, name):
+                errors.append(
+                    {
+                        "field": name,
+                        "message": "Sáng kiến mật chỉ lưu tên và tóm tắt hiệu quả; "
+                        "không được gửi nội dung thực trạng và giải pháp",
+                    }
+                )
+        if item.effect and len(item.effect) > CONFIDENTIAL_EFFECT_MAX:
+            errors.append(
+                {
+                    "field": "effect",
+                    "message": f"Tóm tắt hiệu quả của sáng kiến mật tối đa {CONFIDENTIAL_EFFECT_MAX} ký tự",
+                }
+            )
+    return errors
+
+
+def plan_refusals(
+    item: InitiativeCreate | Any, campaign: Campaign | None, unit: Unit | None, today: date, *, need_open_phase: bool
+) -> tuple[list[dict[str, str]], Phase | None]:
+    """Refusals against the plan, and the phase open today."""
+    errors: list[dict[str, str]] = []
+    phase = None
+    if campaign is None:
+        errors.append({"field": "campaign", "message": "Chiến dịch không tồn tại"})
+    else:
+        phase = campaign.phase_on(today)
+        if need_open_phase and phase is None:
+            errors.append({"field": "campaign", "message": "Chiến dịch hiện không trong giai đoạn nhận sáng kiến"})
+        if item.field not in campaign.fields:
+            errors.append({"field": "field", "message": "Lĩnh vực không thuộc chiến dịch"})
+        if (campaign.window_from and item.applied_on < campaign.window_from) or (
+            campaign.window_to and item.applied_on > campaign.window_to
+        ):
+            errors.append(
+                {
+                    "field": "applied_on",
+                    "message": f"Ngày áp dụng phải trong khoảng {campaign.window_from} đến {campaign.window_to}",
+                }
+            )
+    if unit is None:
+        errors.append({"field": "unit_code", "message": "Đơn vị không tồn tại"})
+    elif unit.kind not in INITIATIVE_UNIT_KINDS:
+        errors.append({"field": "unit_code", "message": "Sáng kiến phải thuộc công đoàn cơ sở hoặc công đoàn bộ phận"})
+    return errors, phase
