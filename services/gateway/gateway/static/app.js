@@ -275,7 +275,7 @@ function pageReview() {
     try {
       const r = await api("POST", "/api/v1/review/claims", { count: Number($("#claim-count").value) });
       items = r.items || []; idx = 0; leaseEnd = r.lease_expires_at ? Date.parse(r.lease_expires_at) : null;
-      flash(`${items.length}`); await show(); $("#workspace").focus();
+      flash(`${T.claimed} ${items.length}`); await show(); $("#workspace").focus();
     } catch (e) { flash(errorText(e)); }
   });
   $("#release").addEventListener("click", async () => {
@@ -322,14 +322,14 @@ async function loadRankings() {
   const list = $("#rankings");
   try {
     const r = await api("GET", `/api/v1/tally/rankings?${q}`);
-    list.replaceChildren(...r.items.map((it) => el("li", { value: it.rank, text: `${it.unit.name || it.unit.code} — ${fmt(it.value)}` })));
+    list.replaceChildren(...(r.items || []).map((it) => el("li", { value: it.rank, text: `${it.unit.name || it.unit.code} — ${fmt(it.value)}` })));
   } catch (e) { list.replaceChildren(el("li", { text: errorText(e) })); }
 }
 
 async function loadPublicLists() {
   try {
     const m = await api("GET", `/api/v1/tally/milestones?campaign=${encodeURIComponent(CFG.campaign)}`);
-    $("#milestones").replaceChildren(...m.items.map((it) => el("li", { text: `${fmt(it.n)}: ${it.unit_code} · ${(it.authors || []).map((a) => a.full_name).join(", ")}` })));
+    renderMilestones(m.items);
   } catch (e) { $("#milestones").replaceChildren(el("li", { text: errorText(e) })); }
   try {
     const a = await api("GET", `/api/v1/awards?campaign=${encodeURIComponent(CFG.campaign)}`);
@@ -338,16 +338,21 @@ async function loadPublicLists() {
 }
 
 function renderAwards(items) {
-  $("#awards").replaceChildren(...items.filter((a) => !a.revoked).map((a) => el("li", { text: `${a.scheme}: ${a.recipient.unit_code || a.recipient.full_name || a.recipient.member_id} (${a.decision_no})` })));
+  $("#awards").replaceChildren(...(items || []).filter((a) => !a.revoked).map((a) => el("li", { text: `${a.scheme}: ${a.recipient.unit_code || a.recipient.full_name || a.recipient.member_id} (${a.decision_no})` })));
 }
 
-function rankForm() {
+function rankForm(publicLists = true) {
   $("#rank-form").addEventListener("submit", (ev) => { ev.preventDefault(); loadRankings(); });
-  loadRankings(); loadPublicLists();
+  loadRankings();
+  if (publicLists) loadPublicLists();
+}
+
+function renderMilestones(items) {
+  $("#milestones").replaceChildren(...(items || []).map((it) => el("li", { text: `${fmt(it.n)}: ${it.unit_code} · ${(it.authors || []).map((a) => a.full_name).join(", ")}` })));
 }
 
 async function pageDashboard() {
-  rankForm();
+  rankForm(false);
   const unitInput = $("#unit");
   unitInput.value = new URLSearchParams(location.search).get("unit") || session.account?.unit || "VN";
   let rows = [], sortKey = "code", asc = true;
@@ -370,6 +375,8 @@ async function pageDashboard() {
       $("#figures").replaceChildren(...cards.map(([k, label]) => el("div", { "data-figure": k }, el("dt", { text: label }), el("dd", { text: fmt(f[k]) }))));
       rows = v.children || []; renderChildren();
       renderAwards(v.awards || []);
+      renderMilestones(v.milestones);
+      if (v.rank_among_siblings && v.rank_among_siblings.rank) $("#sibling-rank").textContent = `${T.rank_siblings} ${v.rank_among_siblings.rank}/${v.rank_among_siblings.of} (${v.rank_among_siblings.parent_code})`;
       try {
         const ts = await api("GET", `/api/v1/tally/timeseries?campaign=${encodeURIComponent(CFG.campaign)}&unit=${encodeURIComponent(code)}&bucket=day`);
         chart($("#chart"), cumulative(ts.items || ts.points || []), f.quota);

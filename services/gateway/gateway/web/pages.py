@@ -234,10 +234,11 @@ async def dashboard_page(request: Request) -> HTMLResponse:
         f"</button></th>"
         for c in cols
     )
-    body = f"""<form id="unit-form" class="toolbar"><label for="unit">{t["f_unit"]}</label>
+    body = f"""<form id="unit-form" class="toolbar"><label for="unit">{t["unit_code"]}</label>
 <input id="unit" maxlength="64" required><button type="submit">{t["show"]}</button></form>
 <p id="missing" class="warn" hidden></p>
 <dl id="figures" class="cards"></dl>
+<p id="sibling-rank"></p>
 <section aria-labelledby="ch"><h2 id="ch">{t["chart"]}</h2><div id="chart" role="img" aria-label="{t["chart"]}">
 </div></section>
 <section aria-labelledby="kids"><h2 id="kids">{t["children"]}</h2>
