@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-
 from intake.app import create
 from intake.settings import IntakeSettings
+
 from shared.bus.memory import InMemoryBroker
 from shared.envelope import Envelope
 from shared.testing import auth, running_app

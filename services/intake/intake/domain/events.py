@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 SUBMITTED = "initiative.submitted"
@@ -31,7 +31,10 @@ PAYLOAD_FIELDS = (
 
 
 def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date | datetime) else value
+    if isinstance(value, datetime):
+        # SQLite hands back naive UTC instants.
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def initiative_payload(record: dict[str, Any]) -> dict[str, Any]:

@@ -117,7 +117,7 @@ async def submit_batch(
         if stored is not None:
             m.idempotent_replays.labels("batch").inc()
             return JsonResponse(stored)
-    m.batch_sizes.observe(len(body.items))
+    m.batch_sizes.labels("batch_endpoint").observe(len(body.items))
     now = clock(ctx)
     results: list[dict[str, Any] | None] = [None] * len(body.items)
     prepared: list[Prepared] = []
