@@ -131,7 +131,7 @@ async def test_bad_files_and_roles_are_refused(world: Any, kit: Any) -> None:
 
 async def test_import_resumes_after_a_stop_without_creating_any_row_twice(tmp_path: Path, kit: Any) -> None:
     db = tmp_path / "resume.db"
-    total = 300
+    total = 2000
     rows = [_row(f"Sáng kiến hàng loạt {i}") for i in range(total)]
     headers = kit.support("TH")
     async with kit.world_on(db, import_chunk_rows=5) as first:
