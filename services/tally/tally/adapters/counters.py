@@ -1,0 +1,238 @@
+"""Applying counter deltas set-based: a batch's net changes per unit are expanded over the units'
+ancestor paths in Python and written with a few multi-row upserts (no query per ancestor).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import insert_ignore, upsert
+from tally.adapters.orm import (
+    WHOLE,
+    campaign_totals,
+    campaigns,
+    counters,
+    daily,
+    memberships,
+    milestones,
+    units,
+)
+from tally.domain.counting import Contribution, Fact
+
+CHUNK = 2000
+DEFAULT_MILESTONES = tuple(range(100_000, 1_000_001, 100_000))
+
+CounterKey = tuple[str, str, str]  # unit, campaign, phase
+MemberKey = tuple[str, str, str, str]  # unit, campaign, phase, member
+DayKey = tuple[str, str, date]  # unit, campaign, day
+
+
+@dataclass
+class Deltas:
+    """Net changes of one batch (or one maintenance step), keyed by the unit whose subtree they touch."""
+
+    counters: dict[CounterKey, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
+    members: dict[MemberKey, int] = field(default_factory=lambda: defaultdict(int))
+    days: dict[DayKey, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    # (campaign, initiative id, +1/-1, unit, authors) in the order the batch changed validity
+    valid_steps: list[tuple[str, str, int, str, tuple[str, ...]]] = field(default_factory=list)
+
+    def add_change(self, fact: Fact, old: Contribution, new: Contribution) -> None:
+        unit, campaign = fact.unit_code, fact.campaign
+        phases = [WHOLE] if fact.phase is None else [WHOLE, fact.phase]
+        diff = [new.submitted - old.submitted, new.valid - old.valid, new.invalid - old.invalid]
+        diff.append(new.benefit_vnd - old.benefit_vnd)
+        for phase in phases:
+            if any(diff):
+                row = self.counters[(unit, campaign, phase)]
+                for i, d in enumerate(diff):
+                    row[i] += d
+            for m in old.members - new.members:
+                self.members[(unit, campaign, phase, m)] -= 1
+            for m in new.members - old.members:
+                self.members[(unit, campaign, phase, m)] += 1
+        if old.submitted_day != new.submitted_day or old.submitted != new.submitted:
+            if old.submitted and old.submitted_day:
+                self.days[(unit, campaign, old.submitted_day)][0] -= 1
+            if new.submitted and new.submitted_day:
+                self.days[(unit, campaign, new.submitted_day)][0] += 1
+        if old.valid_day != new.valid_day or old.valid != new.valid:
+            if old.valid and old.valid_day:
+                self.days[(unit, campaign, old.valid_day)][1] -= 1
+            if new.valid and new.valid_day:
+                self.days[(unit, campaign, new.valid_day)][1] += 1
+        if new.valid != old.valid:
+            self.valid_steps.append((campaign, fact.initiative_id, new.valid - old.valid, unit, fact.authors))
+
+    def expanded(self, paths: dict[str, list[str]]) -> Deltas:
+        """The same deltas for every ancestor (and the unit itself) along ``paths``."""
+        out = Deltas()
+        for (unit, c, p), row in self.counters.items():
+            for a in paths.get(unit, [unit]):
+                target = out.counters[(a, c, p)]
+                for i, d in enumerate(row):
+                    target[i] += d
+        for (unit, c, p, m), n in self.members.items():
+            for a in paths.get(unit, [unit]):
+                out.members[(a, c, p, m)] += n
+        for (unit, c, d), row in self.days.items():
+            for a in paths.get(unit, [unit]):
+                target = out.days[(a, c, d)]
+                target[0] += row[0]
+                target[1] += row[1]
+        out.valid_steps = list(self.valid_steps)
+        return out
+
+
+def parse_path(path: str) -> list[str]:
+    return [p for p in path.split("/") if p]
+
+
+async def unit_paths(session: AsyncSession, codes: Iterable[str], *, lock: bool = False) -> dict[str, list[str]]:
+    """Ancestor chains (ending with the unit) of known units; an unknown unit counts under itself only."""
+    wanted = sorted(set(codes))
+    out: dict[str, list[str]] = {}
+    for i in range(0, len(wanted), CHUNK):
+        query = select(units.c.code, units.c.path).where(units.c.code.in_(wanted[i : i + CHUNK]))
+        if lock and session.bind.dialect.name == "postgresql":
+            # A concurrent move waits for this batch (and vice versa), so no count lands on a stale path.
+            query = query.with_for_update(read=True)
+        for code, path in (await session.execute(query)).all():
+            out[code] = parse_path(path)
+    return out
+
+
+async def apply_expanded(session: AsyncSession, deltas: Deltas) -> dict[CounterKey, int]:
+    """Write expanded deltas: memberships first (their 0↔1 transitions move ``participants``), then counters, days.
+
+    Returns the participants change per counter key (for tests and maintenance)."""
+    dialect = session.bind.dialect.name
+    participants: dict[CounterKey, int] = defaultdict(int)
+    member_rows = sorted((k, n) for k, n in deltas.members.items() if n)
+    for i in range(0, len(member_rows), CHUNK):
+        chunk = member_rows[i : i + CHUNK]
+        stmt = upsert(memberships, dialect).values(
+            [{"unit_code": u, "campaign": c, "phase": p, "member_id": m, "n": n} for (u, c, p, m), n in chunk]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["unit_code", "campaign", "phase", "member_id"],
+            set_={"n": memberships.c.n + stmt.excluded.n},
+        ).returning(memberships.c.unit_code, memberships.c.campaign, memberships.c.phase, memberships.c.member_id)
+        stmt = stmt.returning(memberships.c.n)
+        given = dict(chunk)
+        emptied: list[tuple[str, str, str, str]] = []
+        for u, c, p, m, n in (await session.execute(stmt)).all():
+            before = n - given[(u, c, p, m)]
+            participants[(u, c, p)] += int(n > 0) - int(before > 0)
+            if n == 0:
+                emptied.append((u, c, p, m))
+        if emptied:
+            cols = (memberships.c.unit_code, memberships.c.campaign, memberships.c.phase, memberships.c.member_id)
+            await session.execute(delete(memberships).where(tuple_(*cols).in_(emptied), memberships.c.n == 0))
+
+    keys = sorted(set(deltas.counters) | {k for k, v in participants.items() if v})
+    rows = []
+    for key in keys:
+        s, v, inv, b = deltas.counters.get(key, (0, 0, 0, 0))
+        pt = participants.get(key, 0)
+        if s or v or inv or b or pt:
+            u, c, p = key
+            rows.append(
+                {
+                    "unit_code": u,
+                    "campaign": c,
+                    "phase": p,
+                    "submitted": s,
+                    "valid": v,
+                    "invalid": inv,
+                    "benefit_vnd": b,
+                    "participants": pt,
+                }
+            )
+    for i in range(0, len(rows), CHUNK):
+        stmt = upsert(counters, dialect).values(rows[i : i + CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["unit_code", "campaign", "phase"],
+            set_={
+                name: getattr(counters.c, name) + getattr(stmt.excluded, name)
+                for name in ("submitted", "valid", "invalid", "benefit_vnd", "participants")
+            },
+        )
+        await session.execute(stmt)
+
+    day_rows = [
+        {"unit_code": u, "campaign": c, "day": d, "submitted": s, "valid": v}
+        for (u, c, d), (s, v) in sorted(deltas.days.items())
+        if s or v
+    ]
+    for i in range(0, len(day_rows), CHUNK):
+        stmt = upsert(daily, dialect).values(day_rows[i : i + CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["unit_code", "campaign", "day"],
+            set_={
+                "submitted": daily.c.submitted + stmt.excluded.submitted,
+                "valid": daily.c.valid + stmt.excluded.valid,
+            },
+        )
+        await session.execute(stmt)
+    return participants
+
+
+async def campaign_milestones(session: AsyncSession, campaign: str) -> set[int]:
+    body = (await session.execute(select(campaigns.c.body).where(campaigns.c.code == campaign))).scalar_one_or_none()
+    if body is None or body.get("milestones") is None:
+        return set(DEFAULT_MILESTONES)
+    return {int(n) for n in body["milestones"]}
+
+
+async def advance_campaign_totals(
+    session: AsyncSession, steps: Sequence[tuple[str, str, int, str, tuple[str, ...]]]
+) -> list[dict[str, Any]]:
+    """Move each campaign's valid count and record the N-th initiative of every milestone crossed.
+
+    ``UPDATE … RETURNING`` takes the campaign row's lock, so parallel consumers see consecutive
+    counts; the unique (campaign, n) key keeps a milestone from being recorded twice."""
+    dialect = session.bind.dialect.name
+    reached: list[dict[str, Any]] = []
+    by_campaign: dict[str, list[tuple[str, str, int, str, tuple[str, ...]]]] = defaultdict(list)
+    for step in steps:
+        by_campaign[step[0]].append(step)
+    for campaign in sorted(by_campaign):
+        campaign_steps = by_campaign[campaign]
+        net = sum(s[2] for s in campaign_steps)
+        await session.execute(insert_ignore(campaign_totals, dialect, ["campaign"]).values(campaign=campaign, valid=0))
+        after = (
+            await session.execute(
+                update(campaign_totals)
+                .where(campaign_totals.c.campaign == campaign)
+                .values(valid=campaign_totals.c.valid + net)
+                .returning(campaign_totals.c.valid)
+            )
+        ).scalar_one()
+        marks = await campaign_milestones(session, campaign)
+        count = after - net
+        now = datetime.now(UTC)
+        for _c, initiative_id, step, unit, authors in campaign_steps:
+            count += step
+            if step > 0 and count in marks:
+                row = {
+                    "campaign": campaign,
+                    "n": count,
+                    "initiative_id": initiative_id,
+                    "unit_code": unit,
+                    "authors": list(authors),
+                    "reached_at": now,
+                }
+                inserted = await session.execute(
+                    insert_ignore(milestones, dialect, ["campaign", "n"]).values(**row).returning(milestones.c.n)
+                )
+                if inserted.first() is not None:
+                    reached.append(row)
+    return reached

@@ -1,0 +1,147 @@
+"""``verify`` and ``rebuild``: recompute every counter from the facts (the source of truth) and compare or restore."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from tally.adapters.counters import CHUNK, Deltas, parse_path
+from tally.adapters.facts import fact_from_row
+from tally.adapters.orm import campaign_totals, counters, daily, facts, memberships, units
+from tally.domain.counting import NOTHING, contribution
+
+
+@dataclass
+class Expected:
+    counters: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    members: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    days: dict[tuple[str, str, Any], list[int]] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+async def recompute(session: AsyncSession) -> Expected:
+    paths = {code: parse_path(path) for code, path in (await session.execute(select(units.c.code, units.c.path))).all()}
+    own = Deltas()
+    result = await session.stream(select(facts).execution_options(yield_per=CHUNK))
+    async for row in result:
+        fact = fact_from_row(row)
+        own.add_change(fact, NOTHING, contribution(fact))
+    expanded = own.expanded(paths)
+    exp = Expected()
+    participants: dict[tuple[str, str, str], int] = defaultdict(int)
+    for key, n in expanded.members.items():
+        if n:
+            exp.members[key] = n
+            participants[key[:3]] += 1
+    for key in set(expanded.counters) | set(participants):
+        s, v, i, b = expanded.counters.get(key, [0, 0, 0, 0])
+        row = [s, v, i, b, participants.get(key, 0)]
+        if any(row):
+            exp.counters[key] = row
+    exp.days = {k: list(v) for k, v in expanded.days.items() if any(v)}
+    for campaign, _id, step, _u, _a in own.valid_steps:
+        exp.totals[campaign] = exp.totals.get(campaign, 0) + step
+    return exp
+
+
+async def verify(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Every difference between the stored counters and those recomputed from the facts (empty: all exact)."""
+    async with AsyncSession(engine) as session, session.begin():
+        exp = await recompute(session)
+        diffs: list[dict[str, Any]] = []
+        stored_c = {
+            (r.unit_code, r.campaign, r.phase): [r.submitted, r.valid, r.invalid, r.benefit_vnd, r.participants]
+            for r in (await session.execute(select(counters))).all()
+        }
+        for key in sorted(set(stored_c) | set(exp.counters)):
+            got = stored_c.get(key, [0, 0, 0, 0, 0])
+            want = exp.counters.get(key, [0, 0, 0, 0, 0])
+            if list(map(int, got)) != want:
+                diffs.append({"table": "counters", "key": list(key), "expected": want, "actual": got})
+        stored_m = {
+            (r.unit_code, r.campaign, r.phase, r.member_id): r.n
+            for r in (await session.execute(select(memberships))).all()
+        }
+        for key in sorted(set(stored_m) | set(exp.members)):
+            if stored_m.get(key, 0) != exp.members.get(key, 0):
+                diffs.append(
+                    {
+                        "table": "memberships",
+                        "key": list(key),
+                        "expected": exp.members.get(key, 0),
+                        "actual": stored_m.get(key, 0),
+                    }
+                )
+        stored_d = {
+            (r.unit_code, r.campaign, r.day): [r.submitted, r.valid]
+            for r in (await session.execute(select(daily))).all()
+        }
+        for key in sorted(set(stored_d) | set(exp.days), key=str):
+            got = stored_d.get(key, [0, 0])
+            want = exp.days.get(key, [0, 0])
+            if list(map(int, got)) != want:
+                diffs.append(
+                    {"table": "daily", "key": [key[0], key[1], key[2].isoformat()], "expected": want, "actual": got}
+                )
+        stored_t = {r.campaign: r.valid for r in (await session.execute(select(campaign_totals))).all()}
+        for key in sorted(set(stored_t) | set(exp.totals)):
+            if stored_t.get(key, 0) != exp.totals.get(key, 0):
+                diffs.append(
+                    {
+                        "table": "campaign_totals",
+                        "key": [key],
+                        "expected": exp.totals.get(key, 0),
+                        "actual": stored_t.get(key, 0),
+                    }
+                )
+    return diffs
+
+
+async def rebuild(engine: AsyncEngine) -> int:
+    """Replace all counters with those recomputed from the facts; returns the number of differences fixed."""
+    diffs = await verify(engine)
+    async with AsyncSession(engine) as session, session.begin():
+        exp = await recompute(session)
+        for table in (counters, memberships, daily, campaign_totals):
+            await session.execute(delete(table))
+        rows: list[dict[str, Any]] = [
+            {
+                "unit_code": u,
+                "campaign": c,
+                "phase": p,
+                "submitted": s,
+                "valid": v,
+                "invalid": i,
+                "benefit_vnd": b,
+                "participants": pt,
+            }
+            for (u, c, p), (s, v, i, b, pt) in exp.counters.items()
+        ]
+        await _insert(session, counters, rows)
+        await _insert(
+            session,
+            memberships,
+            [
+                {"unit_code": u, "campaign": c, "phase": p, "member_id": m, "n": n}
+                for (u, c, p, m), n in exp.members.items()
+            ],
+        )
+        await _insert(
+            session,
+            daily,
+            [
+                {"unit_code": u, "campaign": c, "day": d, "submitted": s, "valid": v}
+                for (u, c, d), (s, v) in exp.days.items()
+            ],
+        )
+        await _insert(session, campaign_totals, [{"campaign": c, "valid": v} for c, v in exp.totals.items()])
+    return len(diffs)
+
+
+async def _insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    for i in range(0, len(rows), CHUNK):
+        await session.execute(table.insert(), rows[i : i + CHUNK])

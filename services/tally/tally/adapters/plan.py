@@ -1,0 +1,264 @@
+"""Storing the plan: bulk unit upserts with moves (and the re-attribution of counts), campaigns, quotas,
+and the derived quota of units without one of their own."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import insert_ignore, upsert
+from shared.http import ApiError
+from shared.units import path_string, subtree_clause
+from tally.adapters.counters import CHUNK, Deltas, apply_expanded, parse_path
+from tally.adapters.orm import counters, daily, effective_quotas, memberships, plan_sequences, quotas, units
+from tally.domain.plan import UnitIn, UnitRecord, check_units
+
+
+async def next_revisions(session: AsyncSession, n: int) -> int:
+    """Reserve ``n`` consecutive revision numbers; returns the first. One sequence for the whole plan."""
+    if n <= 0:
+        return 0
+    dialect = session.bind.dialect.name
+    await session.execute(insert_ignore(plan_sequences, dialect, ["name"]).values(name="plan", value=0))
+    last = (
+        await session.execute(
+            update(plan_sequences)
+            .where(plan_sequences.c.name == "plan")
+            .values(value=plan_sequences.c.value + n)
+            .returning(plan_sequences.c.value)
+        )
+    ).scalar_one()
+    return int(last) - n + 1
+
+
+async def _load_units(session: AsyncSession, codes: Iterable[str]) -> dict[str, Any]:
+    wanted = sorted(set(codes))
+    out: dict[str, Any] = {}
+    for i in range(0, len(wanted), CHUNK):
+        for row in (await session.execute(select(units).where(units.c.code.in_(wanted[i : i + CHUNK])))).all():
+            out[row.code] = row
+    return out
+
+
+def unit_payload(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "code": row["code"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "parent_code": row["parent_code"],
+        "cluster": row["cluster"],
+        "member_count": row["member_count"],
+        "path": parse_path(row["path"]),
+        "revision": row["revision"],
+    }
+
+
+async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn]) -> list[dict[str, Any]]:
+    """Apply a bulk upsert; returns the ``unit.upserted.v1`` payloads to emit (changed units and moved descendants)."""
+    if session.bind.dialect.name == "postgresql":
+        # One plan change at a time: moves read and rewrite whole subtrees.
+        await session.execute(select(func.pg_advisory_xact_lock(7210)))
+    stored = await _load_units(session, [u.code for u in batch] + [u.parent_code for u in batch if u.parent_code])
+    chain_codes = {c for row in stored.values() for c in parse_path(row.path)}
+    stored.update(await _load_units(session, chain_codes - set(stored)))
+    existing = {
+        code: UnitRecord(
+            code=r.code,
+            name=r.name,
+            kind=r.kind,
+            parent_code=r.parent_code,
+            cluster=r.cluster,
+            member_count=r.member_count,
+        )
+        for code, r in stored.items()
+    }
+    errors = check_units(batch, existing)
+    if errors:
+        raise ApiError(422, "validation_error", "Danh sách đơn vị không hợp lệ", errors)
+
+    moved = [u.code for u in batch if u.code in stored and stored[u.code].parent_code != u.parent_code]
+    # Descendants of moved units get new paths too.
+    for code in moved:
+        rows = (await session.execute(select(units).where(subtree_clause(units.c.path, code)))).all()
+        for row in rows:
+            stored.setdefault(row.code, row)
+    final: dict[str, dict[str, Any]] = {
+        code: {
+            "code": r.code,
+            "name": r.name,
+            "kind": r.kind,
+            "parent_code": r.parent_code,
+            "cluster": r.cluster,
+            "member_count": r.member_count,
+        }
+        for code, r in stored.items()
+    }
+    for u in batch:
+        final[u.code] = u.model_dump()
+
+    paths: dict[str, list[str]] = {}
+
+    def chain(code: str) -> list[str]:
+        if code not in paths:
+            trail = []
+            cur: str | None = code
+            while cur is not None and cur not in paths:
+                trail.append(cur)
+                cur = final[cur]["parent_code"] if cur in final else None
+            base = paths[cur] if cur is not None else []
+            for c in reversed(trail):
+                base = [*base, c]
+                paths[c] = base
+        return paths[code]
+
+    changed: list[dict[str, Any]] = []
+    for code, row in final.items():
+        new_path = path_string(chain(code))
+        old = stored.get(code)
+        row = {**row, "path": new_path, "depth": len(paths[code]) - 1}
+        if old is None or any(
+            getattr(old, k) != row[k] for k in ("name", "kind", "parent_code", "cluster", "member_count", "path")
+        ):
+            changed.append(row)
+    first = await next_revisions(session, len(changed))
+    for i, row in enumerate(changed):
+        row["revision"] = first + i
+
+    # Re-attribute counts: a moved unit (or a unit first counted while unknown) leaves its old ancestors.
+    new_codes = [u.code for u in batch if u.code not in stored]
+    counted_new = set()
+    for i in range(0, len(new_codes), CHUNK):
+        q = select(counters.c.unit_code).where(counters.c.unit_code.in_(new_codes[i : i + CHUNK])).distinct()
+        counted_new.update((await session.execute(q)).scalars().all())
+    movers = [c for c in moved] + [c for c in new_codes if c in counted_new]
+    cur_parent: dict[str, str | None] = {code: row["parent_code"] for code, row in final.items()}
+    for code in movers:
+        cur_parent[code] = stored[code].parent_code if code in stored else None
+    touched_ancestors: set[str] = set()
+    for code in movers:
+        old_anc = _chain(code, cur_parent)[:-1]
+        cur_parent[code] = final[code]["parent_code"]
+        new_anc = _chain(code, cur_parent)[:-1]
+        removed = [a for a in old_anc if a not in new_anc]
+        added = [a for a in new_anc if a not in old_anc]
+        touched_ancestors.update(old_anc)
+        touched_ancestors.update(new_anc)
+        if removed or added:
+            await _reattribute(session, code, removed, added)
+
+    dialect = session.bind.dialect.name
+    for i in range(0, len(changed), CHUNK):
+        stmt = upsert(units, dialect).values(changed[i : i + CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["code"], set_={k: stmt.excluded[k] for k in changed[0] if k != "code"}
+        )
+        await session.execute(stmt)
+    if movers or new_codes:
+        await recompute_effective_quotas(session, touched_ancestors | set(movers) | set(new_codes))
+    return [unit_payload(r) for r in changed]
+
+
+def _chain(code: str, parent: dict[str, str | None]) -> list[str]:
+    out = [code]
+    cur = parent.get(code)
+    while cur is not None and cur not in out:
+        out.append(cur)
+        cur = parent.get(cur)
+    return list(reversed(out))
+
+
+async def _reattribute(session: AsyncSession, code: str, removed: Sequence[str], added: Sequence[str]) -> None:
+    """Subtract the subtree figures of ``code`` from ``removed`` ancestors and add them to ``added``."""
+    deltas = Deltas()
+    for row in (await session.execute(select(counters).where(counters.c.unit_code == code))).all():
+        vals = (row.submitted, row.valid, row.invalid, row.benefit_vnd)
+        for a, sign in [(a, -1) for a in removed] + [(a, 1) for a in added]:
+            target = deltas.counters[(a, row.campaign, row.phase)]
+            for i, v in enumerate(vals):
+                target[i] += sign * v
+    for row in (await session.execute(select(memberships).where(memberships.c.unit_code == code))).all():
+        for a, sign in [(a, -1) for a in removed] + [(a, 1) for a in added]:
+            deltas.members[(a, row.campaign, row.phase, row.member_id)] += sign * row.n
+    for row in (await session.execute(select(daily).where(daily.c.unit_code == code))).all():
+        for a, sign in [(a, -1) for a in removed] + [(a, 1) for a in added]:
+            target = deltas.days[(a, row.campaign, row.day)]
+            target[0] += sign * row.submitted
+            target[1] += sign * row.valid
+    await apply_expanded(session, deltas)
+
+
+async def recompute_effective_quotas(session: AsyncSession, codes: Iterable[str]) -> None:
+    """Own quota where set, else the sum of the children's — for ``codes`` and all their ancestors, bottom-up."""
+    rows = await _load_units(session, codes)
+    everything = {c for r in rows.values() for c in parse_path(r.path)}
+    rows.update(await _load_units(session, everything - set(rows)))
+    by_depth: dict[int, list[str]] = defaultdict(list)
+    for code, r in rows.items():
+        by_depth[r.depth].append(code)
+    for depth in sorted(by_depth, reverse=True):
+        level = sorted(by_depth[depth])
+        for i in range(0, len(level), CHUNK):
+            await _recompute_level(session, level[i : i + CHUNK])
+
+
+async def _recompute_level(session: AsyncSession, level: list[str]) -> None:
+    values: dict[tuple[str, str, str], tuple[int, int]] = {}
+    child = units.alias("child")
+    sums = (
+        select(
+            effective_quotas.c.campaign,
+            child.c.parent_code,
+            effective_quotas.c.phase,
+            func.sum(effective_quotas.c.quota),
+            func.sum(effective_quotas.c.self_set),
+        )
+        .join(child, child.c.code == effective_quotas.c.unit_code)
+        .where(child.c.parent_code.in_(level))
+        .group_by(effective_quotas.c.campaign, child.c.parent_code, effective_quotas.c.phase)
+    )
+    for campaign, parent, phase, q, s in (await session.execute(sums)).all():
+        values[(campaign, parent, phase)] = (int(q or 0), int(s or 0))
+    own = select(quotas.c.campaign, quotas.c.unit_code, quotas.c.phase, quotas.c.assigned, quotas.c.self_set).where(
+        quotas.c.unit_code.in_(level)
+    )
+    for campaign, unit, phase, assigned, self_set in (await session.execute(own)).all():
+        values[(campaign, unit, phase)] = (int(assigned), int(self_set if self_set is not None else assigned))
+    await session.execute(delete(effective_quotas).where(effective_quotas.c.unit_code.in_(level)))
+    rows = [
+        {"campaign": c, "unit_code": u, "phase": p, "quota": q, "self_set": s}
+        for (c, u, p), (q, s) in sorted(values.items())
+    ]
+    for i in range(0, len(rows), CHUNK):
+        await session.execute(effective_quotas.insert(), rows[i : i + CHUNK])
+
+
+async def unit_paths_of(session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:
+    return {code: r.path for code, r in (await _load_units(session, codes)).items()}
+
+
+async def quotas_of(
+    session: AsyncSession, campaign: str, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, int | None]]:
+    codes = sorted({u for u, _ in keys})
+    out: dict[tuple[str, str], tuple[int, int | None]] = {}
+    for i in range(0, len(codes), CHUNK):
+        q = select(quotas).where(quotas.c.campaign == campaign, quotas.c.unit_code.in_(codes[i : i + CHUNK]))
+        for r in (await session.execute(q)).all():
+            out[(r.unit_code, r.phase)] = (int(r.assigned), r.self_set)
+    return out
+
+
+async def store_quotas(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    dialect = session.bind.dialect.name
+    unique = list({(r["unit_code"], r["phase"]): r for r in rows}.values())
+    for i in range(0, len(unique), CHUNK):
+        stmt = upsert(quotas, dialect).values(unique[i : i + CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["campaign", "unit_code", "phase"],
+            set_={k: stmt.excluded[k] for k in ("assigned", "self_set", "revision")},
+        )
+        await session.execute(stmt)

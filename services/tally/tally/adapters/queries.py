@@ -1,0 +1,157 @@
+"""Read side: figures of units (from counters, never recomputed per query), rankings, time series."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tally.adapters.orm import WHOLE, counters, daily, effective_quotas, units
+from tally.domain.counting import achievement_pct, competition_ranks, figures
+
+METRICS = ("valid", "participants", "achievement_pct", "benefit_vnd")
+
+
+def _quota_subquery(campaign: str, phase: str | None) -> Any:
+    q = select(
+        effective_quotas.c.unit_code.label("unit_code"),
+        func.sum(effective_quotas.c.quota).label("quota"),
+        func.sum(effective_quotas.c.self_set).label("self_set"),
+    ).where(effective_quotas.c.campaign == campaign)
+    if phase is not None:
+        q = q.where(effective_quotas.c.phase == phase)
+    return q.group_by(effective_quotas.c.unit_code).subquery("eq")
+
+
+def _figures_query(campaign: str, phase: str | None) -> Any:
+    eq = _quota_subquery(campaign, phase)
+    return (
+        select(
+            units.c.code,
+            units.c.name,
+            units.c.kind,
+            units.c.parent_code,
+            units.c.cluster,
+            units.c.path,
+            func.coalesce(counters.c.submitted, 0).label("submitted"),
+            func.coalesce(counters.c.valid, 0).label("valid"),
+            func.coalesce(counters.c.invalid, 0).label("invalid"),
+            func.coalesce(counters.c.participants, 0).label("participants"),
+            func.coalesce(counters.c.benefit_vnd, 0).label("benefit_vnd"),
+            eq.c.quota,
+            eq.c.self_set,
+        )
+        .select_from(units)
+        .outerjoin(
+            counters,
+            and_(
+                counters.c.unit_code == units.c.code,
+                counters.c.campaign == campaign,
+                counters.c.phase == (phase or WHOLE),
+            ),
+        )
+        .outerjoin(eq, eq.c.unit_code == units.c.code)
+    )
+
+
+def row_figures(row: Any) -> dict[str, Any]:
+    return figures(
+        int(row.submitted),
+        int(row.valid),
+        int(row.invalid),
+        int(row.participants),
+        int(row.benefit_vnd),
+        None if row.quota is None else int(row.quota),
+        None if row.self_set is None else int(row.self_set),
+    )
+
+
+def unit_brief(row: Any) -> dict[str, Any]:
+    return {"code": row.code, "name": row.name, "kind": row.kind}
+
+
+async def unit_with_children(
+    session: AsyncSession, code: str, campaign: str, phase: str | None
+) -> tuple[Any, list[Any]] | None:
+    base = _figures_query(campaign, phase)
+    row = (await session.execute(base.where(units.c.code == code))).first()
+    if row is None:
+        return None
+    children = (await session.execute(base.where(units.c.parent_code == code).order_by(units.c.code))).all()
+    return row, list(children)
+
+
+async def rankings(
+    session: AsyncSession,
+    campaign: str,
+    phase: str | None,
+    kind: str,
+    cluster: str | None,
+    metric: str,
+    limit: int,
+) -> list[dict[str, Any]]:
+    base = _figures_query(campaign, phase).where(units.c.kind == kind)
+    if cluster is not None:
+        base = base.where(units.c.cluster == cluster)
+    if metric == "achievement_pct":
+        eq = base.selected_columns
+        ratio = (eq.valid * 1.0) / eq.quota
+        query = base.where(eq.quota > 0).order_by(ratio.desc(), units.c.code).limit(limit + 100)
+    else:
+        col = {
+            "valid": counters.c.valid,
+            "participants": counters.c.participants,
+            "benefit_vnd": counters.c.benefit_vnd,
+        }
+        query = base.order_by(func.coalesce(col[metric], 0).desc(), units.c.code).limit(limit)
+    rows = (await session.execute(query)).all()
+    scored: list[tuple[Any, Any]] = []
+    for r in rows:
+        value = achievement_pct(int(r.valid), r.quota) if metric == "achievement_pct" else int(getattr(r, metric))
+        scored.append((value, r))
+    # Rounded percentages may tie where the exact ratios did not: ties list by code.
+    scored.sort(key=lambda vr: (-vr[0], vr[1].code))
+    scored = scored[:limit]
+    ranks = competition_ranks([v for v, _ in scored])
+    return [
+        {
+            "rank": rank,
+            "unit": {"code": r.code, "name": r.name, "kind": r.kind, "cluster": r.cluster},
+            "value": value,
+            "figures": row_figures(r),
+        }
+        for rank, (value, r) in zip(ranks, scored, strict=True)
+    ]
+
+
+async def timeseries(
+    session: AsyncSession, campaign: str, unit: str, start: date | None, end: date | None
+) -> list[dict[str, Any]]:
+    query = select(daily.c.day, daily.c.submitted, daily.c.valid).where(
+        daily.c.unit_code == unit, daily.c.campaign == campaign
+    )
+    rows = (await session.execute(query.order_by(daily.c.day))).all()
+    out: list[dict[str, Any]] = []
+    cum_s = cum_v = 0
+    for day, s, v in rows:
+        cum_s += int(s)
+        cum_v += int(v)
+        if (start and day < start) or (end and day > end) or (s == 0 and v == 0):
+            continue
+        out.append(
+            {
+                "date": day.isoformat(),
+                "submitted": int(s),
+                "valid": int(v),
+                "cumulative_submitted": cum_s,
+                "cumulative_valid": cum_v,
+            }
+        )
+    return out
+
+
+def snapshot_columns() -> Sequence[str]:
+    return ("submitted", "valid", "invalid", "participants", "benefit_vnd", "quota", "self_set")

@@ -1,0 +1,37 @@
+"""The tally service: the plan and the figures. ``uvicorn tally.app:create --factory``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from shared.bus.base import EventBus
+from shared.bus.memory import InMemoryBroker
+from shared.service import ServiceDefinition, create_app
+from tally.adapters.orm import metadata
+from tally.api.routes import figures, plan, snapshots
+from tally.handlers import AFTER_BATCH, SUBSCRIPTIONS
+from tally.settings import TallySettings
+
+DEFINITION = ServiceDefinition(
+    name="tally",
+    metadata=metadata,
+    migrations=Path(__file__).resolve().parents[1] / "migrations",
+    routers=[plan.router, figures.router, snapshots.router],
+    subscriptions=SUBSCRIPTIONS,
+    after_batch=AFTER_BATCH,
+    title="Sáng kiến — tally",
+    description="Kế hoạch (đơn vị, đợt, chỉ tiêu) và số liệu tổng hợp chính xác.",
+)
+
+
+def create(
+    settings: TallySettings | None = None,
+    *,
+    bus: EventBus | None = None,
+    broker: InMemoryBroker | None = None,
+    topology: Mapping[str, Sequence[str]] | None = None,
+) -> FastAPI:
+    return create_app(DEFINITION, settings or TallySettings(), bus=bus, broker=broker, topology=topology)

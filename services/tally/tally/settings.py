@@ -1,0 +1,13 @@
+"""Typed settings of the tally service."""
+
+from __future__ import annotations
+
+from shared.settings import ServiceSettings
+
+
+class TallySettings(ServiceSettings):
+    database_url: str = "sqlite+aiosqlite:///./var/tally.db"
+    # Bounds on request sizes: the plan of a whole country fits in one upload.
+    max_units_per_request: int = 200_000
+    max_quotas_per_request: int = 200_000
+    max_import_bytes: int = 64 * 1024 * 1024
