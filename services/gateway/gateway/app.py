@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway.adapters.downstream import Downstreams
 from gateway.adapters.ratelimit import RateLimiter
+from gateway.adapters.tokens import CachingVerifier
 from gateway.api.routes import compose, proxy, system
 from gateway.context import GatewayContext
 from gateway.metrics import GatewayMetrics
@@ -51,7 +52,7 @@ def create(
         app.state.ctx = GatewayContext(
             settings=settings,
             metrics=metrics,
-            verifier=TokenVerifier(settings),
+            verifier=CachingVerifier(TokenVerifier(settings)),
             limiter=limiter,
             downstreams=downstreams,
             redis=redis_client,

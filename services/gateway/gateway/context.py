@@ -9,16 +9,16 @@ import redis.asyncio as aioredis
 
 from gateway.adapters.downstream import Downstreams
 from gateway.adapters.ratelimit import RateLimiter
+from gateway.adapters.tokens import CachingVerifier
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
-from shared.auth import TokenVerifier
 
 
 @dataclass
 class GatewayContext:
     settings: GatewaySettings
     metrics: GatewayMetrics
-    verifier: TokenVerifier
+    verifier: CachingVerifier
     limiter: RateLimiter
     downstreams: Downstreams
     redis: aioredis.Redis | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -157,3 +158,13 @@ async def test_stopped_service_gives_503_in_the_error_shape(gateway) -> None:
         health = (await h.client.get("/health")).json()
         assert health["checks"]["downstreams"]["review"]["ok"] is False
         assert health["checks"]["downstreams"]["intake"]["ok"] is True
+
+
+async def test_a_cached_token_still_expires_on_time(gateway) -> None:
+    async with gateway() as h:
+        short = {"Authorization": f"Bearer {token('operator', 'VN', ttl_s=1)}"}
+        assert (await h.client.get("/api/v1/units/HN", headers=short)).status_code == 200
+        assert (await h.client.get("/api/v1/units/HN", headers=short)).status_code == 200  # from the cache
+        await asyncio.sleep(2.05)
+        r = await h.client.get("/api/v1/units/HN", headers=short)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "token_expired"

@@ -47,8 +47,7 @@ async def proxy(request: Request, ctx: GatewayContext, service: str) -> Response
     try:
         resp = await ctx.downstreams[service].request(
             request.method,
-            request.url.path,
-            params=request.url.query or None,
+            f"{request.url.path}?{request.url.query}" if request.url.query else request.url.path,
             headers=headers,
             content=body or None,
         )

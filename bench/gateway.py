@@ -1,0 +1,233 @@
+"""What the gateway costs: POST /api/v1/initiatives through the gateway vs. straight to the downstream, in one run.
+
+    .venv/bin/python bench/gateway.py [--requests 3000] [--concurrency 16] [--rounds 3]
+
+Two processes on loopback, each served by uvicorn (one worker): a downstream answering
+``POST /api/v1/initiatives`` and the gateway (``uvicorn gateway.app:create --factory``, token check,
+rate limit in the real Redis, body limit, proxy) in front of it. The load generator alternates
+direct and gateway rounds and reports, for the same workload, throughput and latency, and the
+ratios gateway/direct. The downstream is a minimal FastAPI app that validates the SPEC §9 request
+model and answers 201 {id, seq, status} without a database, so the figure isolates the gateway's
+own cost (with the real intake, whose database work dominates, the relative cost is smaller).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Author(BaseModel):
+    member_id: str = Field(min_length=1, max_length=64)
+    full_name: str = Field(min_length=1, max_length=200)
+
+
+class InitiativeCreate(BaseModel):
+    """The SPEC §9 request model of POST /initiatives."""
+
+    campaign: str = Field(max_length=64)
+    unit_code: str = Field(max_length=64)
+    field: str = Field(max_length=64)
+    title: str = Field(min_length=5, max_length=300)
+    problem: str | None = Field(None, max_length=20000)
+    solution: str | None = Field(None, max_length=20000)
+    effect: str | None = Field(None, max_length=20000)
+    expected_benefit_vnd: int = Field(ge=0)
+    applied_on: date
+    confidential: bool = False
+    authors: list[Author] = Field(min_length=1, max_length=20)
+
+
+def downstream_app() -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    counter = {"seq": 0}
+
+    @app.post("/api/v1/initiatives", status_code=201)
+    async def submit(body: InitiativeCreate) -> dict[str, Any]:
+        counter["seq"] += 1
+        return {"id": str(uuid.uuid4()), "seq": counter["seq"], "status": "submitted"}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{url} exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            try:
+                if (await client.get(url + "/health")).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
+
+
+BODY = {
+    "campaign": "1M",
+    "unit_code": "HN-BD-001",
+    "field": "production",
+    "title": "Cải tiến khuôn định vị cáp ngầm",
+    "problem": "Lắp đặt cáp mất nhiều thời gian căn chỉnh. " * 10,
+    "solution": "Thiết kế khuôn định vị bằng thép tái chế. " * 10,
+    "effect": "Giảm 30% thời gian thi công mỗi tuyến cáp. " * 10,
+    "expected_benefit_vnd": 150_000_000,
+    "applied_on": "2026-01-15",
+    "confidential": False,
+    "authors": [{"member_id": "M-0001", "full_name": "Nguyễn Văn An"}],
+}
+
+
+async def load(url: str, headers: dict[str, str], n: int, concurrency: int) -> tuple[float, list[float]]:
+    import httpx
+
+    latencies: list[float] = []
+    remaining = n
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                t0 = time.perf_counter()
+                r = await client.post("/api/v1/initiatives", json=BODY, headers=headers)
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code != 201:
+                    raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
+
+        start_t = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start_t
+    return n / elapsed, latencies
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--redis-url", default=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    args = parser.parse_args()
+
+    sys.path[:0] = [str(REPO), str(REPO / "services" / "gateway")]
+    from shared.testing import token
+
+    py = sys.executable
+    down_port, gw_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "services" / "gateway")]),
+        "LOG_LEVEL": "WARNING",
+        "INTAKE_URL": f"http://127.0.0.1:{down_port}",
+        "REDIS_URL": args.redis_url,
+        "RATE_ACCOUNT_PER_S": "1000000",
+        "RATE_ACCOUNT_BURST": "1000000",
+        "RATE_IP_PER_S": "1000000",
+        "RATE_IP_BURST": "1000000",
+        "RATE_LIMIT_KEY_PREFIX": f"sk:bench:{uuid.uuid4().hex[:8]}:",
+    }
+    down = start(
+        [
+            py,
+            "-c",
+            f"import runpy,uvicorn; m=runpy.run_path({str(Path(__file__))!r}); "
+            f"uvicorn.run(m['downstream_app'](), host='127.0.0.1', port={down_port}, log_level='warning', "
+            "access_log=False)",
+        ],
+        env,
+    )
+    gw = start(
+        [
+            py,
+            "-m",
+            "uvicorn",
+            "gateway.app:create",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(gw_port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env,
+    )
+    try:
+        direct_url, gw_url = f"http://127.0.0.1:{down_port}", f"http://127.0.0.1:{gw_port}"
+        await wait_up(direct_url, down)
+        await wait_up(gw_url, gw)
+        headers = {"Authorization": f"Bearer {token('member', 'HN-BD-001', sub='M-0001', member_id='M-0001')}"}
+        await load(direct_url, headers, 300, args.concurrency)  # warm-up
+        await load(gw_url, headers, 300, args.concurrency)
+        results: dict[str, list[tuple[float, list[float]]]] = {"direct": [], "gateway": []}
+        for _ in range(args.rounds):
+            results["direct"].append(await load(direct_url, headers, args.requests, args.concurrency))
+            results["gateway"].append(await load(gw_url, headers, args.requests, args.concurrency))
+    finally:
+        for proc in (gw, down):
+            proc.terminate()
+            proc.wait(10)
+
+    def summary(name: str) -> dict[str, float]:
+        rounds = results[name]
+        lat = [x for _, lats in rounds for x in lats]
+        return {
+            "rps": statistics.median(r for r, _ in rounds),
+            "p50_ms": pct(lat, 0.5) * 1000,
+            "p95_ms": pct(lat, 0.95) * 1000,
+        }
+
+    d, g = summary("direct"), summary("gateway")
+    print(f"POST /api/v1/initiatives, {args.rounds} rounds x {args.requests} requests, concurrency {args.concurrency}")
+    print("                req/s   p50 ms   p95 ms")
+    for name, s in (("direct", d), ("gateway", g)):
+        print(f"{name:<12}{s['rps']:>9.0f}{s['p50_ms']:>9.2f}{s['p95_ms']:>9.2f}")
+    cost = d["rps"] / g["rps"] - 1
+    print(f"throughput cost of the gateway (direct req/s / gateway req/s - 1): {cost * 100:.0f}%")
+    print(f"latency ratio gateway/direct: p50 {g['p50_ms'] / d['p50_ms']:.2f}x, p95 {g['p95_ms'] / d['p95_ms']:.2f}x")
+    print(f"added latency: p50 +{g['p50_ms'] - d['p50_ms']:.2f} ms, p95 +{g['p95_ms'] - d['p95_ms']:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
