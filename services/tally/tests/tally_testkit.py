@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from tally.app import create
+from tally.settings import TallySettings
 
 from shared.bus.memory import InMemoryBroker
 from shared.envelope import Envelope
 from shared.testing import auth, running_app
 from shared.topology import QUEUES
-from tally.app import create
-from tally.settings import TallySettings
 
 OP = auth("operator", "VN")
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from tally_testkit import OP, figures, new_id, reviewed, submitted, withdrawn
 from fastapi import FastAPI
-
 from tally.adapters.maintenance import verify
+from tally_testkit import OP, figures, new_id, reviewed, submitted, withdrawn
 
 
 async def test_figures_roll_up_and_follow_the_latest_decision(planned: tuple[FastAPI, httpx.AsyncClient]) -> None:
@@ -62,7 +61,6 @@ async def test_verify_reports_a_tampered_counter_and_rebuild_restores_it(
     planned: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
     from sqlalchemy import update
-
     from tally.adapters.maintenance import rebuild
     from tally.adapters.orm import counters
 
@@ -118,7 +116,6 @@ async def test_milestone_records_the_nth_valid_initiative_once(planned: tuple[Fa
     items = r.json()["items"]
     assert [(m["n"], m["initiative_id"]) for m in items] == [(3, ids[2])]
     from sqlalchemy import func, select
-
     from tally.adapters.orm import outbox
 
     async with app.state.ctx.engine.connect() as conn:
