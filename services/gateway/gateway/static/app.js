@@ -167,7 +167,15 @@ async function pageMine() {
 }
 
 // ---- support: import with a progress bar ---------------------------------------------------------
+async function download(path, filename) {
+  const r = await fetch(path, { headers: { Authorization: "Bearer " + session.token } });
+  if (!r.ok) { flash(`${T.error}: ${r.status}`); return; }
+  const a = el("a", { href: URL.createObjectURL(await r.blob()), download: filename });
+  document.body.append(a); a.click(); a.remove();
+}
+
 function pageSupport() {
+  $("#import-template").addEventListener("click", () => { if (requireSignIn()) download("/api/v1/imports/template.xlsx", "mau-nhap-sang-kien.xlsx"); });
   const form = $("#import-form");
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -181,10 +189,10 @@ function pageSupport() {
       const job = await api("POST", "/api/v1/imports", fd);
       for (;;) {
         const p = await api("GET", `/api/v1/imports/${job.id}`);
-        const total = p.total_rows || p.total || 0, done = p.processed_rows ?? p.processed ?? 0;
+        const total = p.total || 0, done = (p.done || 0) + (p.failed || 0);
         bar.value = total ? Math.round((100 * done) / total) : 0;
         bar.textContent = bar.value + "%";
-        status.textContent = `${done}/${total} · ${p.status}`;
+        status.textContent = `${done}/${total} · ${p.status}${p.failed ? " · " + p.failed + " ✗" : ""}`;
         if (["done", "completed", "failed", "finished"].includes(p.status)) {
           for (const er of (p.errors || []).slice(0, 200)) errs.append(el("li", { text: `#${er.row}: ${er.field || ""} ${er.message}` }));
           break;
@@ -408,9 +416,7 @@ function pageOperator() {
   run("#decision-form", () => api("POST", `/api/v1/awards/schemes/${encodeURIComponent($("#scheme").value)}/decision`, { decision_no: $("#decision-no").value, signed_on: $("#signed-on").value, approve: "all" }));
   for (const format of ["xlsx", "csv"]) {
     $(`#export-${format}`).addEventListener("click", async () => {
-      const r = await fetch(`/api/v1/awards/schemes/${encodeURIComponent($("#scheme").value)}/export?format=${format}`, { headers: { Authorization: "Bearer " + session.token } });
-      if (!r.ok) { show(await r.text()); return; }
-      const a = el("a", { href: URL.createObjectURL(await r.blob()), download: `awards-${$("#scheme").value}.${format}` }); document.body.append(a); a.click(); a.remove();
+      await download(`/api/v1/awards/schemes/${encodeURIComponent($("#scheme").value)}/export?format=${format}`, `awards-${$("#scheme").value}.${format}`);
     });
   }
 }

@@ -166,7 +166,7 @@ async def support_page(request: Request) -> HTMLResponse:
     t = _t(request)
     body = f"""<section aria-labelledby="imp"><h2 id="imp">{t["import_title"]}</h2>
 <form id="import-form">
- <p><a href="/static/import-template.csv" download>{t["import_template"]}</a></p>
+ <p><button type="button" id="import-template">{t["import_template"]} (XLSX)</button></p>
  <p><label for="import-file">{t["import_file"]}</label>
     <input id="import-file" name="file" type="file" accept=".xlsx,.csv" required></p>
  <p><button type="submit">{t["import_start"]}</button></p>
