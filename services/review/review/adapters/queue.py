@@ -1,0 +1,286 @@
+"""The work queue on the database: leases, decisions (with their audit rows) and appraisals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from review.adapters.orm import appraisals, decisions, items, units
+from review.domain.rules import (
+    CRITERIA,
+    DECIDED,
+    STATUS_OF,
+    appraisal_summary,
+    appraised_event,
+    decision_problems,
+    reviewed_event,
+)
+from review.runtime import ReviewRuntime
+from shared.auth import Principal
+from shared.http import ApiError
+from shared.service import ServiceContext
+from shared.units import path_in_scope, subtree_clause
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+def is_author(principal: Principal, author_ids: str) -> bool:
+    return bool(principal.member_id) and f"|{principal.member_id}|" in author_ids
+
+
+def public_item(row: Any) -> dict[str, Any]:
+    """What a reviewer sees of an initiative (confidential ones carry only title and summary)."""
+    return {
+        "initiative_id": row.initiative_id,
+        "seq": row.seq,
+        "campaign": row.campaign,
+        "phase": row.phase,
+        "unit_code": row.unit_code,
+        "field": row.field,
+        "title": row.title,
+        "problem": row.problem,
+        "solution": row.solution,
+        "effect": row.effect,
+        "authors": row.authors,
+        "expected_benefit_vnd": row.expected_benefit_vnd,
+        "applied_on": row.applied_on,
+        "confidential": row.confidential,
+        "submitted_at": aware(row.submitted_at).isoformat() if row.submitted_at else None,
+        "revision": row.revision,
+        "similar": row.similar,
+    }
+
+
+# ---- claims --------------------------------------------------------------------------------------
+
+
+async def claim(
+    session: AsyncSession, runtime: ReviewRuntime, principal: Principal, count: int
+) -> tuple[datetime, list[Any]]:
+    """Lease the ``count`` oldest claimable initiatives (by ``seq``) of the caller's subtree."""
+    now = utcnow()
+    expires = now + timedelta(minutes=runtime.settings.lease_minutes)
+    query = (
+        select(items.c.initiative_id, items.c.lease_expires_at)
+        .select_from(items.join(units, units.c.code == items.c.unit_code))
+        .where(items.c.status == "pending")
+        .where(or_(items.c.lease_expires_at.is_(None), items.c.lease_expires_at <= now))
+        .order_by(items.c.seq)
+        .limit(count)
+    )
+    if not principal.is_operator:
+        query = query.where(subtree_clause(units.c.path, str(principal.unit)))
+    if principal.member_id:
+        query = query.where(~items.c.author_ids.contains(f"|{principal.member_id}|", autoescape=True))
+    if _is_pg(session):
+        # Concurrent reviewers skip each other's locked rows instead of waiting for them.
+        query = query.with_for_update(skip_locked=True, of=items)
+    picked = (await session.execute(query)).all()
+    if not picked:
+        return expires, []
+    ids = [r.initiative_id for r in picked]
+    expired = sum(1 for r in picked if r.lease_expires_at is not None)
+    if expired and runtime.metrics:
+        runtime.metrics.leases_expired.inc(expired)
+    await session.execute(
+        update(items).where(items.c.initiative_id.in_(ids)).values(lease_holder=principal.sub, lease_expires_at=expires)
+    )
+    rows = (await session.execute(select(items).where(items.c.initiative_id.in_(ids)).order_by(items.c.seq))).all()
+    return expires, list(rows)
+
+
+async def release(session: AsyncSession, principal: Principal, initiative_ids: Sequence[str] | None) -> int:
+    stmt = (
+        update(items)
+        .where(items.c.status == "pending")
+        .where(items.c.lease_holder == principal.sub)
+        .where(items.c.lease_expires_at > utcnow())
+    )
+    if initiative_ids is not None:
+        stmt = stmt.where(items.c.initiative_id.in_(list(initiative_ids)))
+    result = await session.execute(stmt.values(lease_holder=None, lease_expires_at=None))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# ---- decisions -----------------------------------------------------------------------------------
+
+
+async def scoped_item(session: AsyncSession, principal: Principal, initiative_id: str, *, lock: bool = False) -> Any:
+    """The item with its unit path; 404 when unknown, 403 when outside the caller's subtree (SPEC §6)."""
+    query = (
+        select(items, units.c.path)
+        .select_from(items.outerjoin(units, units.c.code == items.c.unit_code))
+        .where(items.c.initiative_id == initiative_id)
+        .where(items.c.revision >= 0)
+    )
+    if lock and _is_pg(session):
+        query = query.with_for_update(of=items)
+    row = (await session.execute(query)).first()
+    if row is None:
+        raise ApiError(404, "not_found", "Không tìm thấy sáng kiến trong hàng chờ xét duyệt")
+    if not path_in_scope(principal, row.path):
+        raise ApiError(403, "out_of_scope", "Sáng kiến nằm ngoài phạm vi đơn vị của tài khoản")
+    return row
+
+
+async def decide(
+    session: AsyncSession,
+    ctx: ServiceContext,
+    runtime: ReviewRuntime,
+    principal: Principal,
+    initiative_id: str,
+    body: dict[str, Any],
+) -> dict[str, Any]:
+    """Record one decision and stage ``initiative.reviewed.v1``; raises ApiError before writing anything."""
+    outcome, reason, note = body["outcome"], body.get("reason"), body.get("note")
+    problems = decision_problems(outcome, reason, note)
+    if problems:
+        raise ApiError(422, "validation_error", "Quyết định không hợp lệ", problems)
+    row = await scoped_item(session, principal, initiative_id, lock=True)
+    if is_author(principal, row.author_ids):
+        raise ApiError(403, "conflict_of_interest", "Không được xét duyệt sáng kiến của chính mình")
+    now = utcnow()
+    redecision = False
+    if row.status == "withdrawn":
+        raise ApiError(409, "withdrawn", "Sáng kiến đã được rút")
+    if row.status in DECIDED:
+        if not principal.is_operator:
+            raise ApiError(409, "already_decided", "Sáng kiến đã có quyết định; chỉ điều hành viên được quyết định lại")
+        redecision = True
+    elif row.lease_holder != principal.sub or (aware(row.lease_expires_at) or now) <= now:
+        raise ApiError(409, "not_lease_holder", "Chỉ người đang giữ lượt xét duyệt mới được quyết định")
+    decision = {
+        "initiative_id": initiative_id,
+        "decision_seq": row.decision_seq + 1,
+        "outcome": outcome,
+        "reason": reason,
+        "note": note,
+        "verified_benefit_vnd": body.get("verified_benefit_vnd"),
+        "decided_by": principal.sub,
+        "decided_at": now,
+        "redecision": redecision,
+    }
+    await session.execute(decisions.insert().values(**decision))
+    await session.execute(
+        update(items)
+        .where(items.c.initiative_id == initiative_id)
+        .values(
+            status=STATUS_OF[outcome],
+            decision_seq=decision["decision_seq"],
+            reason=reason,
+            verified_benefit_vnd=decision["verified_benefit_vnd"],
+            decided_at=now,
+            lease_holder=None,
+            lease_expires_at=None,
+        )
+    )
+    item = row._mapping
+    await ctx.emit(session, ctx.event("initiative.reviewed", reviewed_event(dict(item), decision)))
+    if runtime.metrics:
+        runtime.metrics.decisions.labels(outcome, reason or "").inc()
+        submitted = aware(row.submitted_at)
+        if submitted is not None:
+            runtime.metrics.time_to_decision.observe(max(0.0, (now - submitted).total_seconds()))
+    return {
+        "initiative_id": initiative_id,
+        "status": STATUS_OF[outcome],
+        "outcome": outcome,
+        "reason": reason,
+        "note": note,
+        "verified_benefit_vnd": decision["verified_benefit_vnd"],
+        "decision_seq": decision["decision_seq"],
+        "decided_at": now.isoformat(),
+        "redecision": redecision,
+    }
+
+
+async def history(session: AsyncSession, initiative_id: str) -> list[dict[str, Any]]:
+    rows = (
+        await session.execute(
+            select(decisions).where(decisions.c.initiative_id == initiative_id).order_by(decisions.c.decision_seq)
+        )
+    ).all()
+    return [
+        {
+            "outcome": r.outcome,
+            "reason": r.reason,
+            "note": r.note,
+            "verified_benefit_vnd": r.verified_benefit_vnd,
+            "decided_by": r.decided_by,
+            "decided_at": aware(r.decided_at).isoformat(),  # type: ignore[union-attr]
+            "decision_seq": r.decision_seq,
+            "redecision": r.redecision,
+        }
+        for r in rows
+    ]
+
+
+# ---- appraisals ----------------------------------------------------------------------------------
+
+
+async def appraise(
+    session: AsyncSession, ctx: ServiceContext, principal: Principal, initiative_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    row = await scoped_item(session, principal, initiative_id, lock=True)
+    if is_author(principal, row.author_ids):
+        raise ApiError(403, "conflict_of_interest", "Không được thẩm định sáng kiến của chính mình")
+    if row.status != "valid":
+        raise ApiError(409, "not_valid", "Chỉ thẩm định sáng kiến đã được công nhận hợp lệ")
+    exists = (
+        await session.execute(
+            select(func.count())
+            .select_from(appraisals)
+            .where(and_(appraisals.c.initiative_id == initiative_id, appraisals.c.appraiser == principal.sub))
+        )
+    ).scalar_one()
+    if exists:
+        raise ApiError(409, "already_appraised", "Mỗi người chỉ thẩm định một sáng kiến một lần")
+    now = utcnow()
+    await session.execute(
+        appraisals.insert().values(
+            initiative_id=initiative_id,
+            appraiser=principal.sub,
+            note=body.get("note"),
+            appraised_at=now,
+            **{c: body[c] for c in CRITERIA},
+        )
+    )
+    scores = (
+        await session.execute(
+            select(*(appraisals.c[c] for c in CRITERIA)).where(appraisals.c.initiative_id == initiative_id)
+        )
+    ).all()
+    summary = appraisal_summary([dict(r._mapping) for r in scores])
+    await session.execute(
+        update(items)
+        .where(items.c.initiative_id == initiative_id)
+        .values(appraisal_count=summary["count"], appraisal_mean=summary["mean"], appraisal_grade=summary["grade"])
+    )
+    if summary["count"] >= 2:
+        # Every further appraisal changes the count and usually the mean: consumers keep the newest seq.
+        await ctx.emit(session, ctx.event("initiative.appraised", appraised_event(dict(row._mapping), summary, now)))
+    return {
+        "initiative_id": initiative_id,
+        "appraiser": principal.sub,
+        **{c: body[c] for c in CRITERIA},
+        "note": body.get("note"),
+        "appraised_at": now.isoformat(),
+        "appraisal": {"count": summary["count"], "mean": summary["mean"], "grade": summary["grade"]},
+    }

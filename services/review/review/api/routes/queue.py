@@ -1,0 +1,124 @@
+"""Claims, releases and decisions: the reviewer's side of the queue."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from review.adapters import queue
+from review.api.deps import ContextDep, RuntimeDep, SessionDep, require_roles
+from shared.auth import Principal
+from shared.http import ApiError
+
+router = APIRouter(prefix="/api/v1/review", tags=["review"])
+
+InitiativeId = Annotated[str, Path(min_length=1, max_length=36)]
+
+
+class ClaimRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(default=10, ge=1, le=50)
+
+
+class ReleaseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    initiative_ids: list[Annotated[str, Field(max_length=36)]] | None = Field(default=None, max_length=500)
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["valid", "invalid", "revision"]
+    reason: str | None = Field(default=None, max_length=32)
+    note: str | None = Field(default=None, max_length=5000)
+    verified_benefit_vnd: int | None = Field(default=None, ge=0, le=10**15)
+
+
+class BatchDecision(DecisionRequest):
+    initiative_id: str = Field(min_length=1, max_length=36)
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decisions: list[BatchDecision] = Field(min_length=1, max_length=500)
+
+
+def _reviewer(principal: Principal) -> None:
+    if not principal.is_operator and not principal.unit:
+        raise ApiError(403, "forbidden", "Tài khoản chưa gắn với đơn vị nào")
+
+
+@router.post("/claims")
+async def claim(
+    body: ClaimRequest,
+    ctx: ContextDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: Principal = require_roles("reviewer"),
+) -> dict[str, Any]:
+    _reviewer(principal)
+    if body.count > runtime.settings.max_claim:
+        raise ApiError(422, "validation_error", "Số lượng vượt giới hạn", [{"field": "count", "message": "Quá lớn"}])
+    async with session.begin():
+        expires, rows = await queue.claim(session, runtime, principal, body.count)
+    return {"lease_expires_at": expires.isoformat(), "items": [queue.public_item(r) for r in rows]}
+
+
+@router.post("/claims/release")
+async def release(
+    body: ReleaseRequest, session: SessionDep, principal: Principal = require_roles("reviewer")
+) -> dict[str, int]:
+    async with session.begin():
+        released = await queue.release(session, principal, body.initiative_ids)
+    return {"released": released}
+
+
+@router.post("/items/{initiative_id}/decision")
+async def decide(
+    initiative_id: InitiativeId,
+    body: DecisionRequest,
+    ctx: ContextDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: Principal = require_roles("reviewer"),
+) -> dict[str, Any]:
+    async with session.begin():
+        return await queue.decide(session, ctx, runtime, principal, initiative_id, body.model_dump())
+
+
+@router.post("/decisions/batch")
+async def decide_many(
+    body: BatchRequest,
+    ctx: ContextDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: Principal = require_roles("reviewer"),
+) -> dict[str, Any]:
+    """Each decision is checked on its own; the accepted ones commit together with their events."""
+    if len(body.decisions) > runtime.settings.max_batch_decisions:
+        raise ApiError(422, "validation_error", "Quá nhiều quyết định", [{"field": "decisions", "message": "Quá dài"}])
+    results: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    async with session.begin():
+        for d in body.decisions:
+            if d.initiative_id in seen:
+                results.append(_refused(d.initiative_id, ApiError(409, "duplicate_in_batch", "Trùng trong lô")))
+                continue
+            seen.add(d.initiative_id)
+            try:
+                decided = await queue.decide(session, ctx, runtime, principal, d.initiative_id, d.model_dump())
+            except ApiError as exc:
+                results.append(_refused(d.initiative_id, exc))
+            else:
+                results.append({"initiative_id": d.initiative_id, "status": 200, "decision": decided})
+    accepted = sum(1 for r in results if r["status"] == 200)
+    return {"accepted": accepted, "refused": len(results) - accepted, "items": results}
+
+
+def _refused(initiative_id: str, exc: ApiError) -> dict[str, Any]:
+    return {
+        "initiative_id": initiative_id,
+        "status": exc.status,
+        "error": {"code": exc.code, "message": exc.message, "details": exc.details},
+    }

@@ -1,0 +1,13 @@
+"""The unit replica used for scope checks (tally owns the tree)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from review.adapters.orm import units
+from shared.envelope import Envelope
+from shared.units import apply_unit_upserted
+
+
+async def on_unit_upserted(session: AsyncSession, env: Envelope) -> None:
+    await apply_unit_upserted(session, units, env.data)
