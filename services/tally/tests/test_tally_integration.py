@@ -1,0 +1,82 @@
+"""Tally against the real PostgreSQL and RabbitMQ: two consumer replicas racing on one queue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+from tally.adapters.maintenance import verify
+from tally.adapters.orm import outbox
+from tally.app import create
+from tally_testkit import CAMPAIGN, OP, TREE, new_id, reviewed, submitted, tally_settings, withdrawn
+
+from shared.bus.rabbitmq import RabbitMQBus
+from shared.testing import AMQP_URL, amqp_prefix, eventually, pg_database, running_app
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    async with amqp_prefix() as p:
+        yield p
+
+
+async def test_two_consumers_racing_record_exactly_one_nth_initiative(prefix: str) -> None:
+    async with pg_database() as url:
+        settings = tally_settings(
+            url, amqp_url=AMQP_URL, amqp_prefix=prefix, consumer_batch_size=7, consumer_batch_wait_ms=2
+        )
+        first, second = create(settings), create(settings)
+        async with running_app(first) as c1, running_app(second):
+            for app in (first, second):
+                app.state.ctx.relay.paused = True  # keep emitted events in the outbox, to count them
+            assert (await c1.put("/api/v1/units", json=TREE, headers=OP)).status_code == 200
+            assert (
+                await c1.put("/api/v1/campaigns/1M", json={**CAMPAIGN, "milestones": [50, 100, 150]}, headers=OP)
+            ).status_code == 200
+            leaves = ["TH-01-001", "TH-01-002", "TH-01-001-A", "HN-001"]
+            ids = [new_id() for _ in range(160)]
+            events = []
+            for n, i in enumerate(ids):
+                unit = leaves[n % 4]
+                authors = (f"M-{n % 13}",)
+                events += [submitted(i, unit, authors=authors), reviewed(i, unit, "valid", 1, authors=authors)]
+            events += [withdrawn(ids[0], leaves[0])]  # arrives after its validation: withdrawn wins (terminal)
+            publisher = RabbitMQBus(AMQP_URL, prefix=prefix)
+            await publisher.start()
+            try:
+                # Two halves published concurrently, plus a redelivered slice.
+                await asyncio.gather(publisher.publish(events[::2]), publisher.publish(events[1::2]))
+                await publisher.publish(events[:40])
+            finally:
+                await publisher.close()
+
+            async def done() -> bool:
+                r = await c1.get("/api/v1/tally/units/VN", params={"campaign": "1M"}, headers=OP)
+                f = r.json()["figures"]
+                return bool(f["valid"] == 159 and f["submitted"] == 159)
+
+            await eventually(done, timeout_s=30)
+            r = await c1.get("/api/v1/tally/milestones", params={"campaign": "1M"})
+            items = r.json()["items"]
+            assert [m["n"] for m in items] == [50, 100, 150]
+            assert len({m["initiative_id"] for m in items}) == 3 and set(m["initiative_id"] for m in items) <= set(ids)
+            async with first.state.ctx.engine.connect() as conn:
+                emitted = (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(outbox)
+                        .where(outbox.c.routing_key == "tally.milestone_reached.v1")
+                    )
+                ).scalar_one()
+            assert emitted == 3
+            vn = (await c1.get("/api/v1/tally/units/VN", params={"campaign": "1M"}, headers=OP)).json()["figures"]
+            assert vn["participants"] == 13 and vn["benefit_vnd"] == 159 * 1000
+            assert await verify(first.state.ctx.engine) == []
+            # Both replicas really consumed from the shared queue.
+            for app in (first, second):
+                consumed = app.state.metrics.events_consumed.labels("initiative.reviewed")._value.get()
+                assert consumed > 0
