@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-
 from review.app import create
 from review.settings import ReviewSettings
+
 from shared.bus.base import Delivery
 from shared.bus.memory import InMemoryBroker
 from shared.envelope import Envelope

@@ -8,6 +8,7 @@ from typing import Any
 from review.app import create
 from review.domain.similarity import shingles, text_of
 from review_testkit import TOPOLOGY, Review, initiative, review_settings, start_review
+
 from shared.bus.memory import InMemoryBroker
 from shared.testing import auth, eventually
 

@@ -1,0 +1,149 @@
+"""Review on real PostgreSQL (and RabbitMQ): concurrent claims with SKIP LOCKED, the full decision path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from review.adapters.orm import items
+from review.app import create
+from review_testkit import TOPOLOGY, TREE, Review, initiative, review_settings, start_review
+from sqlalchemy import func, select
+
+from shared.bus.memory import InMemoryBroker
+from shared.testing import AMQP_URL, amqp_prefix, auth, eventually, pg_database, running_app
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pg_review() -> AsyncIterator[Review]:
+    async with pg_database() as url:
+        app = create(review_settings(url), broker=InMemoryBroker(TOPOLOGY, delivery_limit=3), topology=TOPOLOGY)
+        async for r in start_review(app):
+            yield r
+
+
+async def test_twenty_reviewers_claiming_at_once_lease_each_of_5000_items_exactly_once(pg_review: Review) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "initiative_id": str(uuid.uuid4()),
+            "campaign": "1M",
+            "phase": "P1",
+            "unit_code": "TH-01-001" if n % 2 else "TH-02",
+            "seq": n,
+            "title": f"Sáng kiến số {n}",
+            "expected_benefit_vnd": 0,
+            "confidential": False,
+            "authors": [{"member_id": f"M-{n}", "full_name": "Tác giả"}],
+            "author_ids": f"|M-{n}|",
+            "revision": 0,
+            "status": "pending",
+            "decision_seq": 0,
+            "similar": [],
+            "appraisal_count": 0,
+            "queued_at": now,
+        }
+        for n in range(1, 5001)
+    ]
+    async with pg_review.app.state.ctx.sessions() as session, session.begin():
+        await session.execute(items.insert(), rows)
+
+    async def reviewer(k: int) -> list[str]:
+        headers = auth("reviewer", "TH", sub=f"rev-{k}", member_id=f"M-R{k}")
+        got: list[str] = []
+        while True:
+            r = await pg_review.client.post("/api/v1/review/claims", json={"count": 50}, headers=headers)
+            assert r.status_code == 200, r.text
+            batch = [i["initiative_id"] for i in r.json()["items"]]
+            if not batch:
+                return got
+            got.extend(batch)
+
+    per_reviewer = await asyncio.gather(*(reviewer(k) for k in range(20)))
+    claimed = [i for ids in per_reviewer for i in ids]
+    assert len(claimed) == 5000
+    assert set(claimed) == {r["initiative_id"] for r in rows}
+    assert sum(1 for ids in per_reviewer if ids) > 1  # they really competed
+    stats = (await pg_review.client.get("/api/v1/review/stats", headers=auth("reviewer", "TH"))).json()
+    assert (stats["leased"], stats["pending"]) == (5000, 0)
+
+
+async def test_decision_path_on_postgres(pg_review: Review) -> None:
+    a, b = initiative(), initiative()
+    await pg_review.submit(a, b)
+    rev = auth("reviewer", "TH", sub="rev-pg")
+    r = await pg_review.client.post("/api/v1/review/claims", json={"count": 5}, headers=rev)
+    assert [i["initiative_id"] for i in r.json()["items"]] == [a["id"], b["id"]]
+    body = {
+        "decisions": [
+            {"initiative_id": a["id"], "outcome": "valid"},
+            {"initiative_id": b["id"], "outcome": "revision", "note": "Thiếu số liệu"},
+        ]
+    }
+    r = await pg_review.client.post("/api/v1/review/decisions/batch", json=body, headers=rev)
+    assert r.json()["accepted"] == 2
+    await pg_review.send("initiative.revised", {**b, "revision": 1})
+    r = await pg_review.client.post("/api/v1/review/claims", json={"count": 5}, headers=rev)
+    assert [i["initiative_id"] for i in r.json()["items"]] == [b["id"]]
+    r = await pg_review.client.post(f"/api/v1/review/items/{b['id']}/decision", json={"outcome": "valid"}, headers=rev)
+    assert r.status_code == 200 and r.json()["decision_seq"] == 2
+
+    async def three() -> bool:
+        return len(pg_review.of("initiative.reviewed")) == 3
+
+    await eventually(three)
+    assert sorted(e["decision_seq"] for e in pg_review.of("initiative.reviewed")) == [1, 1, 2]
+
+
+@contextlib.asynccontextmanager
+async def rabbit_review() -> AsyncIterator[Review]:
+    """Review on PostgreSQL and RabbitMQ (no in-process probe: the broker carries the events)."""
+    async with pg_database() as url, amqp_prefix() as prefix:
+        app = create(review_settings(url, amqp_url=AMQP_URL, amqp_prefix=prefix))
+        async with running_app(app) as client:
+            r = Review(app, client)
+            await r.send("unit.upserted", *({**u, "revision": 1} for u in TREE))
+
+            async def units_known() -> bool:
+                resp = await client.get("/api/v1/review/stats", headers=auth("reviewer", "TH"))
+                return resp.status_code == 200
+
+            await eventually(units_known)
+            yield r
+
+
+async def test_events_over_rabbitmq_reach_the_queue_and_decisions_leave_through_the_outbox() -> None:
+    item = initiative()
+    rev = auth("reviewer", "TH", sub="rev-mq")
+    claimed: list[str] = []
+    async with rabbit_review() as r:
+        await r.submit(item)
+        await r.submit(item)  # the same initiative twice: still one queue entry
+
+        async def claimable() -> bool:
+            resp = await r.client.post("/api/v1/review/claims", json={"count": 5}, headers=rev)
+            claimed.extend(i["initiative_id"] for i in resp.json()["items"])
+            return bool(claimed)
+
+        await eventually(claimable)
+        assert claimed == [item["id"]]
+        resp = await r.client.post(
+            f"/api/v1/review/items/{item['id']}/decision", json={"outcome": "valid"}, headers=rev
+        )
+        assert resp.status_code == 200
+        ctx = r.app.state.ctx
+
+        async def drained() -> bool:
+            async with ctx.sessions() as session:
+                left = (await session.execute(select(func.count()).select_from(ctx.outbox))).scalar_one()
+            return bool(left == 0)
+
+        await eventually(drained)
+        metrics = (await r.client.get("/metrics")).text
+        assert 'sangkien_events_published_total{type="initiative.reviewed"} 1.0' in metrics
