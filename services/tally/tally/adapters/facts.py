@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import insert_ignore
+from shared.db import insert_ignore, upsert
 from tally.adapters.orm import facts
 from tally.domain.counting import Fact
 
@@ -48,17 +48,32 @@ def fact_values(fact: Fact) -> dict[str, Any]:
     }
 
 
-async def load_for_update(session: AsyncSession, skeleton: Fact) -> Fact:
-    """The stored fact (created from ``skeleton`` if new), locked until the batch commits."""
+async def load_many_for_update(session: AsyncSession, skeletons: list[Fact]) -> dict[str, Fact]:
+    """The stored facts of a whole batch (new ones created from their skeletons), locked in id order."""
     dialect = session.bind.dialect.name
-    await session.execute(insert_ignore(facts, dialect, ["initiative_id"]).values(**fact_values(skeleton)))
-    query = select(facts).where(facts.c.initiative_id == skeleton.initiative_id)
-    if dialect == "postgresql":
-        query = query.with_for_update()
-    return fact_from_row((await session.execute(query)).one())
+    ordered = sorted({f.initiative_id: f for f in skeletons}.values(), key=lambda f: f.initiative_id)
+    out: dict[str, Fact] = {}
+    for i in range(0, len(ordered), 1000):
+        chunk = ordered[i : i + 1000]
+        await session.execute(insert_ignore(facts, dialect, ["initiative_id"]).values([fact_values(f) for f in chunk]))
+        query = (
+            select(facts)
+            .where(facts.c.initiative_id.in_([f.initiative_id for f in chunk]))
+            .order_by(facts.c.initiative_id)
+        )
+        if dialect == "postgresql":
+            query = query.with_for_update()
+        for row in (await session.execute(query)).all():
+            out[row.initiative_id] = fact_from_row(row)
+    return out
 
 
-async def save(session: AsyncSession, fact: Fact) -> None:
-    values = fact_values(fact)
-    values.pop("initiative_id")
-    await session.execute(update(facts).where(facts.c.initiative_id == fact.initiative_id).values(**values))
+async def save_many(session: AsyncSession, changed: list[Fact]) -> None:
+    dialect = session.bind.dialect.name
+    rows = [fact_values(f) for f in sorted(changed, key=lambda f: f.initiative_id)]
+    for i in range(0, len(rows), 1000):
+        stmt = upsert(facts, dialect).values(rows[i : i + 1000])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["initiative_id"], set_={k: stmt.excluded[k] for k in rows[0] if k != "initiative_id"}
+        )
+        await session.execute(stmt)

@@ -16,49 +16,55 @@ from tally.adapters.counters import Deltas, advance_campaign_totals, apply_expan
 from tally.adapters.orm import outbox
 from tally.domain.counting import Fact, contribution, new_fact, on_content, on_reviewed, on_withdrawn
 
-DELTAS_KEY = "tally_deltas"
+PENDING_KEY = "tally_pending"
+Merge = Callable[[Fact, dict[str, Any]], Fact]
 
 
-def batch_deltas(session: AsyncSession) -> Deltas:
-    deltas = session.info.get(DELTAS_KEY)
-    if deltas is None:
-        deltas = session.info[DELTAS_KEY] = Deltas()
-    return deltas  # type: ignore[no-any-return]
-
-
-async def _patch(
-    session: AsyncSession, initiative_id: Any, data: dict[str, Any], merge: Callable[[Fact, dict[str, Any]], Fact]
-) -> None:
-    skeleton = new_fact(str(initiative_id or ""), data)
+def _stage(session: AsyncSession, initiative_id: Any, data: dict[str, Any], merge: Merge) -> None:
+    """Validate and queue the event; the whole batch's facts are read, merged and written in ``apply_batch``."""
+    skeleton = new_fact(str(initiative_id or "")[:36], data)
     if not skeleton.initiative_id or not skeleton.campaign or not skeleton.unit_code:
         raise ValueError("initiative event without id, campaign or unit_code")
-    old = await fact_store.load_for_update(session, skeleton)
-    new = merge(old, data)
-    if new == old:
-        return
-    await fact_store.save(session, new)
-    before, after = contribution(old), contribution(new)
-    if before != after:
-        batch_deltas(session).add_change(new, before, after)
+    session.info.setdefault(PENDING_KEY, []).append((skeleton, data, merge))
 
 
 async def on_initiative_content(session: AsyncSession, env: Envelope) -> None:
-    await _patch(session, env.data.get("id"), env.data, on_content)
+    _stage(session, env.data.get("id"), env.data, on_content)
 
 
 async def on_initiative_withdrawn(session: AsyncSession, env: Envelope) -> None:
-    await _patch(session, env.data.get("id"), env.data, on_withdrawn)
+    _stage(session, env.data.get("id"), env.data, on_withdrawn)
 
 
 async def on_initiative_reviewed(session: AsyncSession, env: Envelope) -> None:
-    await _patch(session, env.data.get("initiative_id"), env.data, on_reviewed)
+    _stage(session, env.data.get("initiative_id"), env.data, on_reviewed)
+
+
+async def merge_facts(session: AsyncSession, pending: Sequence[tuple[Fact, dict[str, Any], Merge]]) -> Deltas:
+    """Apply the batch's events to their facts in arrival order; the net change of each contribution is noted."""
+    stored = await fact_store.load_many_for_update(session, [p[0] for p in pending])
+    current = dict(stored)
+    last_seen: dict[str, int] = {}
+    for position, (skeleton, data, merge) in enumerate(pending):
+        current[skeleton.initiative_id] = merge(current[skeleton.initiative_id], data)
+        last_seen[skeleton.initiative_id] = position
+    deltas = Deltas()
+    # In the order the batch settled them: the N-th valid initiative is the one whose event came N-th.
+    changed = sorted((f for iid, f in current.items() if f != stored[iid]), key=lambda f: last_seen[f.initiative_id])
+    await fact_store.save_many(session, changed)
+    for fact in changed:
+        before, after = contribution(stored[fact.initiative_id]), contribution(fact)
+        if before != after:
+            deltas.add_change(fact, before, after)
+    return deltas
 
 
 async def apply_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
     """``after_batch``: the batch's net deltas, expanded over ancestor paths, in a few statements."""
-    deltas: Deltas | None = session.info.pop(DELTAS_KEY, None)
-    if deltas is None:
+    pending = session.info.pop(PENDING_KEY, None)
+    if not pending:
         return
+    deltas = await merge_facts(session, pending)
     units = {k[0] for k in deltas.counters} | {k[0] for k in deltas.members} | {k[0] for k in deltas.days}
     paths = await unit_paths(session, units, lock=True)
     await apply_expanded(session, deltas.expanded(paths))
