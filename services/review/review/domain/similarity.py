@@ -1,7 +1,7 @@
 """Near-duplicate search over Vietnamese initiative text: normalisation, shingles, MinHash, LSH.
 
 Text is NFC-normalised, lower-cased, its diacritics folded (``đ`` → ``d``) and punctuation
-stripped; the shingles are its words and its word pairs, hashed with CRC-32 (stable across
+stripped; the shingles are its words and its word pairs, hashed from CRC-32 word hashes (stable across
 processes, so signatures can be stored). Candidates come from a banded MinHash LSH (16 bands
 of 4 rows: a pair with Jaccard 0.5 collides in some band with probability 0.65, at 0.7 with
 0.99); each candidate is then scored by the exact Jaccard similarity of the shingle sets.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,22 +37,55 @@ _MIX = _rng.randint(1, 2**62, size=ROWS, dtype=np.int64).astype(np.uint64) | np.
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
+def _fold_table() -> dict[int, str]:
+    """Each precomposed Latin letter (Vietnamese included) mapped to its base letter, đ to d."""
+    table: dict[int, str] = {ord("đ"): "d", ord("Đ"): "d"}
+    for code in [*range(0xC0, 0x250), *range(0x1E00, 0x1F00)]:
+        ch = chr(code)
+        base = "".join(c for c in unicodedata.normalize("NFD", ch) if unicodedata.category(c) != "Mn")
+        if base != ch and len(base) == 1:
+            table[code] = base.lower()
+    for code in range(0x300, 0x370):  # stray combining marks
+        table[code] = ""
+    return table
+
+
+_FOLD = _fold_table()
+
+
 def normalise(text: str) -> str:
     """NFC, lower case, diacritics folded (đ → d), punctuation turned into spaces."""
-    text = unicodedata.normalize("NFC", text).lower().replace("đ", "d")
-    decomposed = unicodedata.normalize("NFD", text)
-    folded = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    folded = unicodedata.normalize("NFC", text).lower().translate(_FOLD)
     return _NON_WORD.sub(" ", folded).strip()
 
 
+_WORD_HASHES: dict[str, int] = {}
+_WORD_CACHE_LIMIT = 1_000_000  # Vietnamese has a few thousand syllables; the cap guards against junk text
+_PAIR_MUL = np.uint64(0x9E3779B1)
+
+
+def _word_hash(word: str) -> int:
+    h = _WORD_HASHES.get(word)
+    if h is None:
+        h = zlib.crc32(word.encode())
+        if len(_WORD_HASHES) < _WORD_CACHE_LIMIT:
+            _WORD_HASHES[word] = h
+    return h
+
+
 def shingles(text: str) -> np.ndarray:
-    """The sorted, distinct CRC-32 hashes of the words and word pairs of ``text``."""
+    """The sorted, distinct 32-bit hashes of the words and word pairs of ``text``.
+
+    A word hashes with CRC-32 (stable across processes, so sets can be stored); a pair mixes
+    its two word hashes.
+    """
     words = normalise(text).split()
-    grams = set(words)
-    grams.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
-    if not grams:
+    if not words:
         return np.zeros(0, dtype=np.uint32)
-    return np.unique(np.fromiter((zlib.crc32(g.encode()) for g in grams), dtype=np.uint32, count=len(grams)))
+    h = np.fromiter((_word_hash(w) for w in words), dtype=np.uint64, count=len(words))
+    with np.errstate(over="ignore"):
+        pairs = ((h[:-1] * _PAIR_MUL) ^ (h[1:] << np.uint64(7)) ^ (h[1:] >> np.uint64(13))) & np.uint64(0xFFFFFFFF)
+    return np.unique(np.concatenate([h, pairs]).astype(np.uint32))
 
 
 def signature(shingle_set: np.ndarray) -> np.ndarray:
@@ -72,9 +104,14 @@ def band_keys(sig: np.ndarray) -> np.ndarray:
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Jaccard similarity of two sorted, distinct hash arrays."""
     if a.size == 0 or b.size == 0:
         return 0.0
-    inter = np.intersect1d(a, b, assume_unique=True).size
+    if a.size > b.size:
+        a, b = b, a
+    at = np.searchsorted(b, a)
+    at[at == b.size] = 0
+    inter = int(np.count_nonzero(b[at] == a))
     return inter / (a.size + b.size - inter)
 
 
@@ -142,18 +179,21 @@ class SimilarityIndex:
             self._recent[band] = {}
         self._recent_count = 0
 
-    def candidates(self, sig: np.ndarray) -> Counter[int]:
-        hits: Counter[int] = Counter()
+    def candidates(self, sig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions sharing at least one band with ``sig``, and how many bands each shares."""
+        found: list[np.ndarray] = []
         for band, key in enumerate(band_keys(sig).tolist()):
             keys = self._keys[band]
             lo = int(np.searchsorted(keys, np.uint64(key), "left"))
             hi = int(np.searchsorted(keys, np.uint64(key), "right"))
             if hi > lo:
-                hits.update(self._docs[band][lo : min(hi, lo + MAX_BUCKET)].tolist())
+                found.append(self._docs[band][lo : min(hi, lo + MAX_BUCKET)])
             recent = self._recent[band].get(key)
             if recent:
-                hits.update(recent[:MAX_BUCKET])
-        return hits
+                found.append(np.asarray(recent[:MAX_BUCKET], dtype=np.int64))
+        if not found:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(found), return_counts=True)
 
     def similar(
         self,
@@ -165,9 +205,13 @@ class SimilarityIndex:
         k: int = TOP_K,
     ) -> list[Match]:
         """The ``k`` most similar indexed initiatives (earlier than ``before_seq``) scoring ≥ threshold."""
-        hits = self.candidates(signature(shingle_set))
+        positions, counts = self.candidates(signature(shingle_set))
+        if positions.size > MAX_CANDIDATES:
+            # The candidates sharing the most bands are the likeliest near-copies.
+            keep = np.argpartition(-counts, MAX_CANDIDATES)[:MAX_CANDIDATES]
+            positions = positions[keep]
         scored: list[Match] = []
-        for pos, _n in hits.most_common(MAX_CANDIDATES):
+        for pos in positions.tolist():
             seq = self.seqs[pos]
             if before_seq is not None and seq >= before_seq:
                 continue

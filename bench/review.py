@@ -1,0 +1,366 @@
+"""What review costs at national scale, each figure against a reference measured in the same run.
+
+  .venv/bin/python bench/review.py [--n 1000000] [--texts 20000] [--queries 1000] [--items 6000] [--reviewers 8]
+
+1. indexing: ``--texts`` generated Vietnamese initiatives (title + 4–7 sentences) through the whole
+   pipeline of ``SimilarityIndex`` (normalise, shingles, MinHash, LSH insert). Reference: the same texts
+   into a plain exact-duplicate index (CRC-32 of the raw text into a dict);
+2. the index filled to ``--n`` initiatives. To stay within minutes the fill composes each initiative from
+   5 sentences of a pool of pre-shingled generated sentences: its shingle set is the union of theirs and
+   its MinHash the element-wise minimum of theirs (exact for a union); vocabulary and shingle statistics
+   are those of step 1;
+3. lookup at ``--n``: ``--queries`` lookups (half altered copies of indexed initiatives: diacritics removed,
+   sentences shuffled, ~10% of words replaced; half unrelated new texts), timed from raw text to the top 5,
+   p50/p99, plus the recall of the copies. Reference: a brute-force exact Jaccard scan of the first
+   10,000 indexed initiatives (what a service without an index would do, on 1% of the data);
+4. claim+decide through the HTTP API: the real service (``uvicorn review.app:create --factory``, one worker)
+   on a fresh PostgreSQL database with ``--items`` pending initiatives; ``--reviewers`` concurrent reviewers
+   loop ``POST /review/claims {count: 50}`` then ``POST /review/decisions/batch`` (50 decisions, each with
+   its outbox event). Also one decision per request (``POST /review/items/{id}/decision``). Reference: a bare
+   FastAPI POST endpoint (separate uvicorn, same client, same concurrency), requests/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "services" / "review"), str(REPO / "services" / "review" / "tests")]
+
+from review.domain.similarity import SimilarityIndex, jaccard, shingles, signature, text_of  # noqa: E402
+from review_corpus import _sentence, altered, initiative  # noqa: E402
+
+from shared.auth import mint_token  # noqa: E402
+from shared.settings import DEV_JWT_SECRET  # noqa: E402
+from shared.testing import PG_ADMIN_DSN, pg_database  # noqa: E402
+
+BARE_APP = """
+from fastapi import FastAPI
+app = FastAPI()
+@app.post("/bare")
+async def bare(body: dict) -> dict:
+    return {"ok": True, "n": len(body)}
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# ---- 1–3: the index ------------------------------------------------------------------------------
+
+
+def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    texts = [initiative(rng) for _ in range(n_texts)]
+    raw = [text_of(t, s) for t, s in texts]
+
+    start = time.perf_counter()
+    exact: dict[int, int] = {}
+    for i, text in enumerate(raw):
+        exact.setdefault(zlib.crc32(text.encode()), i)
+    ref_rate = n_texts / (time.perf_counter() - start)
+
+    index = SimilarityIndex()
+    start = time.perf_counter()
+    for i, text in enumerate(raw):
+        index.add(f"t{i}", i, shingles(text))
+    rate = n_texts / (time.perf_counter() - start)
+    print(f"indexing: {rate:,.0f} initiatives/s; reference (CRC-32 into a dict) {ref_rate:,.0f}/s", flush=True)
+
+    # The fill: initiatives composed of pre-shingled sentences.
+    pool_size = 50_000
+    pool_text = [_sentence(rng) for _ in range(pool_size)]
+    pool_sets = [shingles(s) for s in pool_text]
+    pool_sigs = np.stack([signature(s) for s in pool_sets])
+    fill = max(0, n - n_texts)
+    np_rng = np.random.default_rng(seed)
+    composed: dict[int, np.ndarray] = {}
+    start = time.perf_counter()
+    chunk = 50_000
+    for base in range(0, fill, chunk):
+        picks = np_rng.integers(0, pool_size, size=(min(chunk, fill - base), 5))
+        sigs = pool_sigs[picks].min(axis=1)
+        for j in range(picks.shape[0]):
+            doc = n_texts + base + j
+            sh = np.unique(np.concatenate([pool_sets[p] for p in picks[j]]))
+            index.add(f"t{doc}", doc, sh, sigs[j])
+            if len(composed) < 2 * n_queries:
+                composed[doc] = picks[j]
+    fill_s = time.perf_counter() - start
+    print(f"filled to {len(index):,} in {fill_s:.1f} s ({fill / max(fill_s, 1e-9):,.0f}/s)", flush=True)
+
+    # Lookups from raw text: altered copies (half from step 1, half composed) and unrelated texts.
+    queries: list[tuple[str, str | None]] = []
+    copy_sources = [(f"t{i}", raw[i]) for i in rng.sample(range(n_texts), n_queries // 4)]
+    copy_sources += [
+        (f"t{doc}", ". ".join(pool_text[p].rstrip(".") for p in picks) + ".")
+        for doc, picks in list(composed.items())[: n_queries // 2 - len(copy_sources)]
+    ]
+    for source, text in copy_sources:
+        title, _, body = text.partition("\n")
+        queries.append((text_of(*altered(rng, title, body or title)), source))
+    while len(queries) < n_queries:
+        queries.append((text_of(*initiative(rng)), None))
+    rng.shuffle(queries)
+    latencies: list[float] = []
+    found = copies = unrelated_hits = 0
+    for text, source in queries:
+        start = time.perf_counter()
+        matches = index.similar(shingles(text), before_seq=len(index) + 1)
+        latencies.append(time.perf_counter() - start)
+        if source is None:
+            unrelated_hits += len(matches)
+        else:
+            copies += 1
+            found += any(m.initiative_id == source for m in matches)
+
+    brute_lat: list[float] = []
+    sample = index.sets[:10_000]
+    for text, _source in queries[:20]:
+        start = time.perf_counter()
+        sh = shingles(text)
+        scores = sorted((jaccard(sh, s) for s in sample), reverse=True)[:5]
+        brute_lat.append(time.perf_counter() - start)
+        del scores
+    p50, p99 = pct(latencies, 0.5) * 1e3, pct(latencies, 0.99) * 1e3
+    brute_p99 = pct(brute_lat, 0.99) * 1e3
+    print(
+        f"lookup at {len(index):,}: p50 {p50:.2f} ms, p99 {p99:.2f} ms; reference brute-force scan of 10,000 "
+        f"p99 {brute_p99:.1f} ms; copies found {found}/{copies}, unrelated above threshold {unrelated_hits}",
+        flush=True,
+    )
+    return {
+        "index_rate": rate,
+        "index_ref_rate": ref_rate,
+        "size": len(index),
+        "fill_s": fill_s,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "brute_p99_ms": brute_p99,
+        "recall": found / max(copies, 1),
+        "unrelated_hits": unrelated_hits,
+    }
+
+
+# ---- 4: claim + decide through the API -----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def uvicorn(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    cmd = [sys.executable, "-m", "uvicorn", *args, "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=REPO)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health" if "review" in args[-1] else f"{base}/docs", timeout=1).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{args} did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def seed(dsn: str, n_items: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.executemany(
+            "INSERT INTO unit_replica (code, name, kind, parent_code, path, revision) VALUES ($1, $2, $3, $4, $5, 1)",
+            [
+                ("VN", "Tổng LĐLĐ Việt Nam", "national", None, "/VN/"),
+                ("TH", "LĐLĐ tỉnh Thanh Hóa", "province", "VN", "/VN/TH/"),
+                *[(f"TH-{d:02d}", f"Huyện {d}", "district", "TH", f"/VN/TH/TH-{d:02d}/") for d in range(10)],
+            ],
+        )
+        now = datetime.now(UTC)
+        rows = [
+            (
+                str(uuid.uuid4()),
+                "1M",
+                "P1",
+                f"TH-{n % 10:02d}",
+                n,
+                f"Sáng kiến số {n}",
+                1_000_000,
+                False,
+                f'[{{"member_id": "M-{n}", "full_name": "Tác giả"}}]',
+                f"|M-{n}|",
+                0,
+                "pending",
+                0,
+                "[]",
+                0,
+                now,
+                now,
+            )
+            for n in range(1, n_items + 1)
+        ]
+        await conn.copy_records_to_table(
+            "review_item",
+            records=rows,
+            columns=[
+                "initiative_id",
+                "campaign",
+                "phase",
+                "unit_code",
+                "seq",
+                "title",
+                "expected_benefit_vnd",
+                "confidential",
+                "authors",
+                "author_ids",
+                "revision",
+                "status",
+                "decision_seq",
+                "similar",
+                "appraisal_count",
+                "queued_at",
+                "submitted_at",
+            ],
+        )
+    finally:
+        await conn.close()
+
+
+async def hammer(base: str, reviewers: int, per_item: bool, stop_after: int) -> tuple[int, float]:
+    done = 0
+
+    async def reviewer(k: int, client: httpx.AsyncClient) -> None:
+        nonlocal done
+        tok = mint_token(DEV_JWT_SECRET, sub=f"bench-{per_item}-{k}", roles=["reviewer"], unit="TH", ttl_s=3600)
+        headers = {"Authorization": f"Bearer {tok}"}
+        while done < stop_after:
+            r = await client.post(f"{base}/api/v1/review/claims", json={"count": 50}, headers=headers)
+            ids = [i["initiative_id"] for i in r.json()["items"]]
+            if not ids:
+                return
+            if per_item:
+                for iid in ids:
+                    d = await client.post(
+                        f"{base}/api/v1/review/items/{iid}/decision", json={"outcome": "valid"}, headers=headers
+                    )
+                    assert d.status_code == 200, d.text
+                    done += 1
+            else:
+                body = {"decisions": [{"initiative_id": i, "outcome": "valid"} for i in ids]}
+                d = await client.post(f"{base}/api/v1/review/decisions/batch", json=body, headers=headers)
+                assert d.status_code == 200 and d.json()["accepted"] == len(ids), d.text
+                done += len(ids)
+
+    limits = httpx.Limits(max_connections=reviewers * 2)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(reviewer(k, client) for k in range(reviewers)))
+        return done, time.perf_counter() - start
+
+
+async def bare_rate(base: str, concurrency: int, total: int) -> float:
+    per = total // concurrency
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency * 2), timeout=60) as client:
+
+        async def worker() -> None:
+            for _ in range(per):
+                r = await client.post(f"{base}/bare", json={"outcome": "valid"})
+                assert r.status_code == 200
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return per * concurrency / (time.perf_counter() - start)
+
+
+@contextlib.asynccontextmanager
+async def review_service(n_items: int) -> AsyncIterator[str]:
+    async with pg_database() as url:
+        env = {
+            "DATABASE_URL": url,
+            "PYTHONPATH": f"{REPO}:{REPO / 'services' / 'review'}",
+            "LOG_LEVEL": "WARNING",
+            "JWT_SECRET": DEV_JWT_SECRET,
+        }
+        with uvicorn(["--factory", "review.app:create"], env, free_port()) as base:
+            await seed(f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{url.rsplit('/', 1)[1]}", n_items)
+            yield base
+
+
+async def bench_api(n_items: int, reviewers: int) -> dict[str, Any]:
+    bare_dir = Path("/tmp") / f"review_bench_{os.getpid()}"
+    bare_dir.mkdir(exist_ok=True)
+    (bare_dir / "bare_app.py").write_text(BARE_APP)
+    with uvicorn(["bare_app:app"], {"PYTHONPATH": str(bare_dir)}, free_port()) as bare:
+        ref = await bare_rate(bare, reviewers, 4000)
+    print(f"reference bare FastAPI POST: {ref:,.0f} requests/s", flush=True)
+    async with review_service(n_items) as base:
+        batch_n, batch_s = await hammer(base, reviewers, per_item=False, stop_after=n_items // 2)
+        single_n, single_s = await hammer(base, reviewers, per_item=True, stop_after=n_items // 2 - 500)
+    batch_rate, single_rate = batch_n / batch_s, single_n / single_s
+    print(
+        f"claim+decide: batch {batch_rate:,.0f} decisions/s ({batch_n} in {batch_s:.1f} s), "
+        f"one per request {single_rate:,.0f} decisions/s ({single_n} in {single_s:.1f} s)",
+        flush=True,
+    )
+    return {"ref_rps": ref, "batch_rate": batch_rate, "single_rate": single_rate}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1_000_000, help="initiatives in the index for the lookup figures")
+    ap.add_argument("--texts", type=int, default=20_000, help="texts through the full indexing pipeline")
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--items", type=int, default=6000, help="pending initiatives for the API figures")
+    ap.add_argument("--reviewers", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--skip-api", action="store_true")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    idx = bench_index(args.n, args.texts, args.queries, args.seed)
+    api = None if args.skip_api else asyncio.run(bench_api(args.items, args.reviewers))
+    print("\nsummary")
+    ratio = idx["index_rate"] / idx["index_ref_rate"]
+    print(f"  indexing            {idx['index_rate']:,.0f}/s = {ratio:.4f} x reference")
+    print(
+        f"  lookup at {idx['size']:,}  p50 {idx['p50_ms']:.2f} ms, p99 {idx['p99_ms']:.2f} ms = "
+        f"{idx['p99_ms'] / idx['brute_p99_ms']:.3f} x brute-force-10k p99; recall {idx['recall']:.3f}, "
+        f"unrelated hits {idx['unrelated_hits']}"
+    )
+    if api:
+        print(
+            f"  claim+decide        batch {api['batch_rate']:,.0f}/s = {api['batch_rate'] / api['ref_rps']:.3f} x bare "
+            f"req/s; single {api['single_rate']:,.0f}/s = {api['single_rate'] / api['ref_rps']:.3f} x bare req/s"
+        )
+    print(f"  total {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
