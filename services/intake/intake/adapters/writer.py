@@ -8,12 +8,13 @@ and resolves the futures only after the commit, so every 201 is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from intake.adapters.store import EventFactory, Outcome, Prepared, persist
+from intake.adapters.store import EventFactory, Outcome, Prepared, advance_seq, persist
 
 log = logging.getLogger("intake.writer")
 
@@ -66,38 +67,61 @@ class GroupCommitWriter:
                 return
 
     async def _loop(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            self._drain(batch)
-            if len(batch) < self.max_items and self.window_s > 0:
-                await asyncio.sleep(self.window_s)
+        # Each writer keeps its own connection: no pool checkout (nor pre-ping) per batch.
+        conn: AsyncConnection | None = None
+        try:
+            while True:
+                batch = [await self.queue.get()]
                 self._drain(batch)
-            await self._flush(batch)
+                if len(batch) < self.max_items and self.window_s > 0:
+                    await asyncio.sleep(self.window_s)
+                    self._drain(batch)
+                if conn is None or conn.closed:
+                    conn = await self.engine.connect()
+                if not await self._flush(conn, batch):
+                    await conn.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
-    async def _flush(self, batch: list[tuple[Prepared, asyncio.Future[Outcome]]]) -> None:
+    async def _allocate_seq(self, campaign: str, n: int) -> int:
+        # A short transaction of its own: the counter row is locked for one statement, not for the
+        # whole batch, so writers overlap. A batch that then fails leaves a gap; a number is never reused.
+        async with self.engine.begin() as conn:
+            return await advance_seq(conn, campaign, n)
+
+    async def _flush(self, conn: AsyncConnection, batch: list[tuple[Prepared, asyncio.Future[Outcome]]]) -> bool:
+        """Write a batch; answer False when the connection should be replaced."""
         live = [(item, fut) for item, fut in batch if not fut.cancelled()]
         if not live:
-            return
+            return True
         try:
-            outcomes = await self._write([item for item, _ in live])
+            outcomes = await self._write(conn, [item for item, _ in live])
         except Exception:
             if len(live) == 1:
                 log.exception("initiative write failed")
                 if not live[0][1].done():
                     live[0][1].set_exception(RuntimeError("write failed"))
-                return
-            # One bad item must not fail its neighbours: retry them one by one.
+                return False
+            # One bad item must not fail its neighbours: retry them one by one on a fresh connection.
             log.warning("group commit failed; retrying its items one at a time", extra={"size": len(live)})
-            for pair in live:
-                await self._flush([pair])
-            return
+            with contextlib.suppress(Exception):
+                await conn.close()
+            async with self.engine.connect() as fresh:
+                for pair in live:
+                    await self._flush(fresh, [pair])
+            return False
         self.batch_sizes.observe(len(live))
         for (_, future), outcome in zip(live, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
+        return True
 
-    async def _write(self, items: list[Prepared]) -> list[Outcome]:
-        async with self.engine.begin() as conn:
-            outcomes = await persist(conn, items, self.make_event)
+    async def _write(self, conn: AsyncConnection, items: list[Prepared]) -> list[Outcome]:
+        allocate = self._allocate_seq if self.engine.dialect.name == "postgresql" else None
+        async with conn.begin():
+            outcomes = await persist(conn, items, self.make_event, allocate_seq=allocate)
         self.on_commit()
         return outcomes

@@ -1,0 +1,324 @@
+"""What intake's hot path costs, against a bare FastAPI endpoint, in one run with one load generator.
+
+    .venv/bin/python bench/intake.py [--seconds 6] [--concurrency 64] [--rate 1000]
+
+Two uvicorn processes (one worker each, no access log) on loopback ports:
+  (a) a bare FastAPI app whose POST /api/v1/initiatives validates intake's own request model
+      (``intake.domain.models.InitiativeCreate``) and writes nothing;
+  (b) the real intake (``uvicorn intake.app:create --factory``) on a fresh PostgreSQL database,
+      in-process bus, its plan (units, campaign) loaded through its own event handlers.
+The same small asyncio HTTP/1.1 keep-alive load generator drives both:
+  1. closed loop, ``--concurrency`` connections, ``--seconds`` each: requests/s of (a) and (b), ratio (b)/(a);
+  2. open loop at ``--rate`` requests/s for ``--seconds``: latency measured from each request's
+     scheduled send time (no coordinated omission), p50/p99 of (b) and of (a);
+  3. POST /api/v1/initiatives/batch with 1,000 items, 4 connections: initiatives/s.
+Every request carries a distinct title, so none is refused as a duplicate; non-2xx answers are counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "services" / "intake")]
+
+from intake.domain.models import InitiativeCreate  # noqa: E402  (after the path set-up)
+
+PATH = "/api/v1/initiatives"
+
+
+# ---- (a): the bare endpoint -----------------------------------------------------------------------
+
+
+def bare_app() -> Any:
+    app = FastAPI()
+    state = {"seq": 0}
+
+    @app.post(PATH, status_code=201)
+    async def submit(body: InitiativeCreate) -> dict[str, Any]:
+        state["seq"] += 1
+        return {"id": str(uuid.uuid4()), "seq": state["seq"], "status": "submitted"}
+
+    return app
+
+
+# ---- servers --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def server(cmd: list[str], port: int, env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, cwd=REPO, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.returncode is not None:
+                err = await proc.stderr.read() if proc.stderr else b""
+                raise RuntimeError(f"server exited: {err.decode()[-2000:]}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def seed_plan(database_url: str) -> None:
+    """Units and a campaign open today, through intake's own migrations and event handlers."""
+    from intake.adapters.orm import metadata
+    from intake.app import MIGRATIONS
+    from intake.handlers.plan import on_campaign_upserted, on_unit_upserted
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from shared.db import make_engine, run_migrations
+    from shared.envelope import Envelope
+
+    engine = await make_engine(database_url)
+    await run_migrations(engine, MIGRATIONS, metadata)
+    units = [
+        ("BENCH", "province", None, ["BENCH"]),
+        ("BENCH-01", "district", "BENCH", ["BENCH", "BENCH-01"]),
+        ("BENCH-01-001", "grassroots", "BENCH-01", ["BENCH", "BENCH-01", "BENCH-01-001"]),
+    ]
+    campaign = {
+        "code": "BM",
+        "name": "Bench",
+        "fields": [{"code": "production", "name": "Sản xuất kinh doanh"}],
+        "application_window": {"from": "2020-01-01", "to": "2035-12-31"},
+        "phases": [{"code": "P1", "opens_on": "2020-01-01", "closes_on": "2035-12-31"}],
+        "revision": 1,
+    }
+    async with async_sessionmaker(engine)() as session, session.begin():
+        for code, kind, parent, path in units:
+            data = {"code": code, "name": code, "kind": kind, "parent_code": parent, "path": path, "revision": 1}
+            await on_unit_upserted(session, Envelope(type="unit.upserted", producer="bench", data=data))
+        await on_campaign_upserted(session, Envelope(type="campaign.upserted", producer="bench", data=campaign))
+    await engine.dispose()
+
+
+# ---- load generator -------------------------------------------------------------------------------
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection; a request is written whole and its response read by Content-Length."""
+
+    def __init__(self, port: int, headers: bytes) -> None:
+        self.port = port
+        self.headers = headers
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        )
+        self.writer.write(head.encode() + self.headers + b"\r\n" + body)
+        status_line = await self.reader.readuntil(b"\r\n")
+        length = 0
+        while True:
+            line = await self.reader.readuntil(b"\r\n")
+            if line == b"\r\n":
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Bodies:
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.n = 0
+
+    def item(self) -> dict[str, Any]:
+        self.n += 1
+        return {
+            "campaign": "BM",
+            "unit_code": "BENCH-01-001",
+            "field": "production",
+            "title": f"Sáng kiến đo tải {self.tag} số {self.n}",
+            "problem": "Thực trạng: dây chuyền dừng máy nhiều lần mỗi ca",
+            "solution": f"Giải pháp {self.n}: thêm cảm biến và lịch bảo trì dự phòng",
+            "effect": "Giảm 30% thời gian dừng máy",
+            "expected_benefit_vnd": 150_000_000,
+            "applied_on": "2024-03-01",
+            "confidential": False,
+            "authors": [{"member_id": f"M-{self.n % 5000:05d}", "full_name": "Nguyễn Văn A"}],
+        }
+
+    def one(self) -> bytes:
+        return orjson.dumps(self.item())
+
+    def batch(self, size: int) -> bytes:
+        return orjson.dumps({"items": [self.item() for _ in range(size)]})
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def closed_loop(
+    port: int, headers: bytes, path: str, make_body: Callable[[], bytes], concurrency: int, seconds: float
+) -> dict[str, float]:
+    conns = [Conn(port, headers) for _ in range(concurrency)]
+    ok = errors = 0
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def run(conn: Conn) -> None:
+        nonlocal ok, errors
+        while time.perf_counter() < stop:
+            body = make_body()
+            t0 = time.perf_counter()
+            status = await conn.post(path, body)
+            latencies.append(time.perf_counter() - t0)
+            if 200 <= status < 300:
+                ok += 1
+            else:
+                errors += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(run(c) for c in conns))
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    return {"rps": ok / elapsed, "errors": errors, "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000}  # fmt: skip
+
+
+async def open_loop(
+    port: int, headers: bytes, make_body: Callable[[], bytes], rate: float, seconds: float, pool: int = 256
+) -> dict[str, float]:
+    """Requests sent on a fixed schedule; latency counts from the scheduled time, queueing included."""
+    idle: asyncio.Queue[Conn] = asyncio.Queue()
+    conns = [Conn(port, headers) for _ in range(pool)]
+    for c in conns:
+        idle.put_nowait(c)
+    latencies: list[float] = []
+    errors = 0
+    total = int(rate * seconds)
+    start = time.perf_counter()
+
+    async def one(scheduled: float) -> None:
+        nonlocal errors
+        conn = await idle.get()
+        try:
+            status = await conn.post(PATH, make_body())
+        finally:
+            idle.put_nowait(conn)
+        latencies.append(time.perf_counter() - scheduled)
+        if not 200 <= status < 300:
+            errors += 1
+
+    tasks = []
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    return {"offered": rate, "achieved": len(latencies) / elapsed, "errors": errors,
+            "p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000}  # fmt: skip
+
+
+# ---- the run --------------------------------------------------------------------------------------
+
+
+async def main(opts: argparse.Namespace) -> None:
+    from shared.testing import pg_database, token
+
+    auth = f"Authorization: Bearer {token('support', 'BENCH', sub='bench-support', ttl_s=7200)}\r\n".encode()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "services" / "intake")])
+    port_a, port_b = free_port(), free_port()
+    async with pg_database() as url:
+        await seed_plan(url)
+        env_b = env | {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "OUTBOX_POLL_INTERVAL_S": "0.2"}
+        uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--log-level", "warning"]
+        async with (
+            server([sys.executable, __file__, "--serve-bare", str(port_a)], port_a, env),
+            server([*uvicorn, "--port", str(port_b), "--factory", "intake.app:create"], port_b, env_b),
+        ):
+            a_bodies, b_bodies = Bodies("a"), Bodies("b")
+            # Warm-up (imports, pools, JIT-free but caches).
+            await closed_loop(port_a, auth, PATH, a_bodies.one, 8, 1.0)
+            await closed_loop(port_b, auth, PATH, b_bodies.one, 8, 1.0)
+            a = await closed_loop(port_a, auth, PATH, a_bodies.one, opts.concurrency, opts.seconds)
+            b = await closed_loop(port_b, auth, PATH, b_bodies.one, opts.concurrency, opts.seconds)
+            b_open = await open_loop(port_b, auth, b_bodies.one, opts.rate, opts.seconds)
+            a_open = await open_loop(port_a, auth, a_bodies.one, opts.rate, opts.seconds)
+            c = await closed_loop(port_b, auth, f"{PATH}/batch", lambda: b_bodies.batch(1000), 4, opts.seconds)
+    print(f"(a) bare FastAPI, {opts.concurrency} clients: {a['rps']:.0f} req/s, p50 {a['p50_ms']:.1f} ms, "
+          f"p99 {a['p99_ms']:.1f} ms, errors {a['errors']:.0f}")  # fmt: skip
+    print(f"(b) intake POST /initiatives on PostgreSQL, {opts.concurrency} clients: {b['rps']:.0f} req/s, "
+          f"p50 {b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms, errors {b['errors']:.0f}")  # fmt: skip
+    print(f"    ratio (b)/(a) requests/s: {b['rps'] / a['rps']:.2f}  (target >= 0.6)")
+    print(f"(b) open loop at {opts.rate:.0f} req/s offered: achieved {b_open['achieved']:.0f}/s, "
+          f"p50 {b_open['p50_ms']:.1f} ms, p99 {b_open['p99_ms']:.1f} ms (target < 50 ms), "
+          f"errors {b_open['errors']:.0f}")  # fmt: skip
+    print(f"(a) open loop at {opts.rate:.0f} req/s offered: achieved {a_open['achieved']:.0f}/s, "
+          f"p50 {a_open['p50_ms']:.1f} ms, p99 {a_open['p99_ms']:.1f} ms")  # fmt: skip
+    print(f"(c) batch of 1,000, 4 clients: {c['rps'] * 1000:.0f} initiatives/s (target >= 20,000), "
+          f"p50 {c['p50_ms']:.0f} ms per batch, errors {c['errors']:.0f}; "
+          f"= {c['rps'] * 1000 / a['rps']:.1f} x (a)'s requests/s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--serve-bare", type=int, default=0, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.serve_bare:
+        import uvicorn
+
+        uvicorn.run(bare_app(), host="127.0.0.1", port=options.serve_bare, access_log=False, log_level="warning")
+    else:
+        asyncio.run(main(options))
