@@ -1,0 +1,1 @@
+"""Awards: schemes, nominations from frozen figures, immutable decisions, exports."""

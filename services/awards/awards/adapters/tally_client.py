@@ -1,0 +1,61 @@
+"""Reading a tally snapshot over tally's internal HTTP contract (docs/events.md), caller's token forwarded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from shared.http import ApiError
+
+
+class TallyClient:
+    def __init__(
+        self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout_s: float, page_size: int
+    ) -> None:
+        self.base_url = base_url
+        self.transport = transport
+        self.timeout_s = timeout_s
+        self.page_size = page_size
+
+    def _client(self, authorization: str | None) -> httpx.AsyncClient:
+        headers = {"Authorization": authorization} if authorization else {}
+        return httpx.AsyncClient(
+            base_url=self.base_url, transport=self.transport, timeout=self.timeout_s, headers=headers
+        )
+
+    @staticmethod
+    def _check(resp: httpx.Response) -> Any:
+        if resp.status_code == 200:
+            return resp.json()
+        if resp.status_code == 404:
+            raise ApiError(404, "snapshot_not_found", "Không tìm thấy bản chốt số liệu")
+        if resp.status_code in (401, 403):
+            raise ApiError(403, "forbidden", "Không có quyền đọc bản chốt số liệu")
+        raise ApiError(502, "tally_unavailable", "Dịch vụ tổng hợp số liệu trả lời lỗi")
+
+    async def snapshot(self, snapshot_id: str, authorization: str | None) -> dict[str, Any]:
+        try:
+            async with self._client(authorization) as client:
+                return dict(self._check(await client.get(f"/api/v1/tally/snapshots/{snapshot_id}")))
+        except httpx.HTTPError as exc:
+            raise ApiError(502, "tally_unavailable", "Không kết nối được dịch vụ tổng hợp số liệu") from exc
+
+    async def figures(self, snapshot_id: str, kind: str, authorization: str | None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        try:
+            async with self._client(authorization) as client:
+                while True:
+                    params: dict[str, Any] = {"kind": kind, "limit": self.page_size}
+                    if cursor:
+                        params["cursor"] = cursor
+                    body = self._check(
+                        await client.get(f"/api/v1/tally/snapshots/{snapshot_id}/figures", params=params)
+                    )
+                    items.extend(body.get("items") or [])
+                    cursor = body.get("next_cursor")
+                    if not cursor:
+                        return items
+        except httpx.HTTPError as exc:
+            raise ApiError(502, "tally_unavailable", "Không kết nối được dịch vụ tổng hợp số liệu") from exc

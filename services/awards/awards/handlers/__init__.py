@@ -1,0 +1,138 @@
+"""What awards consumes (a subset of shared/topology.py QUEUES["awards"]) and how.
+
+Every handler is idempotent and order-independent: facts are keyed by their sequence numbers
+(``decision_seq``, ``appraisal_seq``, ``revision``) and inserted with ON CONFLICT DO NOTHING or
+kept only when newer, so duplicates and late older events change nothing. Member figures are
+never incremented; they are derived from these facts when a snapshot is first used.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from awards.adapters.orm import appraisals, campaigns, decisions, initiatives, snapshots, units
+from shared.db import insert_ignore, upsert
+from shared.envelope import Envelope
+from shared.messaging import Subscription
+from shared.units import apply_unit_upserted
+
+
+def parse_instant(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _authors(data: dict[str, Any]) -> str:
+    authors = [
+        {"member_id": str(a["member_id"]), "full_name": str(a.get("full_name") or "")}
+        for a in data.get("authors") or []
+        if a.get("member_id")
+    ]
+    return orjson.dumps(authors).decode()
+
+
+async def _keep_initiative(session: AsyncSession, data: dict[str, Any], initiative_id: str, seq: int) -> None:
+    if not data.get("campaign") or not data.get("unit_code"):
+        return
+    row = {
+        "id": initiative_id,
+        "campaign": str(data["campaign"]),
+        "phase": data.get("phase"),
+        "unit_code": str(data["unit_code"]),
+        "authors": _authors(data),
+        "source_seq": seq,
+    }
+    stmt = upsert(initiatives, session.bind.dialect.name).values(**row)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={k: stmt.excluded[k] for k in row if k != "id"},
+        where=initiatives.c.source_seq <= stmt.excluded.source_seq,
+    )
+    await session.execute(stmt)
+
+
+async def on_unit_upserted(session: AsyncSession, env: Envelope) -> None:
+    await apply_unit_upserted(session, units, env.data)
+
+
+async def on_campaign_upserted(session: AsyncSession, env: Envelope) -> None:
+    data = env.data
+    row = {
+        "code": str(data["code"]),
+        "name": str(data.get("name") or data["code"]),
+        "phases": orjson.dumps([str(p.get("code")) for p in data.get("phases") or []]).decode(),
+        "revision": int(data.get("revision") or 0),
+    }
+    stmt = upsert(campaigns, session.bind.dialect.name).values(**row)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["code"],
+        set_={k: stmt.excluded[k] for k in row if k != "code"},
+        where=campaigns.c.revision <= stmt.excluded.revision,
+    )
+    await session.execute(stmt)
+
+
+async def on_initiative_submitted(session: AsyncSession, env: Envelope) -> None:
+    # Authors' names; any review decision (seq ≥ 1) carries the same facts and takes precedence.
+    await _keep_initiative(session, env.data, str(env.data["id"]), 0)
+
+
+async def on_initiative_reviewed(session: AsyncSession, env: Envelope) -> None:
+    data = env.data
+    initiative_id = str(data["initiative_id"])
+    seq = int(data["decision_seq"])
+    await _keep_initiative(session, data, initiative_id, seq)
+    verified = data.get("verified_benefit_vnd")
+    benefit = int(verified if verified is not None else data.get("expected_benefit_vnd") or 0)
+    row = {
+        "initiative_id": initiative_id,
+        "decision_seq": seq,
+        "outcome": str(data["outcome"]),
+        "benefit_vnd": benefit,
+        "decided_at": parse_instant(data.get("decided_at") or env.occurred_at),
+    }
+    dialect = session.bind.dialect.name
+    await session.execute(insert_ignore(decisions, dialect, ["initiative_id", "decision_seq"]).values(**row))
+
+
+async def on_initiative_appraised(session: AsyncSession, env: Envelope) -> None:
+    data = env.data
+    initiative_id = str(data["initiative_id"])
+    row = {
+        "initiative_id": initiative_id,
+        "appraisal_seq": int(data["appraisal_seq"]),
+        "grade": str(data.get("grade") or "none"),
+        "appraised_at": parse_instant(data.get("appraised_at") or env.occurred_at),
+    }
+    dialect = session.bind.dialect.name
+    await session.execute(insert_ignore(appraisals, dialect, ["initiative_id", "appraisal_seq"]).values(**row))
+
+
+async def on_snapshot_frozen(session: AsyncSession, env: Envelope) -> None:
+    data = env.data
+    row = {
+        "id": str(data["snapshot_id"]),
+        "campaign": str(data["campaign"]),
+        "phase": data.get("phase"),
+        "taken_at": parse_instant(data["taken_at"]),
+    }
+    await session.execute(insert_ignore(snapshots, session.bind.dialect.name, ["id"]).values(**row))
+
+
+SUBSCRIPTIONS: list[Subscription] = [
+    Subscription("unit.upserted.v1", on_unit_upserted),
+    Subscription("campaign.upserted.v1", on_campaign_upserted),
+    Subscription("initiative.submitted.v1", on_initiative_submitted),
+    Subscription("initiative.reviewed.v1", on_initiative_reviewed),
+    Subscription("initiative.appraised.v1", on_initiative_appraised),
+    Subscription("tally.snapshot_frozen.v1", on_snapshot_frozen),
+]
