@@ -94,6 +94,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger, nullable=False),
         sa.Column("shingles", sa.LargeBinary, nullable=False),
         sa.Column("signature", sa.LargeBinary, nullable=False),
+        sqlite_autoincrement=True,  # ids are never reused: the in-memory index follows the table by id
     )
     op.create_index("ix_review_signature_initiative_id", "review_signature", ["initiative_id"])
 

@@ -111,4 +111,5 @@ signatures = Table(
     Column("seq", BigInteger, nullable=False),
     Column("shingles", LargeBinary, nullable=False),
     Column("signature", LargeBinary, nullable=False),
+    sqlite_autoincrement=True,
 )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from review.adapters.orm import appraisals, decisions, items, units
@@ -148,15 +148,102 @@ async def decide(
     initiative_id: str,
     body: dict[str, Any],
 ) -> dict[str, Any]:
-    """Record one decision and stage ``initiative.reviewed.v1``; raises ApiError before writing anything."""
-    outcome, reason, note = body["outcome"], body.get("reason"), body.get("note")
+    """Record one decision and stage ``initiative.reviewed.v1``; raises ApiError when refused."""
+    (result,) = await decide_many(session, ctx, runtime, principal, [{**body, "initiative_id": initiative_id}])
+    if isinstance(result, ApiError):
+        raise result
+    return result
+
+
+async def decide_many(
+    session: AsyncSession,
+    ctx: ServiceContext,
+    runtime: ReviewRuntime,
+    principal: Principal,
+    requests: Sequence[dict[str, Any]],
+) -> list[dict[str, Any] | ApiError]:
+    """Check each decision on its own, then write the accepted ones (audit rows, items, events) in bulk.
+
+    Returns, in order, the decision made or the ApiError refusing it; nothing is written for a refusal.
+    """
+    ids = sorted({r["initiative_id"] for r in requests})
+    query = (
+        select(items, units.c.path)
+        .select_from(items.outerjoin(units, units.c.code == items.c.unit_code))
+        .where(items.c.initiative_id.in_(ids))
+        .where(items.c.revision >= 0)
+        .order_by(items.c.initiative_id)  # one lock order for every caller: no deadlocks
+    )
+    if _is_pg(session):
+        query = query.with_for_update(of=items)
+    rows = {r.initiative_id: r for r in (await session.execute(query)).all()}
+    now = utcnow()
+    results: list[dict[str, Any] | ApiError] = []
+    accepted: list[tuple[Any, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for req in requests:
+        initiative_id = req["initiative_id"]
+        if initiative_id in seen:
+            results.append(ApiError(409, "duplicate_in_batch", "Sáng kiến xuất hiện hai lần trong lô"))
+            continue
+        seen.add(initiative_id)
+        try:
+            decision = _check_decision(principal, rows.get(initiative_id), req, now)
+        except ApiError as exc:
+            results.append(exc)
+            continue
+        accepted.append((rows[initiative_id], decision))
+        results.append(_decision_view(decision))
+    if not accepted:
+        return results
+    await session.execute(decisions.insert(), [d for _row, d in accepted])
+    await session.execute(
+        update(items)
+        .where(items.c.initiative_id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            decision_seq=bindparam("b_seq"),
+            reason=bindparam("b_reason"),
+            verified_benefit_vnd=bindparam("b_benefit"),
+            decided_at=bindparam("b_at"),
+            lease_holder=None,
+            lease_expires_at=None,
+        ),
+        [
+            {
+                "b_id": d["initiative_id"],
+                "b_status": STATUS_OF[d["outcome"]],
+                "b_seq": d["decision_seq"],
+                "b_reason": d["reason"],
+                "b_benefit": d["verified_benefit_vnd"],
+                "b_at": now,
+            }
+            for _row, d in accepted
+        ],
+    )
+    await ctx.emit(
+        session, *(ctx.event("initiative.reviewed", reviewed_event(dict(row._mapping), d)) for row, d in accepted)
+    )
+    if runtime.metrics:
+        for row, d in accepted:
+            runtime.metrics.decisions.labels(d["outcome"], d["reason"] or "").inc()
+            submitted = aware(row.submitted_at)
+            if submitted is not None:
+                runtime.metrics.time_to_decision.observe(max(0.0, (now - submitted).total_seconds()))
+    return results
+
+
+def _check_decision(principal: Principal, row: Any, req: dict[str, Any], now: datetime) -> dict[str, Any]:
+    outcome, reason, note = req["outcome"], req.get("reason"), req.get("note")
     problems = decision_problems(outcome, reason, note)
     if problems:
         raise ApiError(422, "validation_error", "Quyết định không hợp lệ", problems)
-    row = await scoped_item(session, principal, initiative_id, lock=True)
+    if row is None:
+        raise ApiError(404, "not_found", "Không tìm thấy sáng kiến trong hàng chờ xét duyệt")
+    if not path_in_scope(principal, row.path):
+        raise ApiError(403, "out_of_scope", "Sáng kiến nằm ngoài phạm vi đơn vị của tài khoản")
     if is_author(principal, row.author_ids):
         raise ApiError(403, "conflict_of_interest", "Không được xét duyệt sáng kiến của chính mình")
-    now = utcnow()
     redecision = False
     if row.status == "withdrawn":
         raise ApiError(409, "withdrawn", "Sáng kiến đã được rút")
@@ -166,48 +253,30 @@ async def decide(
         redecision = True
     elif row.lease_holder != principal.sub or (aware(row.lease_expires_at) or now) <= now:
         raise ApiError(409, "not_lease_holder", "Chỉ người đang giữ lượt xét duyệt mới được quyết định")
-    decision = {
-        "initiative_id": initiative_id,
+    return {
+        "initiative_id": row.initiative_id,
         "decision_seq": row.decision_seq + 1,
         "outcome": outcome,
         "reason": reason,
         "note": note,
-        "verified_benefit_vnd": body.get("verified_benefit_vnd"),
+        "verified_benefit_vnd": req.get("verified_benefit_vnd"),
         "decided_by": principal.sub,
         "decided_at": now,
         "redecision": redecision,
     }
-    await session.execute(decisions.insert().values(**decision))
-    await session.execute(
-        update(items)
-        .where(items.c.initiative_id == initiative_id)
-        .values(
-            status=STATUS_OF[outcome],
-            decision_seq=decision["decision_seq"],
-            reason=reason,
-            verified_benefit_vnd=decision["verified_benefit_vnd"],
-            decided_at=now,
-            lease_holder=None,
-            lease_expires_at=None,
-        )
-    )
-    item = row._mapping
-    await ctx.emit(session, ctx.event("initiative.reviewed", reviewed_event(dict(item), decision)))
-    if runtime.metrics:
-        runtime.metrics.decisions.labels(outcome, reason or "").inc()
-        submitted = aware(row.submitted_at)
-        if submitted is not None:
-            runtime.metrics.time_to_decision.observe(max(0.0, (now - submitted).total_seconds()))
+
+
+def _decision_view(d: dict[str, Any]) -> dict[str, Any]:
     return {
-        "initiative_id": initiative_id,
-        "status": STATUS_OF[outcome],
-        "outcome": outcome,
-        "reason": reason,
-        "note": note,
-        "verified_benefit_vnd": decision["verified_benefit_vnd"],
-        "decision_seq": decision["decision_seq"],
-        "decided_at": now.isoformat(),
-        "redecision": redecision,
+        "initiative_id": d["initiative_id"],
+        "status": STATUS_OF[d["outcome"]],
+        "outcome": d["outcome"],
+        "reason": d["reason"],
+        "note": d["note"],
+        "verified_benefit_vnd": d["verified_benefit_vnd"],
+        "decision_seq": d["decision_seq"],
+        "decided_at": d["decided_at"].isoformat(),
+        "redecision": d["redecision"],
     }
 
 

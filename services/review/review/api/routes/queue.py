@@ -98,20 +98,14 @@ async def decide_many(
     """Each decision is checked on its own; the accepted ones commit together with their events."""
     if len(body.decisions) > runtime.settings.max_batch_decisions:
         raise ApiError(422, "validation_error", "Quá nhiều quyết định", [{"field": "decisions", "message": "Quá dài"}])
-    results: list[dict[str, Any]] = []
-    seen: set[str] = set()
     async with session.begin():
-        for d in body.decisions:
-            if d.initiative_id in seen:
-                results.append(_refused(d.initiative_id, ApiError(409, "duplicate_in_batch", "Trùng trong lô")))
-                continue
-            seen.add(d.initiative_id)
-            try:
-                decided = await queue.decide(session, ctx, runtime, principal, d.initiative_id, d.model_dump())
-            except ApiError as exc:
-                results.append(_refused(d.initiative_id, exc))
-            else:
-                results.append({"initiative_id": d.initiative_id, "status": 200, "decision": decided})
+        outcomes = await queue.decide_many(session, ctx, runtime, principal, [d.model_dump() for d in body.decisions])
+    results = [
+        _refused(d.initiative_id, r)
+        if isinstance(r, ApiError)
+        else {"initiative_id": d.initiative_id, "status": 200, "decision": r}
+        for d, r in zip(body.decisions, outcomes, strict=True)
+    ]
     accepted = sum(1 for r in results if r["status"] == 200)
     return {"accepted": accepted, "refused": len(results) - accepted, "items": results}
 
