@@ -7,7 +7,9 @@ the staleness another replica of intake may see.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from sqlalchemy import select
@@ -23,6 +25,7 @@ class PlanReader:
         self.ttl_s = ttl_s
         self._campaigns: dict[str, tuple[float, Campaign]] = {}
         self._units: dict[str, tuple[float, Unit]] = {}
+        self._loading: dict[tuple[str, str], asyncio.Future[Any]] = {}
 
     def forget_campaign(self, code: str) -> None:
         self._campaigns.pop(code, None)
@@ -34,6 +37,28 @@ class PlanReader:
         hit = self._campaigns.get(code)
         if hit and time.monotonic() - hit[0] < self.ttl_s:
             return hit[1]
+        return await self._single_flight(("campaign", code), self._load_campaign(code, conn), conn)
+
+    async def unit(self, code: str, conn: AsyncConnection | None = None) -> Unit | None:
+        hit = self._units.get(code)
+        if hit and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
+        return await self._single_flight(("unit", code), self._load_unit(code, conn), conn)
+
+    async def _single_flight(self, key: tuple[str, str], load: Coroutine[Any, Any, Any], conn: Any) -> Any:
+        """When an entry expires under a rush, one query refreshes it; the other requests wait for it."""
+        if conn is not None:  # inside the caller's transaction: read there, never share it
+            return await load
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.ensure_future(load)
+            self._loading[key] = task
+            task.add_done_callback(lambda _t: self._loading.pop(key, None))
+        else:
+            load.close()
+        return await asyncio.shield(task)
+
+    async def _load_campaign(self, code: str, conn: AsyncConnection | None) -> Campaign | None:
         row = await self._one(select(campaigns).where(campaigns.c.code == code), conn)
         if row is None:
             return None
@@ -41,10 +66,7 @@ class PlanReader:
         self._campaigns[code] = (time.monotonic(), campaign)
         return campaign
 
-    async def unit(self, code: str, conn: AsyncConnection | None = None) -> Unit | None:
-        hit = self._units.get(code)
-        if hit and time.monotonic() - hit[0] < self.ttl_s:
-            return hit[1]
+    async def _load_unit(self, code: str, conn: AsyncConnection | None) -> Unit | None:
         row = await self._one(select(units.c.code, units.c.kind, units.c.path).where(units.c.code == code), conn)
         if row is None:
             return None
