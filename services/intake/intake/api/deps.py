@@ -85,7 +85,9 @@ async def get_principal(request: Request, ctx: ContextDep) -> Principal:
     token = bearer_token(request)
     if token is None:
         raise ApiError(401, "unauthorized", "Cần đăng nhập", headers={"WWW-Authenticate": "Bearer"})
-    cache: PrincipalCache = ctx.extras.setdefault("principal_cache", PrincipalCache())
+    cache: PrincipalCache | None = ctx.extras.get("principal_cache")
+    if cache is None:
+        cache = ctx.extras["principal_cache"] = PrincipalCache()
     try:
         return await cache.principal(ctx, token)
     except AuthError as exc:
