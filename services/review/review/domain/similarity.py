@@ -27,7 +27,7 @@ ROWS = NUM_PERM // BANDS
 THRESHOLD = 0.50
 TOP_K = 5
 MAX_CANDIDATES = 200
-MAX_BUCKET = 2000
+MAX_BUCKET = 500
 
 _PRIME = np.uint64(4294967311)  # the first prime above 2**32
 _rng = np.random.RandomState(20210108)

@@ -52,7 +52,6 @@ def _reviewer(principal: Principal) -> None:
 @router.post("/claims")
 async def claim(
     body: ClaimRequest,
-    ctx: ContextDep,
     session: SessionDep,
     runtime: RuntimeDep,
     principal: Principal = require_roles("reviewer"),
