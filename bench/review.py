@@ -100,12 +100,13 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
     for base in range(0, fill, chunk):
         picks = np_rng.integers(0, pool_size, size=(min(chunk, fill - base), 5))
         sigs = pool_sigs[picks].min(axis=1)
-        for j in range(picks.shape[0]):
-            doc = n_texts + base + j
-            sh = np.unique(np.concatenate([pool_sets[p] for p in picks[j]]))
-            index.add(f"t{doc}", doc, sh, sigs[j])
-            if len(composed) < 2 * n_queries:
-                composed[doc] = picks[j]
+        docs = range(n_texts + base, n_texts + base + picks.shape[0])
+        sets = [np.unique(np.concatenate([pool_sets[p] for p in row])) for row in picks.tolist()]
+        index.add_many([f"t{d}" for d in docs], list(docs), sets, sigs)
+        for j, doc in enumerate(docs):
+            if len(composed) >= 2 * n_queries:
+                break
+            composed[doc] = picks[j]
     fill_s = time.perf_counter() - start
     print(f"filled to {len(index):,} in {fill_s:.1f} s ({fill / max(fill_s, 1e-9):,.0f}/s)", flush=True)
 

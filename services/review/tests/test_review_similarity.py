@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import unicodedata
 
-from review.domain.similarity import THRESHOLD, SimilarityIndex, normalise, shingles, text_of
+import numpy as np
+from review.domain.similarity import THRESHOLD, SimilarityIndex, normalise, shingles, signature, text_of
 from review_corpus import altered, initiative
 
 
@@ -45,3 +46,17 @@ def test_copies_are_found_and_unrelated_texts_stay_below_the_threshold() -> None
     assert recall >= 0.95
     assert unrelated_hits == 0
     assert precision >= 0.95
+
+
+def test_bulk_indexing_finds_what_one_by_one_indexing_finds() -> None:
+    rng = random.Random(7)
+    texts = [text_of(*initiative(rng)) for _ in range(300)]
+    sets = [shingles(t) for t in texts]
+    one_by_one, bulk = SimilarityIndex(merge_at=50), SimilarityIndex()
+    for i, sh in enumerate(sets):
+        one_by_one.add(f"i{i}", i, sh)
+    bulk.add_many([f"i{i}" for i in range(300)], list(range(300)), sets, np.stack([signature(s) for s in sets]))
+    for i in range(0, 300, 7):
+        query = shingles(text_of(*altered(rng, *texts[i].split("\n", 1))))
+        assert one_by_one.similar(query) == bulk.similar(query)
+        assert f"i{i}" in {m.initiative_id for m in bulk.similar(query)}

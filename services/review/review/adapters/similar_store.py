@@ -44,11 +44,19 @@ class SimilarityStore:
                         .limit(SYNC_CHUNK)
                     )
                 ).all()
+                by_campaign: dict[str, list[Any]] = {}
                 for r in rows:
-                    sh = np.frombuffer(r.shingles, dtype=np.uint32)
-                    sig = np.frombuffer(r.signature, dtype=np.uint64)
-                    self.index(r.campaign).add(r.initiative_id, int(r.seq), sh, sig)
+                    by_campaign.setdefault(r.campaign, []).append(r)
                     self.last_id = max(self.last_id, int(r.id))
+                for campaign, group in by_campaign.items():
+                    index = self.index(campaign)
+                    sets = [np.frombuffer(r.shingles, dtype=np.uint32) for r in group]
+                    if len(group) == 1:
+                        sig = np.frombuffer(group[0].signature, dtype=np.uint64)
+                        index.add(group[0].initiative_id, int(group[0].seq), sets[0], sig)
+                        continue
+                    sigs = np.stack([np.frombuffer(r.signature, dtype=np.uint64) for r in group])
+                    index.add_many([r.initiative_id for r in group], [int(r.seq) for r in group], sets, sigs)
                 loaded += len(rows)
                 if len(rows) < SYNC_CHUNK:
                     return loaded

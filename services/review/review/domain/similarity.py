@@ -164,18 +164,47 @@ class SimilarityIndex:
         if self._recent_count >= max(self._merge_at, len(self.ids) // 4):
             self._merge()
 
-    def _merge(self) -> None:
+    def add_many(
+        self, initiative_ids: list[str], seqs: list[int], shingle_sets: list[np.ndarray], sigs: np.ndarray
+    ) -> None:
+        """Bulk-index new initiatives (start-up, bulk loads): band keys computed at once, tables merged once."""
+        fresh = [i for i, iid in enumerate(initiative_ids) if iid not in self.positions]
+        if len(fresh) < len(initiative_ids):  # revisions among them take the one-by-one path
+            for i, iid in enumerate(initiative_ids):
+                if iid in self.positions:
+                    self.add(iid, seqs[i], shingle_sets[i], sigs[i])
+        if not fresh:
+            return
+        base = len(self.ids)
+        for n, i in enumerate(fresh):
+            self.positions[initiative_ids[i]] = base + n
+            self.ids.append(initiative_ids[i])
+            self.seqs.append(seqs[i])
+            self.sets.append(shingle_sets[i])
+        rows = sigs[fresh].reshape(len(fresh), BANDS, ROWS)
+        with np.errstate(over="ignore"):
+            keys = (rows * _MIX).sum(axis=2, dtype=np.uint64) ^ np.arange(BANDS, dtype=np.uint64)
+        docs = np.arange(base, base + len(fresh), dtype=np.int64)
+        self._merge(extra=(keys, docs))
+
+    def _merge(self, extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         for band in range(BANDS):
             recent = self._recent[band]
-            if not recent:
+            parts_k = [self._keys[band]]
+            parts_d = [self._docs[band]]
+            if recent:
+                parts_k.append(np.fromiter((k for k, docs in recent.items() for _ in docs), dtype=np.uint64))
+                parts_d.append(np.fromiter((d for ds in recent.values() for d in ds), dtype=np.int64))
+            if extra is not None:
+                parts_k.append(extra[0][:, band])
+                parts_d.append(extra[1])
+            if len(parts_k) == 1:
                 continue
-            keys = np.fromiter((k for k, docs in recent.items() for _ in docs), dtype=np.uint64)
-            docs = np.fromiter((d for ds in recent.values() for d in ds), dtype=np.int64)
-            all_keys = np.concatenate([self._keys[band], keys])
-            all_docs = np.concatenate([self._docs[band], docs])
+            all_keys = np.concatenate(parts_k)
+            # Stable sort of sorted runs: a merge, close to linear.
             order = np.argsort(all_keys, kind="stable")
             self._keys[band] = all_keys[order]
-            self._docs[band] = all_docs[order]
+            self._docs[band] = np.concatenate(parts_d)[order]
             self._recent[band] = {}
         self._recent_count = 0
 
