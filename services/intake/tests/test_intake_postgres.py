@@ -74,3 +74,34 @@ async def test_batch_and_import_on_postgres(kit: Any) -> None:
         assert r.status_code == 200 and r.json()["accepted"] == 1000
         assert sorted(i["seq"] for i in r.json()["items"]) == list(range(1, 1001))
         assert len(await w.wait_emitted("initiative.submitted", 1000)) == 1000
+
+
+async def test_copy_rows_belong_to_the_callers_transaction(kit: Any) -> None:
+    """The binary COPY path must roll back with the transaction that holds it (no orphan outbox rows)."""
+    from intake.adapters.orm import outbox
+    from intake.adapters.store import persist
+    from intake.domain.events import SUBMITTED, initiative_payload
+    from intake.domain.models import InitiativeCreate
+    from intake.submission import prepare
+
+    from shared.auth import principal_from_claims
+
+    async with pg_database() as url, kit.world_on(url) as w:
+        operator = principal_from_claims({"sub": "op", "roles": ["operator"], "unit": None})
+        items = [
+            await prepare(
+                w.ctx.extras["plan"], operator, InitiativeCreate.model_validate(kit.body(title=f"Hủy {i}")), kit.NOW
+            )
+            for i in range(3)
+        ]
+        w.ctx.relay.paused = True
+        async with w.ctx.engine.connect() as conn:
+            tx = await conn.begin()
+            outcomes = await persist(conn, items, lambda r: w.ctx.event(SUBMITTED, initiative_payload(r)))
+            assert [o.kind for o in outcomes] == ["created"] * 3
+            inside = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+            assert inside == 3
+            await tx.rollback()
+        assert await _count(w) == 0
+        async with w.ctx.engine.connect() as conn:
+            assert (await conn.execute(select(func.count()).select_from(outbox))).scalar_one() == 0

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, select, update
+import orjson
+from sqlalchemy import JSON, Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from intake.adapters.orm import fingerprints, idempotency_keys, initiative_authors, initiatives, outbox, seq_counters
@@ -179,21 +180,42 @@ async def persist(
     # 4. One multi-row insert per table.
     if fresh:
         records = [items[i].record for i in fresh]
-        # The driver's executemany (one round trip, one prepared statement). A RETURNING clause here
-        # would switch SQLAlchemy to multi-row VALUES, a new statement per batch size: measured slower.
-        await conn.execute(initiatives.insert(), records)
-        await conn.execute(
-            initiative_authors.insert(),
+        await bulk_insert(conn, initiatives, records)
+        await bulk_insert(
+            conn,
+            initiative_authors,
             [
                 {"initiative_id": r["id"], "member_id": m}
                 for r in records
                 for m in {a["member_id"] for a in r["authors"]}
             ],
         )
-        await conn.execute(outbox.insert(), [outbox_row(make_event(r)) for r in records])
+        await bulk_insert(conn, outbox, [outbox_row(make_event(r)) for r in records])
         for i in fresh:
             outcomes[i] = Outcome("created", id=items[i].record["id"], seq=items[i].record["seq"])
     return [o for o in outcomes if o is not None]
+
+
+async def bulk_insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows in the caller's transaction: binary COPY on PostgreSQL, executemany elsewhere.
+
+    COPY takes a table and column names (no SQL text) and encodes rows in the driver's C code: for
+    the group-commit and batch paths it costs a fraction of an INSERT per row.
+    """
+    if not rows:
+        return
+    driver = (await conn.get_raw_connection()).driver_connection if conn.dialect.name == "postgresql" else None
+    # COPY only inside the transaction SQLAlchemy has begun on that connection (it starts lazily).
+    if driver is None or not driver.is_in_transaction():
+        await conn.execute(table.insert(), rows)
+        return
+    columns = [c.name for c in table.columns if c.name in rows[0]]
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    records = [
+        tuple(orjson.dumps(row[c]).decode() if c in json_columns and row[c] is not None else row[c] for c in columns)
+        for row in rows
+    ]
+    await driver.copy_records_to_table(table.name, records=records, columns=columns)
 
 
 async def advance_seq(conn: AsyncConnection, campaign: str, n: int) -> int:
