@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from intake.adapters.store import EventFactory, Outcome, Prepared, advance_seq, persist
+from intake.adapters.store import EventFactory, Outcome, Prepared, SeqAllocator, advance_seq, persist
 
 log = logging.getLogger("intake.writer")
 
@@ -67,8 +67,9 @@ class GroupCommitWriter:
                 return
 
     async def _loop(self) -> None:
-        # Each writer keeps its own connection: no pool checkout (nor pre-ping) per batch.
-        conn: AsyncConnection | None = None
+        # Each writer keeps its own connections (the batch's and, on PostgreSQL, the seq counter's):
+        # no pool checkout, nor pre-ping, per batch.
+        conns: dict[str, AsyncConnection] = {}
         try:
             while True:
                 batch = [await self.queue.get()]
@@ -76,42 +77,58 @@ class GroupCommitWriter:
                 if len(batch) < self.max_items and self.window_s > 0:
                     await asyncio.sleep(self.window_s)
                     self._drain(batch)
-                if conn is None or conn.closed:
-                    conn = await self.engine.connect()
-                if not await self._flush(conn, batch):
-                    await conn.close()
-                    conn = None
+                for name in ("batch", "seq") if self.engine.dialect.name == "postgresql" else ("batch",):
+                    if name not in conns or conns[name].closed:
+                        conns[name] = await self.engine.connect()
+                if not await self._flush(conns, batch):
+                    for conn in conns.values():
+                        with contextlib.suppress(Exception):
+                            await conn.close()
+                    conns = {}
         finally:
-            if conn is not None:
+            for conn in conns.values():
                 with contextlib.suppress(Exception):
                     await conn.close()
 
-    async def _allocate_seq(self, campaign: str, n: int) -> int:
-        # A short transaction of its own: the counter row is locked for one statement, not for the
-        # whole batch, so writers overlap. A batch that then fails leaves a gap; a number is never reused.
-        async with self.engine.begin() as conn:
-            return await advance_seq(conn, campaign, n)
+    def _seq_allocator(self, conns: dict[str, AsyncConnection]) -> SeqAllocator | None:
+        seq_conn = conns.get("seq")
+        if seq_conn is None:
+            return None  # SQLite: one writer at a time anyway; the counter moves in the batch's transaction
 
-    async def _flush(self, conn: AsyncConnection, batch: list[tuple[Prepared, asyncio.Future[Outcome]]]) -> bool:
-        """Write a batch; answer False when the connection should be replaced."""
+        async def allocate(campaign: str, n: int) -> int:
+            # A short transaction of its own: the counter row is locked for one statement, not for the
+            # whole batch, so writers overlap. A batch that then fails leaves a gap; no number is reused.
+            async with seq_conn.begin():
+                return await advance_seq(seq_conn, campaign, n)
+
+        return allocate
+
+    async def _flush(
+        self, conns: dict[str, AsyncConnection], batch: list[tuple[Prepared, asyncio.Future[Outcome]]]
+    ) -> bool:
+        """Write a batch; answer False when the connections should be replaced."""
         live = [(item, fut) for item, fut in batch if not fut.cancelled()]
         if not live:
             return True
         try:
-            outcomes = await self._write(conn, [item for item, _ in live])
+            outcomes = await self._write(conns, [item for item, _ in live])
         except Exception:
             if len(live) == 1:
                 log.exception("initiative write failed")
                 if not live[0][1].done():
                     live[0][1].set_exception(RuntimeError("write failed"))
                 return False
-            # One bad item must not fail its neighbours: retry them one by one on a fresh connection.
+            # One bad item must not fail its neighbours: retry them one by one on fresh connections.
             log.warning("group commit failed; retrying its items one at a time", extra={"size": len(live)})
-            with contextlib.suppress(Exception):
-                await conn.close()
-            async with self.engine.connect() as fresh:
+            for conn in conns.values():
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            async with contextlib.AsyncExitStack() as stack:
+                fresh = {name: await stack.enter_async_context(self.engine.connect()) for name in conns}
                 for pair in live:
-                    await self._flush(fresh, [pair])
+                    if not await self._flush(fresh, [pair]):
+                        for name in fresh:
+                            fresh[name] = await stack.enter_async_context(self.engine.connect())
             return False
         self.batch_sizes.observe(len(live))
         for (_, future), outcome in zip(live, outcomes, strict=True):
@@ -119,9 +136,9 @@ class GroupCommitWriter:
                 future.set_result(outcome)
         return True
 
-    async def _write(self, conn: AsyncConnection, items: list[Prepared]) -> list[Outcome]:
-        allocate = self._allocate_seq if self.engine.dialect.name == "postgresql" else None
+    async def _write(self, conns: dict[str, AsyncConnection], items: list[Prepared]) -> list[Outcome]:
+        conn = conns["batch"]
         async with conn.begin():
-            outcomes = await persist(conn, items, self.make_event, allocate_seq=allocate)
+            outcomes = await persist(conn, items, self.make_event, allocate_seq=self._seq_allocator(conns))
         self.on_commit()
         return outcomes
