@@ -70,6 +70,8 @@ async def test_scheme_validation_and_roles(h: Harness) -> None:
     r = await h.put_scheme("IND-1", {**INDIVIDUAL, "rule": {"top_per_cluster": 1, "min_participants": 3}})
     fields = {d["field"] for d in r.json()["error"]["details"]}
     assert r.status_code == 422 and fields == {"rule.top_per_cluster", "rule.min_participants"}
+    r = await h.put_scheme("IND-1", {**INDIVIDUAL, "rule": {"any_of": [{"min_valid": 1}, {}]}})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "rule.any_of.1"
     r = await h.put_scheme("IND-1", {**INDIVIDUAL, "order_by": ["achievement_pct"]})
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "order_by.0"
     r = await h.put_scheme("COL-1", {k: v for k, v in COLLECTIVE.items() if k != "unit_kind"})

@@ -92,6 +92,9 @@ def parse_scheme(body: Any) -> Scheme:
             for name in COLLECTIVE_ONLY:
                 if getattr(cond, name) is not None:
                     details.append({"field": f"{prefix}.{name}", "message": "Không áp dụng cho khen thưởng cá nhân"})
+    for prefix, cond in groups[1:]:
+        if all(getattr(cond, name) is None for name in Condition.model_fields):
+            details.append({"field": prefix, "message": "Phương án không có điều kiện nào"})
     for i, key in enumerate(scheme.order_by):
         if key not in allowed_order:
             details.append({"field": f"order_by.{i}", "message": f"Tiêu chí xếp hạng không hợp lệ: {key}"})
