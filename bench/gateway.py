@@ -135,6 +135,12 @@ async def load(url: str, headers: dict[str, str], n: int, concurrency: int) -> t
     return n / elapsed, latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), robust to other load on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
@@ -200,9 +206,15 @@ async def main() -> int:
         await load(direct_url, headers, 300, args.concurrency)  # warm-up
         await load(gw_url, headers, 300, args.concurrency)
         results: dict[str, list[tuple[float, list[float]]]] = {"direct": [], "gateway": []}
+        cpu = {"direct": 0.0, "gateway": 0.0, "gateway_downstream": 0.0}
         for _ in range(args.rounds):
+            d0 = cpu_seconds(down.pid)
             results["direct"].append(await load(direct_url, headers, args.requests, args.concurrency))
+            d1, g1 = cpu_seconds(down.pid), cpu_seconds(gw.pid)
             results["gateway"].append(await load(gw_url, headers, args.requests, args.concurrency))
+            cpu["direct"] += d1 - d0
+            cpu["gateway"] += cpu_seconds(gw.pid) - g1
+            cpu["gateway_downstream"] += cpu_seconds(down.pid) - d1
     finally:
         for proc in (gw, down):
             proc.terminate()
@@ -222,6 +234,16 @@ async def main() -> int:
     print("                req/s   p50 ms   p95 ms")
     for name, s in (("direct", d), ("gateway", g)):
         print(f"{name:<12}{s['rps']:>9.0f}{s['p50_ms']:>9.2f}{s['p95_ms']:>9.2f}")
+    n = args.rounds * args.requests
+    per = {k: v / n * 1e6 for k, v in cpu.items()}
+    print(
+        f"server CPU per request: downstream alone {per['direct']:.0f} us; via the gateway "
+        f"{per['gateway'] + per['gateway_downstream']:.0f} us (gateway {per['gateway']:.0f} us)"
+    )
+    print(
+        "CPU cost of the gateway per request, relative to the downstream's own: "
+        f"{(per['gateway'] + per['gateway_downstream']) / per['direct'] - 1:.0%}"
+    )
     cost = d["rps"] / g["rps"] - 1
     print(f"throughput cost of the gateway (direct req/s / gateway req/s - 1): {cost * 100:.0f}%")
     print(f"latency ratio gateway/direct: p50 {g['p50_ms'] / d['p50_ms']:.2f}x, p95 {g['p95_ms'] / d['p95_ms']:.2f}x")

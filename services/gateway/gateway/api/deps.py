@@ -13,7 +13,7 @@ from shared.auth import AuthError, Principal
 from shared.http import ApiError
 
 
-def get_context(request: Request) -> GatewayContext:
+async def get_context(request: Request) -> GatewayContext:
     ctx: GatewayContext | None = getattr(request.app.state, "ctx", None)
     if ctx is None:
         raise ApiError(503, "starting", "Cổng đang khởi động")
