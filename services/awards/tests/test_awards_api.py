@@ -132,6 +132,11 @@ async def test_collective_nominations_decision_revocation_export(h: Harness) -> 
     # Already awarded units are not nominated again.
     r = await h.nominate("COL-1", "S1")
     assert r.json()["items"] == []
+    # A decision is taken on the list of the scheme as it stands: changed since → compute again.
+    assert (await h.put_scheme("COL-1", {**COLLECTIVE, "max_recipients": 2})).status_code == 200
+    r = await c.post("/api/v1/awards/schemes/COL-1/decision", json=body, headers=OP)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "nominations_stale"
+    assert (await h.put_scheme("COL-1", COLLECTIVE)).status_code == 200
 
     listed = (await c.get("/api/v1/awards", params={"campaign": "1M"})).json()["items"]
     assert len(listed) == 3 and all(not a["revoked"] for a in listed)

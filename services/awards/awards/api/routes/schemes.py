@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import uuid
 from datetime import UTC, date, datetime
@@ -59,6 +60,11 @@ async def active_recipients(session: AsyncSession, code: str) -> set[str]:
         .where(awards.c.scheme_code == code, revocations.c.award_id.is_(None))
     )
     return {r[0] for r in rows}
+
+
+def scheme_digest(scheme: Scheme) -> str:
+    """Names the exact scheme a nomination list was computed under."""
+    return hashlib.sha256(canonical(scheme.model_dump(mode="json"))).hexdigest()[:16]
 
 
 def scheme_out(code: str, scheme: Scheme) -> dict[str, Any]:
@@ -144,6 +150,7 @@ async def compute_nominations(
             "phase": scheme.phase,
             "taken_at": meta["taken_at"].isoformat(),
             "recipient_kind": scheme.recipient,
+            "scheme_digest": scheme_digest(scheme),
             "items": items,
         }
         raw = canonical(result)
@@ -196,6 +203,12 @@ async def decide(
         if run is None:
             raise ApiError(409, "no_nominations", "Chưa tính danh sách đề nghị khen thưởng cho hình thức này")
         nominated = orjson.loads(run.body)
+        if nominated.get("scheme_digest") != scheme_digest(scheme):
+            raise ApiError(
+                409,
+                "nominations_stale",
+                "Hình thức khen thưởng đã thay đổi sau khi tính danh sách đề nghị; hãy tính lại",
+            )
         by_key = {_recipient_key(i["recipient"]): i for i in nominated["items"]}
         if req.approve == "all":
             chosen = list(nominated["items"])
