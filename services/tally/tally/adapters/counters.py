@@ -116,26 +116,33 @@ async def apply_expanded(session: AsyncSession, deltas: Deltas) -> dict[CounterK
     dialect = session.bind.dialect.name
     participants: dict[CounterKey, int] = defaultdict(int)
     member_rows = sorted((k, n) for k, n in deltas.members.items() if n)
-    for i in range(0, len(member_rows), CHUNK):
-        chunk = member_rows[i : i + CHUNK]
-        stmt = upsert(memberships, dialect).values(
-            [{"unit_code": u, "campaign": c, "phase": p, "member_id": m, "n": n} for (u, c, p, m), n in chunk]
-        )
+    if member_rows:
+        # executemany on one cached statement: SQLAlchemy batches it into multi-row VALUES without recompiling.
+        stmt = upsert(memberships, dialect)
         stmt = stmt.on_conflict_do_update(
             index_elements=["unit_code", "campaign", "phase", "member_id"],
             set_={"n": memberships.c.n + stmt.excluded.n},
-        ).returning(memberships.c.unit_code, memberships.c.campaign, memberships.c.phase, memberships.c.member_id)
-        stmt = stmt.returning(memberships.c.n)
-        given = dict(chunk)
+        ).returning(
+            memberships.c.unit_code,
+            memberships.c.campaign,
+            memberships.c.phase,
+            memberships.c.member_id,
+            memberships.c.n,
+        )
+        given = dict(member_rows)
         emptied: list[tuple[str, str, str, str]] = []
-        for u, c, p, m, n in (await session.execute(stmt)).all():
+        params = [
+            {"unit_code": u, "campaign": c, "phase": p, "member_id": m, "n": n} for (u, c, p, m), n in member_rows
+        ]
+        for u, c, p, m, n in (await session.execute(stmt, params)).all():
             before = n - given[(u, c, p, m)]
             participants[(u, c, p)] += int(n > 0) - int(before > 0)
             if n == 0:
                 emptied.append((u, c, p, m))
-        if emptied:
-            cols = (memberships.c.unit_code, memberships.c.campaign, memberships.c.phase, memberships.c.member_id)
-            await session.execute(delete(memberships).where(tuple_(*cols).in_(emptied), memberships.c.n == 0))
+        cols = (memberships.c.unit_code, memberships.c.campaign, memberships.c.phase, memberships.c.member_id)
+        for i in range(0, len(emptied), CHUNK):
+            chunk = emptied[i : i + CHUNK]
+            await session.execute(delete(memberships).where(tuple_(*cols).in_(chunk), memberships.c.n == 0))
 
     keys = sorted(set(deltas.counters) | {k for k, v in participants.items() if v})
     rows = []
@@ -156,8 +163,8 @@ async def apply_expanded(session: AsyncSession, deltas: Deltas) -> dict[CounterK
                     "participants": pt,
                 }
             )
-    for i in range(0, len(rows), CHUNK):
-        stmt = upsert(counters, dialect).values(rows[i : i + CHUNK])
+    if rows:
+        stmt = upsert(counters, dialect)
         stmt = stmt.on_conflict_do_update(
             index_elements=["unit_code", "campaign", "phase"],
             set_={
@@ -165,15 +172,15 @@ async def apply_expanded(session: AsyncSession, deltas: Deltas) -> dict[CounterK
                 for name in ("submitted", "valid", "invalid", "benefit_vnd", "participants")
             },
         )
-        await session.execute(stmt)
+        await session.execute(stmt, rows)
 
     day_rows = [
         {"unit_code": u, "campaign": c, "day": d, "submitted": s, "valid": v}
         for (u, c, d), (s, v) in sorted(deltas.days.items())
         if s or v
     ]
-    for i in range(0, len(day_rows), CHUNK):
-        stmt = upsert(daily, dialect).values(day_rows[i : i + CHUNK])
+    if day_rows:
+        stmt = upsert(daily, dialect)
         stmt = stmt.on_conflict_do_update(
             index_elements=["unit_code", "campaign", "day"],
             set_={
@@ -181,7 +188,7 @@ async def apply_expanded(session: AsyncSession, deltas: Deltas) -> dict[CounterK
                 "valid": daily.c.valid + stmt.excluded.valid,
             },
         )
-        await session.execute(stmt)
+        await session.execute(stmt, day_rows)
     return participants
 
 

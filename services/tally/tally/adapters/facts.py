@@ -71,9 +71,9 @@ async def load_many_for_update(session: AsyncSession, skeletons: list[Fact]) -> 
 async def save_many(session: AsyncSession, changed: list[Fact]) -> None:
     dialect = session.bind.dialect.name
     rows = [fact_values(f) for f in sorted(changed, key=lambda f: f.initiative_id)]
-    for i in range(0, len(rows), 1000):
-        stmt = upsert(facts, dialect).values(rows[i : i + 1000])
+    if rows:
+        stmt = upsert(facts, dialect)
         stmt = stmt.on_conflict_do_update(
             index_elements=["initiative_id"], set_={k: stmt.excluded[k] for k in rows[0] if k != "initiative_id"}
         )
-        await session.execute(stmt)
+        await session.execute(stmt, rows)
