@@ -309,9 +309,13 @@ function chart(node, series, quota) {
   if (series.length) {
     add("path", { d: line("submitted"), fill: "none", stroke: "#0b4fa3", "stroke-width": 2 });
     add("path", { d: line("valid"), fill: "none", stroke: "#1d6b2f", "stroke-width": 3 });
+    series.forEach((p, i) => {
+      add("circle", { cx: x(i), cy: y(p.submitted), r: 4, fill: "#0b4fa3" }, `${p.date}: ${fmt(p.submitted)}`);
+      add("circle", { cx: x(i), cy: y(p.valid), r: 4, fill: "#1d6b2f" }, `${p.date}: ${fmt(p.valid)}`);
+    });
     add("text", { x: P, y: H - 8 }, series[0].date); add("text", { x: W - P - 70, y: H - 8 }, series[series.length - 1].date);
   }
-  add("text", { x: P + 8, y: 14, fill: "#0b4fa3" }, `— ${T.submitted}`); add("text", { x: P + 120, y: 14 }, `— ${T.valid_n}`);
+  add("text", { x: P + 8, y: 14, fill: "#0b4fa3" }, `— ${T.submitted}`); add("text", { x: P + 120, y: 14, fill: "#1d6b2f" }, `— ${T.valid_n}`);
   node.replaceChildren(svg);
 }
 
