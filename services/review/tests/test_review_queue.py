@@ -297,3 +297,27 @@ async def test_claim_shows_earlier_near_duplicates(review: Review) -> None:
         assert len(index) == 3
         sh = shingles(text_of(copy["title"], copy["solution"]))
         assert [m.initiative_id for m in index.similar(sh, before_seq=101)] == [original["id"]]
+
+
+async def test_item_view_follows_the_internal_contract_and_the_scope(review: Review) -> None:
+    secret = {**initiative(), "confidential": True, "problem": None, "solution": None, "effect": "Tóm tắt ngắn"}
+    await review.submit(secret)
+    path = f"/api/v1/review/items/{secret['id']}"
+    got = (await review.client.get(path, headers=REV_TH)).json()
+    assert (got["initiative_id"], got["status"], got["decisions"], got["appraisal"]) == (
+        secret["id"],
+        "pending",
+        [],
+        None,
+    )
+    assert (got["confidential"], got["problem"], got["solution"], got["effect"]) == (True, None, None, "Tóm tắt ngắn")
+    assert (await review.client.get(path, headers=REV_HN)).status_code == 403
+    assert (await review.client.get(path)).status_code == 401
+    r = await review.client.get("/api/v1/review/items/not-there", headers=REV_TH)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    # A withdrawal seen before its submission leaves no visible item behind.
+    ghost = initiative()
+    await review.send(
+        "initiative.withdrawn", {k: ghost[k] for k in ("id", "campaign", "phase", "unit_code", "authors")}
+    )
+    assert (await review.client.get(f"/api/v1/review/items/{ghost['id']}", headers=OP)).status_code == 404
