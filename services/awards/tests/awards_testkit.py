@@ -205,7 +205,10 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def harness(tmp_path: Path, database_url: str | None = None) -> AsyncIterator[Harness]:
+async def harness(
+    tmp_path: Path, database_url: str | None = None, amqp: tuple[str, str] | None = None
+) -> AsyncIterator[Harness]:
+    """The app; on the in-process bus, or on RabbitMQ when ``amqp=(url, prefix)`` is given."""
     tally = FakeTally()
     broker = InMemoryBroker(TOPOLOGY, delivery_limit=3)
     settings = AwardsSettings(
@@ -214,6 +217,8 @@ async def harness(tmp_path: Path, database_url: str | None = None) -> AsyncItera
         log_json=False,
         log_level="WARNING",
         tally_page_size=300,
+        amqp_url=amqp[0] if amqp else None,
+        amqp_prefix=amqp[1] if amqp else "",
     )
     app = create(
         settings,
