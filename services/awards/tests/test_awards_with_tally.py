@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import pytest
 from awards.app import create as create_awards
 from awards.settings import AwardsSettings
 from awards_testkit import OP, ev, reviewed
@@ -56,10 +55,6 @@ def submitted(iid: str, unit: str, member: str) -> object:
     )
 
 
-# tally at 212baac executes its `daily` upsert without its rows (services/tally/tally/adapters/counters.py,
-# `await session.execute(stmt)` after `if day_rows:`), so tally counts nothing; with that one line
-# fixed (`session.execute(stmt, day_rows)`) this test passes. Not strict: it starts passing once tally is fixed.
-@pytest.mark.xfail(reason="tally bug: daily upsert executed without day_rows (212baac)", strict=False)
 async def test_nominations_use_the_tally_snapshot_not_live_figures(tmp_path: Path) -> None:
     topology = {"tally": QUEUES["tally"], "awards": QUEUES["awards"]}
     broker = InMemoryBroker(topology, delivery_limit=3)
