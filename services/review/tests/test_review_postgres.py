@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from review.adapters.orm import items
+from review.adapters.orm import items, signatures
+from review.adapters.similar_store import SimilarityStore
 from review.app import create
+from review.domain.similarity import shingles, signature
 from review_testkit import TOPOLOGY, TREE, Review, initiative, review_settings, start_review
 from sqlalchemy import func, select
 
@@ -147,3 +149,22 @@ async def test_events_over_rabbitmq_reach_the_queue_and_decisions_leave_through_
         await eventually(drained)
         metrics = (await r.client.get("/metrics")).text
         assert 'sangkien_events_published_total{type="initiative.reviewed"} 1.0' in metrics
+
+
+async def test_the_index_picks_up_a_signature_committed_after_a_larger_id(pg_review: Review) -> None:
+    """Two replicas draw ids 11 and 12; 12 commits first. The follower must still load 11."""
+    sh = shingles("Cải tiến khuôn định vị bằng thép tận dụng")
+    row = {"campaign": "1M", "shingles": sh.tobytes(), "signature": signature(sh).tobytes()}
+    store = SimilarityStore(0.5)
+    sessions = pg_review.app.state.ctx.sessions
+    async with sessions() as session, session.begin():
+        await session.execute(signatures.insert(), [{**row, "id": 10, "initiative_id": "a", "seq": 1}])
+        await session.execute(signatures.insert(), [{**row, "id": 12, "initiative_id": "c", "seq": 3}])
+    async with sessions() as session:
+        assert await store.sync(session) == 2
+    async with sessions() as session, session.begin():
+        await session.execute(signatures.insert(), [{**row, "id": 11, "initiative_id": "b", "seq": 2}])
+    async with sessions() as session:
+        assert await store.sync(session) == 1
+        assert await store.sync(session) == 0
+    assert sorted(store.index("1M").ids) == ["a", "b", "c"]
