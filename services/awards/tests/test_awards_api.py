@@ -76,6 +76,14 @@ async def test_scheme_validation_and_roles(h: Harness) -> None:
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "order_by.0"
     r = await h.put_scheme("COL-1", {k: v for k, v in COLLECTIVE.items() if k != "unit_kind"})
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "unit_kind"
+    await h.publish(
+        ev(
+            "campaign.upserted",
+            {"code": "1M", "name": "01 triệu sáng kiến", "revision": 1, "phases": [{"code": "P1"}, {"code": "P2"}]},
+        )
+    )
+    r = await h.put_scheme("COL-1", {**COLLECTIVE, "phase": "P9"})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "phase"
     r = await h.put_scheme("COL-1", COLLECTIVE)
     assert r.status_code == 200 and r.json()["code"] == "COL-1" and r.json()["max_recipients"] == 3
     assert (await c.get("/api/v1/awards/schemes/COL-1")).json()["rule"]["min_achievement_pct"] == 100
@@ -109,6 +117,8 @@ async def test_collective_nominations_decision_revocation_export(h: Harness) -> 
         await c.post("/api/v1/awards/schemes/COL-1/decision", json=body, headers=auth("unit_admin"))
     ).status_code == 403
     assert (await c.post("/api/v1/awards/schemes/COL-1/decision", json=body)).status_code == 401
+    r = await c.post("/api/v1/awards/schemes/COL-1/decision", json={**body, "approve": []}, headers=OP)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "approve"
     bad = {**body, "approve": ["TH-01-003"]}
     r = await c.post("/api/v1/awards/schemes/COL-1/decision", json=bad, headers=OP)
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "approve.0"

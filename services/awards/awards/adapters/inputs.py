@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -128,4 +129,6 @@ async def member_inputs(
         }
         for f in facts
     ]
-    return list(await _freeze(session, snapshot_id, key, member_figures(resolved)))
+    # CPU-bound over a whole campaign's initiatives: off the event loop.
+    members = await asyncio.to_thread(member_figures, resolved)
+    return list(await _freeze(session, snapshot_id, key, members))

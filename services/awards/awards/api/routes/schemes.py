@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from awards.adapters.inputs import member_inputs, snapshot_meta, unit_inputs
-from awards.adapters.orm import awards, nomination_runs, revocations, schemes
+from awards.adapters.orm import awards, campaigns, nomination_runs, revocations, schemes
 from awards.api.deps import ContextDep, Operator, SchemeCode, SessionDep, TallyDep
 from awards.domain.schemes import (
     Scheme,
@@ -81,6 +81,17 @@ async def put_scheme(
         raise ApiError(422, "validation_error", "Hình thức khen thưởng không hợp lệ", exc.details) from exc
     row = {"code": code, "body": canonical(scheme.model_dump(mode="json")).decode(), "updated_at": datetime.now(UTC)}
     async with session.begin():
+        # The campaign replica may lag behind tally: an unknown campaign is accepted, a known one is checked.
+        phases = (
+            await session.execute(select(campaigns.c.phases).where(campaigns.c.code == scheme.campaign))
+        ).scalar_one_or_none()
+        if phases is not None and scheme.phase is not None and scheme.phase not in orjson.loads(phases):
+            raise ApiError(
+                422,
+                "validation_error",
+                "Hình thức khen thưởng không hợp lệ",
+                [{"field": "phase", "message": "Chiến dịch không có giai đoạn này"}],
+            )
         exists = (await session.execute(select(schemes.c.code).where(schemes.c.code == code))).first()
         if exists is None:
             await session.execute(schemes.insert().values(**row))
@@ -210,6 +221,10 @@ async def decide(
                 "Hình thức khen thưởng đã thay đổi sau khi tính danh sách đề nghị; hãy tính lại",
             )
         by_key = {_recipient_key(i["recipient"]): i for i in nominated["items"]}
+        if isinstance(req.approve, list) and not req.approve:
+            raise ApiError(
+                422, "validation_error", "Dữ liệu không hợp lệ", [{"field": "approve", "message": "Danh sách trống"}]
+            )
         if req.approve == "all":
             chosen = list(nominated["items"])
         else:
