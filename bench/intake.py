@@ -1,12 +1,13 @@
 """What intake's hot path costs, against a bare FastAPI endpoint, in one run with one load generator.
 
-    .venv/bin/python bench/intake.py [--seconds 6] [--concurrency 64] [--rate 1000]
+    .venv/bin/python bench/intake.py [--seconds 6] [--concurrency 64] [--rate 1000] [--no-rabbitmq]
 
 Two uvicorn processes (one worker each, no access log) on loopback ports:
   (a) a bare FastAPI app whose POST /api/v1/initiatives validates intake's own request model
       (``intake.domain.models.InitiativeCreate``) and writes nothing;
-  (b) the real intake (``uvicorn intake.app:create --factory``) on a fresh PostgreSQL database,
-      in-process bus, its plan (units, campaign) loaded through its own event handlers.
+  (b) the real intake (``uvicorn intake.app:create --factory``) on a fresh PostgreSQL database and
+      the loopback RabbitMQ (a unique prefix, deleted afterwards; its outbox relay publishes every
+      event with confirms), its plan (units, campaign) loaded through its own event handlers.
 The same small asyncio HTTP/1.1 keep-alive load generator drives both:
   1. closed loop, ``--concurrency`` connections, ``--seconds`` each: requests/s of (a) and (b), ratio (b)/(a);
   2. open loop at ``--rate`` requests/s for ``--seconds``: latency measured from each request's
@@ -271,15 +272,18 @@ async def open_loop(
 
 
 async def main(opts: argparse.Namespace) -> None:
-    from shared.testing import pg_database, token
+    from shared.testing import AMQP_URL, amqp_prefix, pg_database, token
 
     auth = f"Authorization: Bearer {token('support', 'BENCH', sub='bench-support', ttl_s=7200)}\r\n".encode()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "services" / "intake")])
     port_a, port_b = free_port(), free_port()
-    async with pg_database() as url:
+    async with pg_database() as url, amqp_prefix() if opts.rabbitmq else contextlib.nullcontext("") as prefix:
         await seed_plan(url)
         env_b = env | {"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "OUTBOX_POLL_INTERVAL_S": "0.2"}
+        if opts.rabbitmq:
+            # The outbox relay really publishes (with confirms) to the loopback RabbitMQ, on a unique prefix.
+            env_b |= {"AMQP_URL": AMQP_URL, "AMQP_PREFIX": prefix}
         uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--log-level", "warning"]
         async with (
             server([sys.executable, __file__, "--serve-bare", str(port_a)], port_a, env),
@@ -314,6 +318,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument(
+        "--no-rabbitmq", dest="rabbitmq", action="store_false", help="in-process bus instead of RabbitMQ for (b)"
+    )
     parser.add_argument("--serve-bare", type=int, default=0, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve_bare:

@@ -16,6 +16,8 @@ class IntakeSettings(ServiceSettings):
     group_commit_max: int = Field(default=500, ge=1, le=5000, alias="INTAKE_GROUP_COMMIT_MAX")
     # Transactions in flight at once (PostgreSQL only; SQLite has one writer).
     group_commit_writers: int = Field(default=2, ge=1, le=16, alias="INTAKE_GROUP_COMMIT_WRITERS")
+    # The relay is woken at most this often by group commits (its poll interval covers the rest).
+    relay_wake_interval_ms: float = Field(default=50.0, ge=0, le=5000, alias="INTAKE_RELAY_WAKE_INTERVAL_MS")
     import_chunk_rows: int = Field(default=500, ge=1, le=5000, alias="INTAKE_IMPORT_CHUNK_ROWS")
     import_max_bytes: int = Field(default=64 * 1024 * 1024, alias="INTAKE_IMPORT_MAX_BYTES")
     import_max_rows: int = Field(default=200_000, alias="INTAKE_IMPORT_MAX_ROWS")
