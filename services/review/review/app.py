@@ -40,12 +40,16 @@ def definition(runtime: ReviewRuntime) -> ServiceDefinition:
         """Keeps the queue-depth gauge current (the only figure that needs a query)."""
         rt = runtime_of(ctx)
         while True:
-            async with ctx.sessions() as session:
-                depth = (
-                    await session.execute(select(func.count()).select_from(items).where(items.c.status == "pending"))
-                ).scalar_one()
-            if rt.metrics:
-                rt.metrics.queue_depth.set(depth)
+            try:
+                async with ctx.sessions() as session:
+                    query = select(func.count()).select_from(items).where(items.c.status == "pending")
+                    depth = (await session.execute(query)).scalar_one()
+                if rt.metrics:
+                    rt.metrics.queue_depth.set(depth)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be briefly away; the gauge just ages
+                log.warning("queue depth not refreshed", extra={"error": repr(exc)})
             await asyncio.sleep(rt.settings.queue_gauge_interval_s)
 
     return ServiceDefinition(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -116,6 +117,7 @@ class Review:
         return [e.data for e in self.emitted if e.type == event_type]
 
 
+@contextlib.asynccontextmanager
 async def start_review(app: FastAPI) -> AsyncIterator[Review]:
     async with running_app(app) as client:
         probe = Review(app, client)
@@ -139,5 +141,5 @@ def broker() -> InMemoryBroker:
 @pytest.fixture
 async def review(tmp_path: Path, broker: InMemoryBroker) -> AsyncIterator[Review]:
     app = create(review_settings(f"sqlite+aiosqlite:///{tmp_path}/review.db"), broker=broker, topology=TOPOLOGY)
-    async for r in start_review(app):
+    async with start_review(app) as r:
         yield r

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 async def pg_review() -> AsyncIterator[Review]:
     async with pg_database() as url:
         app = create(review_settings(url), broker=InMemoryBroker(TOPOLOGY, delivery_limit=3), topology=TOPOLOGY)
-        async for r in start_review(app):
+        async with start_review(app) as r:
             yield r
 
 

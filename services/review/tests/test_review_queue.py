@@ -110,7 +110,7 @@ async def test_expired_leases_return_to_the_queue(tmp_path: Path) -> None:
     app = create(
         review_settings(f"sqlite+aiosqlite:///{tmp_path}/r.db", lease_minutes=0), broker=broker, topology=TOPOLOGY
     )
-    async for r in start_review(app):
+    async with start_review(app) as r:
         item = initiative()
         await r.submit(item)
         assert [i["initiative_id"] for i in await claim(r, REV_TH)] == [item["id"]]
@@ -321,3 +321,18 @@ async def test_item_view_follows_the_internal_contract_and_the_scope(review: Rev
         "initiative.withdrawn", {k: ghost[k] for k in ("id", "campaign", "phase", "unit_code", "authors")}
     )
     assert (await review.client.get(f"/api/v1/review/items/{ghost['id']}", headers=OP)).status_code == 404
+
+
+async def test_queue_depth_gauge_follows_the_queue(tmp_path: Path) -> None:
+    broker = InMemoryBroker(TOPOLOGY, delivery_limit=3)
+    settings = review_settings(f"sqlite+aiosqlite:///{tmp_path}/r.db", queue_gauge_interval_s=0.05)
+    async with start_review(create(settings, broker=broker, topology=TOPOLOGY)) as r:
+        await r.submit(initiative(), initiative(), initiative("HN-001"))
+
+        async def depth_is(n: int) -> bool:
+            return f"sangkien_review_queue_depth {n}.0" in (await r.client.get("/metrics")).text
+
+        await eventually(lambda: depth_is(3))
+        item = (await claim(r, REV_TH, count=1))[0]
+        await decide(r, item["initiative_id"], REV_TH, outcome="valid")
+        await eventually(lambda: depth_is(2))
