@@ -1,6 +1,9 @@
 """What tally costs at national scale, each figure against a reference measured in the same run.
 
-    .venv/bin/python bench/tally.py [--grassroots 150000] [--events 20000] [--preload 1000000] [--requests 400]
+    .venv/bin/python bench/tally.py [--full] [--grassroots N] [--events N] [--preload N] [--requests N]
+
+The default run (30,000 grassroots, 10,000 events, 200,000 preloaded initiatives) takes under 5 minutes;
+``--full`` is the issue's size (150,000 grassroots, 20,000 events, 1,000,000 initiatives).
 
 Against a fresh PostgreSQL database and a fresh RabbitMQ prefix on loopback:
   1. the plan: 63 provinces (+ the national root), 693 districts and ``--grassroots`` grassroots units
@@ -42,7 +45,7 @@ sys.path[:0] = [str(REPO), str(REPO / "services" / "tally")]
 
 from shared.bus.rabbitmq import RabbitMQBus  # noqa: E402
 from shared.envelope import Envelope  # noqa: E402
-from shared.testing import AMQP_URL, PG_ADMIN_DSN, amqp_prefix, auth, pg_database  # noqa: E402
+from shared.testing import AMQP_URL, amqp_prefix, auth, pg_database  # noqa: E402
 
 OP = auth("operator", "VN")
 PY = str(REPO / ".venv" / "bin" / "python")
@@ -67,8 +70,8 @@ def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-async def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_up(url: str, proc: subprocess.Popen[bytes], limit_s: float = 60) -> None:
+    deadline = time.monotonic() + limit_s
     async with httpx.AsyncClient() as c:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -254,7 +257,8 @@ async def preload(db_url: str, leaves: list[str], count: int, rng: random.Random
             await conn.execute(
                 "INSERT INTO counters SELECT * FROM pre ON CONFLICT (unit_code, campaign, phase) DO UPDATE SET "
                 "submitted = counters.submitted + excluded.submitted, valid = counters.valid + excluded.valid, "
-                "invalid = counters.invalid + excluded.invalid, benefit_vnd = counters.benefit_vnd + excluded.benefit_vnd, "
+                "invalid = counters.invalid + excluded.invalid, "
+                "benefit_vnd = counters.benefit_vnd + excluded.benefit_vnd, "
                 "participants = counters.participants + excluded.participants"
             )
         await conn.execute("ANALYZE")
@@ -271,12 +275,17 @@ def rss_mib(pid: int) -> float:
 
 async def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--grassroots", type=int, default=150_000)
-    ap.add_argument("--events", type=int, default=20_000)
-    ap.add_argument("--preload", type=int, default=1_000_000)
+    ap.add_argument("--grassroots", type=int, default=30_000)
+    ap.add_argument("--events", type=int, default=10_000)
+    ap.add_argument("--preload", type=int, default=200_000)
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--batch", type=int, default=500, help="consumer batch size")
+    ap.add_argument(
+        "--full", action="store_true", help="the issue's size: 150,000 grassroots, 20,000 events, 1M initiatives"
+    )
     args = ap.parse_args()
+    if args.full:
+        args.grassroots, args.events, args.preload = 150_000, 20_000, 1_000_000
     rng = random.Random(7)
     units, provinces, leaves = tree(args.grassroots)
     print(f"tree: {len(units)} units ({len(provinces)} provinces, {len(leaves)} grassroots)", flush=True)
@@ -338,7 +347,9 @@ async def main() -> None:
                 print(f"plan: {len(units)} units upserted in {plan_s:.1f} s", flush=True)
                 admin = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
                 t = time.perf_counter()
-                while await admin.fetchval("SELECT count(*) FROM outbox"):
+                while True:
+                    if not await admin.fetchval("SELECT count(*) FROM outbox"):
+                        break
                     await asyncio.sleep(0.5)
                 print(f"plan: unit.upserted outbox drained to RabbitMQ in {time.perf_counter() - t:.1f} s", flush=True)
 
@@ -428,7 +439,6 @@ async def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
             bare_file.unlink(missing_ok=True)
-    _ = PG_ADMIN_DSN
 
 
 if __name__ == "__main__":
