@@ -9,7 +9,8 @@ Two uvicorn processes (one worker each, no access log) on loopback ports:
       the loopback RabbitMQ (a unique prefix, deleted afterwards; its outbox relay publishes every
       event with confirms), its plan (units, campaign) loaded through its own event handlers.
 The same small asyncio HTTP/1.1 keep-alive load generator drives both:
-  1. closed loop, ``--concurrency`` connections, ``--seconds`` each: requests/s of (a) and (b), ratio (b)/(a);
+  1. closed loop, ``--concurrency`` connections, ``--rounds`` alternating rounds of ``--seconds``/2 each:
+     requests/s of (a) and (b), the ratio (b)/(a) per round and its median;
   2. open loop at ``--rate`` requests/s for ``--seconds``: latency measured from each request's
      scheduled send time (no coordinated omission), p50/p99 of (b) and of (a);
   3. POST /api/v1/initiatives/batch with 1,000 items, 4 connections: initiatives/s.
@@ -293,16 +294,24 @@ async def main(opts: argparse.Namespace) -> None:
             # Warm-up (imports, pools, JIT-free but caches).
             await closed_loop(port_a, auth, PATH, a_bodies.one, 8, 1.0)
             await closed_loop(port_b, auth, PATH, b_bodies.one, 8, 1.0)
-            a = await closed_loop(port_a, auth, PATH, a_bodies.one, opts.concurrency, opts.seconds)
-            b = await closed_loop(port_b, auth, PATH, b_bodies.one, opts.concurrency, opts.seconds)
+            # Alternating short rounds: the machine is shared, so each ratio compares neighbours in time.
+            rounds_a, rounds_b = [], []
+            for _ in range(opts.rounds):
+                rounds_a.append(await closed_loop(port_a, auth, PATH, a_bodies.one, opts.concurrency, opts.seconds / 2))
+                rounds_b.append(await closed_loop(port_b, auth, PATH, b_bodies.one, opts.concurrency, opts.seconds / 2))
+            ratios = sorted(rb["rps"] / ra["rps"] for ra, rb in zip(rounds_a, rounds_b, strict=True))
+            a = max(rounds_a, key=lambda r: r["rps"])
+            b = max(rounds_b, key=lambda r: r["rps"])
             b_open = await open_loop(port_b, auth, b_bodies.one, opts.rate, opts.seconds)
             a_open = await open_loop(port_a, auth, a_bodies.one, opts.rate, opts.seconds)
             c = await closed_loop(port_b, auth, f"{PATH}/batch", lambda: b_bodies.batch(1000), 4, opts.seconds)
-    print(f"(a) bare FastAPI, {opts.concurrency} clients: {a['rps']:.0f} req/s, p50 {a['p50_ms']:.1f} ms, "
+    print(f"(a) bare FastAPI, {opts.concurrency} clients, best of {opts.rounds} rounds: {a['rps']:.0f} req/s, "
+          f"p50 {a['p50_ms']:.1f} ms, "
           f"p99 {a['p99_ms']:.1f} ms, errors {a['errors']:.0f}")  # fmt: skip
-    print(f"(b) intake POST /initiatives on PostgreSQL, {opts.concurrency} clients: {b['rps']:.0f} req/s, "
+    print(f"(b) intake POST /initiatives on PostgreSQL, {opts.concurrency} clients, best round: {b['rps']:.0f} req/s, "
           f"p50 {b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms, errors {b['errors']:.0f}")  # fmt: skip
-    print(f"    ratio (b)/(a) requests/s: {b['rps'] / a['rps']:.2f}  (target >= 0.6)")
+    print(f"    ratio (b)/(a) requests/s per round: {', '.join(f'{r:.2f}' for r in ratios)}; "
+          f"median {ratios[len(ratios) // 2]:.2f}  (target >= 0.6)")  # fmt: skip
     print(f"(b) open loop at {opts.rate:.0f} req/s offered: achieved {b_open['achieved']:.0f}/s, "
           f"p50 {b_open['p50_ms']:.1f} ms, p99 {b_open['p99_ms']:.1f} ms (target < 50 ms), "
           f"errors {b_open['errors']:.0f}")  # fmt: skip
@@ -318,6 +327,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating (a)/(b) closed-loop rounds")
     parser.add_argument(
         "--no-rabbitmq", dest="rabbitmq", action="store_false", help="in-process bus instead of RabbitMQ for (b)"
     )
