@@ -173,6 +173,11 @@ def fake_service(name: str, behaviour: Behaviour) -> FastAPI:
                 for i, title in enumerate(("Khuôn định vị cáp ngầm", "Đặt lịch khám qua Zalo"))
             ]
             return JSONResponse({"lease_expires_at": "2099-01-01T00:00:00+00:00", "items": items})
+        if name == "intake" and path == "/api/v1/initiatives" and request.method == "GET":
+            item = {**RECORD, "status": "revision_requested", "submitted_at": "2026-01-01T00:00:00+00:00"}
+            return JSONResponse({"items": [item], "next_cursor": None})
+        if name == "intake" and request.method == "PATCH":
+            return JSONResponse({**RECORD, "status": "submitted"})
         if name == "intake" and path == "/api/v1/initiatives" and request.method == "POST":
             return JSONResponse({"id": str(uuid.uuid4()), "seq": 42, "status": "submitted"}, 201)
         if name == "review" and path == "/api/v1/review/stats":

@@ -103,6 +103,17 @@ async def test_pages_in_chromium_against_fake_services(fake_transports) -> None:
             assert posted[-1]["authors"] == [{"member_id": "M-0001", "full_name": "Nguyễn Văn An"}]
             assert posted[-1]["unit_code"] == "HN-BD-001" and posted[-1]["campaign"] == "1M"
 
+            await page.goto(url + "/mine")
+            await page.wait_for_selector("body[data-ready='1']")
+            await page.click("#mine tbody button:text('Bổ sung')")
+            await expect(page.locator("#revise-note")).to_contain_text("x")
+            await expect(page.locator("#revise-problem")).to_be_focused()
+            await page.fill("#revise-solution", "Giải pháp đã bổ sung số liệu")
+            await page.click("#revise button[type=submit]")
+            await expect(page.locator("#revise")).to_be_hidden()
+            patched = [json.loads(c[4]) for c in behaviour.seen if c[1] == "PATCH"]
+            assert patched[-1]["solution"] == "Giải pháp đã bổ sung số liệu"
+
             await page.goto(url + "/")
             await page.click("[data-account=unit_admin]")
             await expect(page).to_have_url(url + "/dashboard")

@@ -155,6 +155,9 @@ async function pageMine() {
     tbody.replaceChildren();
     for (const it of r.items) {
       const actions = el("td");
+      if (it.status === "revision_requested") {
+        actions.append(el("button", { type: "button", text: T.revise, onclick: () => reviseForm(it) }));
+      }
       if (it.status === "submitted" || it.status === "revision_requested") {
         actions.append(el("button", { type: "button", text: T.withdraw, onclick: async () => {
           try { await api("POST", `/api/v1/initiatives/${it.id}/withdraw`); pageMine(); } catch (e) { flash(errorText(e)); }
@@ -164,6 +167,37 @@ async function pageMine() {
         el("td", { text: T["st_" + it.status] || it.status }), el("td", { text: (it.submitted_at || "").slice(0, 10) }), actions));
     }
   } catch (e) { flash(errorText(e)); }
+}
+
+async function reviseForm(it) {
+  // PATCH is allowed only while revision_requested; the reviewer's note comes from the composed view.
+  const box = $("#revise");
+  const v = await api("GET", `/api/v1/initiatives/${it.id}`);
+  const last = (v.decisions || []).filter((d) => d.outcome === "revision").pop();
+  box.hidden = false;
+  $("#revise-title").textContent = `#${v.seq} ${v.title}`;
+  $("#revise-note").textContent = last && last.note ? `${T.note}: ${last.note}` : "";
+  for (const k of ["problem", "solution", "effect"]) $(`#revise-${k}`).value = v[k] || "";
+  box.dataset.id = it.id;
+  $("#revise-problem").focus();
+}
+
+function reviseSetup() {
+  const form = $("#revise");
+  if (!form) return;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const body = {};
+    for (const k of ["problem", "solution", "effect"]) body[k] = $(`#revise-${k}`).value;
+    try {
+      await api("PATCH", `/api/v1/initiatives/${form.dataset.id}`, body);
+      form.hidden = true; flash(T.revised_ok); pageMine();
+    } catch (e) {
+      if (e.body && e.body.error && Array.isArray(e.body.error.details)) showFieldErrors(form, e.body.error.details);
+      flash(errorText(e));
+    }
+  });
 }
 
 // ---- support: import with a progress bar ---------------------------------------------------------
@@ -429,7 +463,7 @@ function pageOperator() {
 document.addEventListener("DOMContentLoaded", async () => {
   showWho();
   $("#signout").addEventListener("click", () => { session.clear(); location.href = "/"; });
-  const pages = { signin: pageSignin, submit: initiativeForm, mine: pageMine, support: async () => { pageSupport(); await initiativeForm(); }, review: pageReview, dashboard: pageDashboard, public: rankForm, operator: pageOperator };
+  const pages = { signin: pageSignin, submit: initiativeForm, mine: async () => { reviseSetup(); await pageMine(); }, support: async () => { pageSupport(); await initiativeForm(); }, review: pageReview, dashboard: pageDashboard, public: rankForm, operator: pageOperator };
   try { await (pages[document.body.dataset.page] || (() => {}))(); } catch (e) { flash(errorText(e)); }
   document.body.dataset.ready = "1";
 });

@@ -157,7 +157,16 @@ async def mine_page(request: Request) -> HTMLResponse:
     body = f"""<table class="data" id="mine"><caption class="sr">{t["mine_title"]}</caption>
 <thead><tr><th scope="col">{t["col_seq"]}</th><th scope="col">{t["col_title"]}</th>
 <th scope="col">{t["col_status"]}</th><th scope="col">{t["col_date"]}</th><th scope="col"></th></tr></thead>
-<tbody></tbody></table>"""
+<tbody></tbody></table>
+<form id="revise" hidden aria-labelledby="revise-h"><h2 id="revise-h">{t["revise_title"]}</h2>
+<p id="revise-title"></p><p id="revise-note" class="warn"></p>
+<p><label for="revise-problem">{t["f_problem"]}</label>
+<textarea id="revise-problem" name="problem" rows="3" maxlength="20000"></textarea></p>
+<p><label for="revise-solution">{t["f_solution"]}</label>
+<textarea id="revise-solution" name="solution" rows="3" maxlength="20000"></textarea></p>
+<p><label for="revise-effect">{t["f_effect"]}</label>
+<textarea id="revise-effect" name="effect" rows="3" maxlength="20000"></textarea></p>
+<p><button type="submit" class="primary">{t["send"]}</button></p></form>"""
     return layout(request, "mine", "mine_title", body)
 
 
