@@ -80,3 +80,49 @@ async def test_two_consumers_racing_record_exactly_one_nth_initiative(prefix: st
             for app in (first, second):
                 consumed = app.state.metrics.events_consumed.labels("initiative.reviewed")._value.get()
                 assert consumed > 0
+
+
+async def test_plan_move_quotas_rankings_and_snapshot_on_postgresql(prefix: str) -> None:
+    async with pg_database() as url:
+        app = create(tally_settings(url, amqp_url=AMQP_URL, amqp_prefix=prefix))
+        async with running_app(app) as client:
+            assert (await client.put("/api/v1/units", json=TREE, headers=OP)).status_code == 200
+            assert (await client.put("/api/v1/campaigns/1M", json=CAMPAIGN, headers=OP)).status_code == 200
+            quotas = [
+                {"unit_code": "TH-01-001", "phase": "P1", "assigned": 2},
+                {"unit_code": "HN-001", "phase": "P1", "assigned": 4, "self_set": 8},
+            ]
+            assert (await client.put("/api/v1/campaigns/1M/quotas", json=quotas, headers=OP)).status_code == 200
+            publisher = RabbitMQBus(AMQP_URL, prefix=prefix)
+            await publisher.start()
+            try:
+                evs = []
+                for unit in ("TH-01-001", "HN-001", "HN-001"):
+                    i = new_id()
+                    evs += [submitted(i, unit), reviewed(i, unit, "valid", 1)]
+                await publisher.publish(evs)
+            finally:
+                await publisher.close()
+
+            async def counted() -> bool:
+                r = await client.get("/api/v1/tally/units/VN", params={"campaign": "1M"}, headers=OP)
+                return bool(r.json()["figures"]["valid"] == 3)
+
+            await eventually(counted, timeout_s=20)
+            r = await client.get(
+                "/api/v1/tally/rankings",
+                params={"campaign": "1M", "phase": "P1", "kind": "province", "metric": "achievement_pct"},
+            )
+            # 1 of 2 and 2 of 4: a tie at 50 %, listed by code.
+            got = [(i["rank"], i["unit"]["code"], i["value"]) for i in r.json()["items"]]
+            assert got == [(1, "HN", 50.0), (1, "TH", 50.0)]
+            snap = (await client.post("/api/v1/tally/snapshots", json={"campaign": "1M"}, headers=OP)).json()["id"]
+            move = [{"code": "HN-001", "name": "CĐCS Nhà máy Z", "kind": "grassroots", "parent_code": "TH-01"}]
+            assert (await client.put("/api/v1/units", json=move, headers=OP)).status_code == 200
+            th = (
+                await client.get("/api/v1/tally/units/TH", params={"campaign": "1M", "phase": "P1"}, headers=OP)
+            ).json()
+            assert (th["figures"]["valid"], th["figures"]["quota"]) == (3, 6)
+            frozen = (await client.get(f"/api/v1/tally/snapshots/{snap}/units/TH", headers=OP)).json()
+            assert frozen["figures"]["valid"] == 1
+            assert await verify(app.state.ctx.engine) == []
