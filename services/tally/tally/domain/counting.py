@@ -173,7 +173,7 @@ def contribution(fact: Fact | None) -> Contribution:
 def achievement_pct(valid: int, quota: int | None) -> float | None:
     if not quota:
         return None
-    return round(valid * 100 / quota, 2)
+    return round(int(valid) * 100 / int(quota), 2)
 
 
 def figures(
