@@ -1,6 +1,6 @@
 """What a nomination costs, against a plain Python computation of the same list, in one run.
 
-    .venv/bin/python services/awards/bench/bench_awards.py [--units 20000] [--initiatives 20000] [--rounds 3] [--pg]
+    .venv/bin/python bench/awards.py [--units 20000] [--initiatives 20000] [--rounds 3] [--pg]
 
 The awards app runs in-process (SQLite file, or a fresh PostgreSQL database with ``--pg``) with a
 fake of tally's snapshot API (the documented contract, fixed data) as its "tally" transport. For
@@ -33,7 +33,8 @@ from typing import Any
 import orjson
 
 HERE = Path(__file__).resolve()
-sys.path[:0] = [str(HERE.parents[3]), str(HERE.parents[1]), str(HERE.parents[1] / "tests")]
+REPO = HERE.parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "services" / "awards"), str(REPO / "services" / "awards" / "tests")]
 
 from awards_testkit import harness, reviewed, unit_item  # noqa: E402
 
