@@ -4,7 +4,6 @@ who may submit what (SPEC §6), the refusals (§3) and the record that gets writ
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,11 +29,6 @@ class IntakeMetrics:
     batch_sizes: Histogram
     import_rows: Counter
     idempotent_replays: Counter
-
-
-def clock_of(extras: dict[str, Any]) -> Callable[[], datetime]:
-    clock: Callable[[], datetime] = extras["clock"]
-    return clock
 
 
 def refusal(status: int, code: str, message: str, details: Any = None) -> ApiError:
