@@ -15,19 +15,21 @@ from tally.domain.counting import achievement_pct, competition_ranks, figures
 METRICS = ("valid", "participants", "achievement_pct", "benefit_vnd")
 
 
-def _quota_subquery(campaign: str, phase: str | None) -> Any:
-    q = select(
-        effective_quotas.c.unit_code.label("unit_code"),
-        func.sum(effective_quotas.c.quota).label("quota"),
-        func.sum(effective_quotas.c.self_set).label("self_set"),
-    ).where(effective_quotas.c.campaign == campaign)
-    if phase is not None:
-        q = q.where(effective_quotas.c.phase == phase)
-    return q.group_by(effective_quotas.c.unit_code).subquery("eq")
+def _quota_columns(campaign: str, phase: str | None) -> tuple[Any, Any]:
+    """Correlated sums over the unit's own effective-quota rows (an index lookup per unit, never a scan)."""
+    cols = []
+    for name in ("quota", "self_set"):
+        q = select(func.sum(effective_quotas.c[name])).where(
+            effective_quotas.c.campaign == campaign, effective_quotas.c.unit_code == units.c.code
+        )
+        if phase is not None:
+            q = q.where(effective_quotas.c.phase == phase)
+        cols.append(q.correlate(units).scalar_subquery().label(name))
+    return cols[0], cols[1]
 
 
 def _figures_query(campaign: str, phase: str | None) -> Any:
-    eq = _quota_subquery(campaign, phase)
+    quota, self_set = _quota_columns(campaign, phase)
     return (
         select(
             units.c.code,
@@ -41,8 +43,8 @@ def _figures_query(campaign: str, phase: str | None) -> Any:
             func.coalesce(counters.c.invalid, 0).label("invalid"),
             func.coalesce(counters.c.participants, 0).label("participants"),
             func.coalesce(counters.c.benefit_vnd, 0).label("benefit_vnd"),
-            eq.c.quota,
-            eq.c.self_set,
+            quota,
+            self_set,
         )
         .select_from(units)
         .outerjoin(
@@ -53,7 +55,6 @@ def _figures_query(campaign: str, phase: str | None) -> Any:
                 counters.c.phase == (phase or WHOLE),
             ),
         )
-        .outerjoin(eq, eq.c.unit_code == units.c.code)
     )
 
 
