@@ -89,7 +89,9 @@ async def _sign_in(page, url: str, account: str) -> None:
     await page.evaluate("localStorage.clear()")
     await page.goto(url + "/")
     await page.click(f"[data-account={account}]")
-    await page.wait_for_load_state("load")
+    # the picker navigates to the account's home page: wait for it, so no later goto races it
+    await page.wait_for_url(lambda u: not u.rstrip("/").endswith(url.split("//", 1)[1]))
+    await page.wait_for_selector("body[data-ready='1']")
 
 
 async def _shoot(page, out: Path, name: str) -> None:
