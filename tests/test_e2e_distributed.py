@@ -132,6 +132,10 @@ async def test_walking_skeleton_across_five_processes_on_rabbitmq_and_postgres(t
                 gateway = (await client.get(f"{urls['gateway']}/metrics")).text
                 assert "sangkien_http_requests_total" in gateway
     except BaseException:
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"==== {log.name}\n{log.read_text(errors='replace')[-4000:]}")
+        _dump_logs(tmp_path)
         raise
+
+
+def _dump_logs(tmp_path: Path) -> None:
+    for log in sorted(tmp_path.glob("*.log")):
+        print(f"==== {log.name}\n{log.read_text(errors='replace')[-4000:]}")
