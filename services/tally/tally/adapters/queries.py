@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tally.adapters.orm import WHOLE, counters, daily, effective_quotas, units
@@ -28,8 +28,10 @@ def _quota_columns(campaign: str, phase: str | None) -> tuple[Any, Any]:
     return cols[0], cols[1]
 
 
-def _figures_query(campaign: str, phase: str | None) -> Any:
-    quota, self_set = _quota_columns(campaign, phase)
+def _figures_query(campaign: str, phase: str | None, *, with_quota: bool = True) -> Any:
+    quota, self_set = (
+        _quota_columns(campaign, phase) if with_quota else (null().label("quota"), null().label("self_set"))
+    )
     return (
         select(
             units.c.code,
@@ -58,7 +60,11 @@ def _figures_query(campaign: str, phase: str | None) -> Any:
     )
 
 
-def row_figures(row: Any) -> dict[str, Any]:
+def row_figures(row: Any, quota: tuple[int, int] | None = None) -> dict[str, Any]:
+    if quota is not None:
+        return figures(
+            int(row.submitted), int(row.valid), int(row.invalid), int(row.participants), int(row.benefit_vnd), *quota
+        )
     return figures(
         int(row.submitted),
         int(row.valid),
@@ -94,7 +100,8 @@ async def rankings(
     metric: str,
     limit: int,
 ) -> list[dict[str, Any]]:
-    base = _figures_query(campaign, phase).where(units.c.kind == kind)
+    # Quotas are looked up for the ranked page only, unless they are the metric.
+    base = _figures_query(campaign, phase, with_quota=metric == "achievement_pct").where(units.c.kind == kind)
     if cluster is not None:
         base = base.where(units.c.cluster == cluster)
     if metric == "achievement_pct":
@@ -117,15 +124,30 @@ async def rankings(
     scored.sort(key=lambda vr: (-vr[0], vr[1].code))
     scored = scored[:limit]
     ranks = competition_ranks([v for v, _ in scored])
+    quotas = await _quotas_of(session, [r.code for _, r in scored], campaign, phase)
     return [
         {
             "rank": rank,
             "unit": {"code": r.code, "name": r.name, "kind": r.kind, "cluster": r.cluster},
             "value": value,
-            "figures": row_figures(r),
+            "figures": row_figures(r, quotas.get(r.code)),
         }
         for rank, (value, r) in zip(ranks, scored, strict=True)
     ]
+
+
+async def _quotas_of(
+    session: AsyncSession, codes: Sequence[str], campaign: str, phase: str | None
+) -> dict[str, tuple[int, int]]:
+    if not codes:
+        return {}
+    q = select(
+        effective_quotas.c.unit_code, func.sum(effective_quotas.c.quota), func.sum(effective_quotas.c.self_set)
+    ).where(effective_quotas.c.campaign == campaign, effective_quotas.c.unit_code.in_(list(codes)))
+    if phase is not None:
+        q = q.where(effective_quotas.c.phase == phase)
+    rows = (await session.execute(q.group_by(effective_quotas.c.unit_code))).all()
+    return {code: (int(quota or 0), int(self_set or 0)) for code, quota, self_set in rows}
 
 
 async def timeseries(
