@@ -30,6 +30,15 @@ BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """An already-encoded envelope, as the outbox stores it (published without re-encoding)."""
+
+    event_id: str
+    routing_key: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     body: bytes
     routing_key: str
@@ -43,6 +52,10 @@ class EventBus(Protocol):
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         """Return only when the broker has confirmed every envelope; raise otherwise."""
+        ...
+
+    async def publish_raw(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Like ``publish`` for envelopes already encoded (the outbox relay's path)."""
         ...
 
     async def consume(self, service: str, handler: BatchHandler, *, batch_size: int, batch_wait_s: float) -> None:

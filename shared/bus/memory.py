@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shared.bus.base import BatchHandler, DeadLetter, collect_batch
+from shared.bus.base import BatchHandler, DeadLetter, OutgoingMessage, collect_batch
 from shared.envelope import Envelope
 from shared.topology import QUEUES
 
@@ -105,11 +105,14 @@ class InMemoryBus:
             self.broker.queue(name)
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        await self.publish_raw([OutgoingMessage(e.id, e.routing_key, e.to_bytes()) for e in envelopes])
+
+    async def publish_raw(self, messages: Sequence[OutgoingMessage]) -> None:
         if not self.broker.available:
             raise ConnectionError("in-memory broker unavailable")
         waits: list[asyncio.Future[None]] = []
-        for env in envelopes:
-            waits.extend(self.broker.route(env.to_bytes(), env.routing_key))
+        for msg in messages:
+            waits.extend(self.broker.route(msg.body, msg.routing_key))
         if waits:
             await asyncio.gather(*waits)
 

@@ -22,7 +22,7 @@ from aio_pika.abc import (
 )
 from pamqp.commands import Basic
 
-from shared.bus.base import BatchHandler, DeadLetter, Delivery, collect_batch
+from shared.bus.base import BatchHandler, DeadLetter, Delivery, OutgoingMessage, collect_batch
 from shared.envelope import Envelope
 from shared.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, QUEUES, dead_letter_queue_name, queue_name
 
@@ -110,26 +110,28 @@ class RabbitMQBus:
         return exchange
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        await self.publish_raw([OutgoingMessage(e.id, e.routing_key, e.to_bytes()) for e in envelopes])
+
+    async def publish_raw(self, messages: Sequence[OutgoingMessage]) -> None:
         if self._exchange is None:
             raise ConnectionError("bus not started")
         exchange = self._exchange
 
-        async def one(env: Envelope) -> None:
+        async def one(msg: OutgoingMessage) -> None:
             message = aio_pika.Message(
-                env.to_bytes(),
-                message_id=env.id,
-                type=env.routing_key,
+                msg.body,
+                message_id=msg.event_id,
+                type=msg.routing_key,
                 content_type="application/json",
-                correlation_id=env.correlation_id,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             )
             # mandatory=False: an event nobody listens to is not an error.
-            result = await exchange.publish(message, routing_key=env.routing_key, mandatory=False, timeout=10)
+            result = await exchange.publish(message, routing_key=msg.routing_key, mandatory=False, timeout=10)
             if not isinstance(result, Basic.Ack):
-                raise ConnectionError(f"broker did not confirm {env.routing_key} {env.id}: {result!r}")
+                raise ConnectionError(f"broker did not confirm {msg.routing_key} {msg.event_id}: {result!r}")
 
         try:
-            await asyncio.gather(*(one(e) for e in envelopes))
+            await asyncio.gather(*(one(m) for m in messages))
         except ConnectionError:
             raise
         except Exception as exc:  # aiormq channel/connection errors, timeouts
