@@ -2,8 +2,9 @@
 
 It behaves like the RabbitMQ transport where it matters: topic routing from the same topology,
 batches, acknowledgement after the handler's commit, a delivery limit and a dead-letter list.
-A publish is "confirmed" only once every bound queue's consumer has acknowledged (or
-dead-lettered) the message, so an outbox row is deleted only after its effect is committed
+A publish is "confirmed" only once every bound queue that has a running consumer has
+acknowledged (or dead-lettered) the message (a queue with no consumer yet keeps it until one
+starts), so an outbox row is deleted only after its effect is committed
 downstream: a crash in between leaves the row, which is published again and deduplicated by
 the consumers' inboxes.
 """
@@ -79,6 +80,7 @@ class InMemoryBroker:
         self.queues: dict[str, asyncio.Queue[_Message]] = {}
         self.dead: dict[str, list[DeadLetter]] = {}
         self.available = True  # tests flip this to simulate a broker outage
+        self.consuming: set[str] = set()
 
     def queue(self, name: str) -> asyncio.Queue[_Message]:
         if name not in self.queues:
@@ -91,7 +93,8 @@ class InMemoryBroker:
             if routing_key in keys:
                 msg = _Message(body, routing_key, name, self)
                 self.queue(name).put_nowait(msg)
-                waits.append(msg.done)
+                if name in self.consuming:
+                    waits.append(msg.done)
         return waits
 
 
@@ -118,6 +121,7 @@ class InMemoryBus:
 
     async def consume(self, service: str, handler: BatchHandler, *, batch_size: int, batch_wait_s: float) -> None:
         queue = self.broker.queue(service)
+        self.broker.consuming.add(service)
 
         async def loop() -> None:
             while True:
@@ -146,6 +150,7 @@ class InMemoryBus:
 
     async def close(self) -> None:
         for task in self._tasks:
+            self.broker.consuming.discard(task.get_name().removeprefix("consume:"))
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):

@@ -82,3 +82,25 @@ async def test_errors_have_the_spec_shape(tmp_path: Path, broker: InMemoryBroker
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
         health = await c.get("/health")
         assert health.status_code == 200 and health.json()["checks"] == {"database": True, "broker": True}
+
+
+async def test_publish_to_a_queue_without_consumer_returns_and_keeps_the_message(
+    tmp_path: Path, broker: InMemoryBroker
+) -> None:
+    producer = create_app(PRODUCER, _settings(tmp_path, "p"), broker=broker, topology=TOPOLOGY)
+    async with running_app(producer) as p:
+        r = await p.post("/api/v1/notes", json={"text": "chờ người nhận"}, headers=auth("member"))
+        assert r.status_code == 201
+
+        async def relayed() -> bool:
+            return broker.queue("demo_consumer").qsize() == 1
+
+        await eventually(relayed)
+    # The consumer starts later and still gets it.
+    consumer = create_app(CONSUMER, _settings(tmp_path, "c"), broker=broker, topology=TOPOLOGY)
+    async with running_app(consumer) as c:
+
+        async def counted() -> bool:
+            return bool((await c.get("/api/v1/counts/noted", headers=auth("reviewer"))).json()["n"] == 1)
+
+        await eventually(counted)
