@@ -53,7 +53,7 @@ async def served_gateway(fake_transports: Any) -> AsyncIterator[tuple[str, Any]]
 
 async def test_pages_in_chromium_against_fake_services(fake_transports) -> None:
     if not await asyncio.to_thread(Path(CHROMIUM).exists):
-        pytest.skip("chromium is not installed")
+        pytest.fail("chromium is not installed (make test installs it: scripts/ensure-browser.sh)")
     from playwright.async_api import async_playwright, expect
 
     async with served_gateway(fake_transports) as (url, behaviour), async_playwright() as pw:
