@@ -87,6 +87,8 @@ _VI_VALIDATION = {
     "string_too_short": "Quá ngắn",
     "string_too_long": "Quá dài",
     "greater_than_equal": "Giá trị quá nhỏ",
+    "greater_than": "Giá trị quá nhỏ",
+    "less_than": "Giá trị quá lớn",
     "less_than_equal": "Giá trị quá lớn",
     "int_parsing": "Phải là số nguyên",
     "int_type": "Phải là số nguyên",
@@ -121,7 +123,10 @@ def install_error_handlers(app: FastAPI) -> None:
             msg = _VI_VALIDATION.get(etype)
             ctx = err.get("ctx") or {}
             if msg and ctx:
-                bound = ctx.get("min_length") or ctx.get("max_length") or ctx.get("ge") or ctx.get("le")
+                bound = next(
+                    (ctx[k] for k in ("min_length", "max_length", "ge", "le", "gt", "lt") if ctx.get(k) is not None),
+                    None,
+                )
                 if bound is not None:
                     msg = f"{msg} ({bound})"
             if etype == "value_error":

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
 
 from shared.bus.memory import InMemoryBroker
 from shared.envelope import Envelope
+from shared.http import install_error_handlers
 from shared.service import create_app
 from shared.settings import ServiceSettings
 from shared.testing import auth, eventually, running_app
@@ -104,3 +107,25 @@ async def test_publish_to_a_queue_without_consumer_returns_and_keeps_the_message
             return bool((await c.get("/api/v1/counts/noted", headers=auth("reviewer"))).json()["n"] == 1)
 
         await eventually(counted)
+
+
+class BoundedBody(BaseModel):
+    title: str = Field(min_length=5, max_length=300)
+    benefit: int = Field(ge=0)
+
+
+async def test_validation_errors_name_the_field_and_the_bound_in_vietnamese() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/x")
+    async def x(body: BoundedBody) -> dict[str, str]:
+        return {"title": body.title}
+
+    async with running_app(app) as client:
+        r = await client.post("/x", json={"title": "abc", "benefit": -1})
+        assert r.status_code == 422
+        assert r.json()["error"]["details"] == [
+            {"field": "title", "message": "Quá ngắn (5)"},
+            {"field": "benefit", "message": "Giá trị quá nhỏ (0)"},
+        ]
