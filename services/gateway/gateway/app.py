@@ -10,10 +10,12 @@ import httpx
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from gateway.adapters.downstream import Downstreams
 from gateway.adapters.ratelimit import RateLimiter
 from gateway.adapters.tokens import CachingVerifier
+from gateway.api import front
 from gateway.api.routes import compose, proxy, system
 from gateway.context import GatewayContext
 from gateway.metrics import GatewayMetrics
@@ -23,6 +25,19 @@ from gateway.web.pages import STATIC_DIR
 from shared.auth import TokenVerifier
 from shared.http import ObservabilityMiddleware, install_error_handlers
 from shared.logs import configure_logging
+
+
+class GatewayApp(FastAPI):
+    """FastAPI, with plain forwards taken by :mod:`gateway.api.front` before routing and middleware."""
+
+    front_door: front.FrontDoor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        service = front.takes(scope)
+        if service is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.front_door(getattr(self.state, "ctx", None), service, scope, receive, send)
 
 
 def create(
@@ -65,7 +80,7 @@ def create(
             if redis_client is not None:
                 await redis_client.aclose()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Sáng kiến gateway",
         version="0.1.0",
         lifespan=lifespan,
@@ -75,6 +90,8 @@ def create(
     )
     app.state.settings = settings
     app.state.metrics = metrics.base
+    app.state.ctx = None
+    app.front_door = front.FrontDoor(metrics.base)
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics.base)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from gateway.adapters.downstream import Downstreams
 from gateway.adapters.ratelimit import RateLimiter
 from gateway.adapters.tokens import CachingVerifier
+from gateway.domain.buckets import Limit
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 
@@ -23,3 +24,10 @@ class GatewayContext:
     downstreams: Downstreams
     redis: aioredis.Redis | None = None
     openapi_cache: dict[str, Any] = field(default_factory=dict)
+    ip_limit: Limit = field(init=False)
+    account_limit: Limit = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.ip_limit = Limit(s.rate_ip_per_s, s.rate_ip_burst)
+        self.account_limit = Limit(s.rate_account_per_s, s.rate_account_burst)

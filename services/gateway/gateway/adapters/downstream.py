@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from gateway.adapters.http1 import ConnectError, Http1Pool, RawResponse
 from gateway.domain.breaker import CircuitBreaker
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
@@ -44,6 +45,15 @@ class Downstream:
         self.name = name
         self.breaker = breaker
         self.metrics = metrics
+        self.timeout_s = timeout_s
+        self._latency = metrics.downstream_latency.labels(name)
+        # Proxied calls over the network go through the lean pooled client; in-process transports
+        # (embedded mode, tests' fakes) through httpx.
+        self.pool = (
+            Http1Pool(base_url, timeout_s=timeout_s, connect_timeout_s=min(timeout_s, 2.0))
+            if transport is None
+            else None
+        )
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         self.client = httpx.AsyncClient(
             base_url=base_url if transport is None else f"http://{name}",
@@ -92,10 +102,47 @@ class Downstream:
             self.breaker.success()
         return resp
 
+    async def forward(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> RawResponse:
+        """One proxied call: ``target`` is the raw path and query; ``headers`` exclude Host and Content-Length."""
+        if not self.breaker.allow():
+            self.metrics_fail("breaker_open")
+            raise DownstreamUnavailable(self.name, "breaker_open")
+        start = time.perf_counter()
+        try:
+            if self.pool is not None:
+                resp = await self.pool.request(method, target, headers, body)
+            else:
+                resp = await self._forward_httpx(method, target, headers, body)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            self.breaker.failure()
+            self.metrics_fail("timeout")
+            raise DownstreamUnavailable(self.name, "timeout") from exc
+        except (ConnectError, httpx.TransportError) as exc:
+            self.breaker.failure()
+            self.metrics_fail("connect")
+            raise DownstreamUnavailable(self.name, "connect") from exc
+        finally:
+            self._latency.observe(time.perf_counter() - start)
+        if resp.status in (502, 503, 504):
+            self.breaker.failure()
+        else:
+            self.breaker.success()
+        return resp
+
+    async def _forward_httpx(
+        self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> RawResponse:
+        # raw_path keeps the client's own encoding; httpx would re-encode a str path
+        url = self.client.base_url.copy_with(raw_path=target)
+        resp = await self.client.request(method, url, headers=headers, content=body or None)
+        return RawResponse(resp.status_code, [(k.lower(), v) for k, v in resp.headers.raw], resp.content)
+
     def metrics_fail(self, reason: str) -> None:
         self.metrics.downstream_failures.labels(self.name, reason).inc()
 
     async def aclose(self) -> None:
+        if self.pool is not None:
+            await self.pool.aclose()
         await self.client.aclose()
 
 

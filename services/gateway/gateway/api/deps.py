@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gateway.context import GatewayContext
-from gateway.domain.buckets import Limit
 from gateway.domain.routing import allowed, is_public
 from shared.auth import AuthError, Principal
 from shared.http import ApiError
@@ -40,9 +39,14 @@ async def admit(request: Request, ctx: GatewayContext, *, public: bool | None = 
 
     On a public route a bad token is ignored (the reader is anonymous); elsewhere it is a 401.
     """
-    path, method = request.url.path, request.method
+    return await admit_call(ctx, request.method, request.url.path, bearer(request), client_ip(request), public=public)
+
+
+async def admit_call(
+    ctx: GatewayContext, method: str, path: str, raw: str | None, ip: str, *, public: bool | None = None
+) -> Principal | None:
+    """:func:`admit` on the parts of a request (the ASGI fast path has no ``Request``)."""
     public = is_public(method, path) if public is None else public
-    raw = bearer(request)
     principal: Principal | None = None
     auth_error: AuthError | None = None
     if raw is not None:
@@ -50,10 +54,9 @@ async def admit(request: Request, ctx: GatewayContext, *, public: bool | None = 
             principal = await ctx.verifier.verify(raw)
         except AuthError as exc:
             auth_error = exc
-    s = ctx.settings
-    checks = [("ip:" + client_ip(request), Limit(s.rate_ip_per_s, s.rate_ip_burst))]
+    checks = [("ip:" + ip, ctx.ip_limit)]
     if principal is not None:
-        checks.append(("acct:" + principal.sub, Limit(s.rate_account_per_s, s.rate_account_burst)))
+        checks.append(("acct:" + principal.sub, ctx.account_limit))
     verdict = await ctx.limiter.take(checks)
     if not verdict.allowed:
         ctx.metrics.rate_limited.inc()
