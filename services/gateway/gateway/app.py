@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from gateway.adapters.downstream import Downstreams
+from gateway.adapters.oidc import OidcClient
 from gateway.adapters.ratelimit import RateLimiter
 from gateway.adapters.tokens import CachingVerifier
 from gateway.api import front
@@ -20,7 +21,7 @@ from gateway.api.routes import compose, proxy, system
 from gateway.context import GatewayContext
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
-from gateway.web import pages
+from gateway.web import pages, signin
 from gateway.web.pages import STATIC_DIR
 from shared.auth import TokenVerifier
 from shared.http import ObservabilityMiddleware, install_error_handlers
@@ -94,11 +95,23 @@ def create(
     app.state.metrics = metrics.base
     app.state.ctx = None
     app.front_door = front.FrontDoor(metrics.base)
+    app.state.oidc = (
+        OidcClient(
+            str(settings.oidc_issuer),
+            str(settings.oidc_client_id),
+            client_secret=settings.oidc_client_secret,
+            scopes=settings.oidc_scopes,
+            api_token=settings.oidc_api_token,
+        )
+        if settings.oidc_enabled
+        else None
+    )
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics.base)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(system.router)
     app.include_router(pages.router)
+    app.include_router(signin.router)
     app.include_router(compose.router)
     app.include_router(proxy.router)  # last: the catch-all of /api/v1
     return app

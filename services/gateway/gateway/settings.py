@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal
+
+from pydantic import BaseModel, model_validator
 
 from shared.settings import ServiceSettings
 
@@ -45,6 +47,24 @@ class GatewaySettings(ServiceSettings):
     demo_district: str = "HN-BD"
     demo_grassroots: str = "HN-BD-001"
     dev_token_ttl_s: int = 8 * 3600
+    # Production sign-in: OpenID Connect, authorization code flow with PKCE (gateway.adapters.oidc).
+    # The API token handed to the pages must pass the services' own check (JWKS_URL, JWT_AUDIENCE).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None  # a confidential client (HTTP Basic at the token endpoint)
+    oidc_scopes: str = "openid profile"
+    oidc_redirect_url: str | None = None  # default: this gateway's /auth/callback as the browser sees it
+    oidc_api_token: Literal["access_token", "id_token"] = "access_token"
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> GatewaySettings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("OIDC_CLIENT_ID must be set with OIDC_ISSUER")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     def timeout_for(self, service: str) -> float:
         return self.downstream_timeouts.get(service, self.downstream_timeout_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -11,12 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from gateway.app import create
 from gateway.settings import GatewaySettings
 
-from shared.testing import running_app
+from shared.testing import eventually, running_app
 
 INITIATIVE_ID = str(uuid.UUID(int=17))
 UNKNOWN_ID = str(uuid.UUID(int=404))
@@ -228,6 +230,40 @@ def gateway() -> GatewayFactory:
             yield Harness(behaviour, client, app)
 
     return make
+
+
+@contextlib.asynccontextmanager
+async def _served(app: FastAPI) -> AsyncIterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_keep_alive=1, proxy_headers=False)
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def started() -> bool:
+        return bool(server.started) or task.done()
+
+    await eventually(started, timeout_s=10, interval_s=0.01)
+    if task.done():
+        task.result()  # raise what stopped it
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+Served = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[str]]
+
+
+@pytest.fixture
+def served() -> Served:
+    """``async with served(app) as base_url``: ``app`` behind a real uvicorn on a loopback port
+    (keep-alive timeout 1 s, no proxy headers)."""
+    return _served
 
 
 @pytest.fixture

@@ -4,42 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from gateway.adapters.http1 import ConnectError, Http1Pool, ProtocolError
 from gateway.app import create
 from gateway.settings import GatewaySettings
 
-from shared.testing import auth, eventually, running_app
+from shared.testing import auth, running_app
 
-
-@contextlib.asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[str]:
-    """``app`` behind a real uvicorn on a loopback port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_keep_alive=1, proxy_headers=False)
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-
-    async def started() -> bool:
-        return bool(server.started)
-
-    await eventually(started, timeout_s=10, interval_s=0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+Served = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[str]]  # the ``served`` fixture
 
 
 def intake_app(seen: list[tuple[str, str, dict[str, str], bytes]], connections: set[tuple[str, int]]) -> FastAPI:
@@ -70,6 +47,7 @@ def intake_app(seen: list[tuple[str, str, dict[str, str], bytes]], connections: 
 
 @contextlib.asynccontextmanager
 async def gateway_over_http(
+    served: Served,
     **overrides: object,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, list[tuple[str, str, dict[str, str], bytes]], set[tuple[str, int]]]]:
     seen: list[tuple[str, str, dict[str, str], bytes]] = []
@@ -81,8 +59,8 @@ async def gateway_over_http(
             yield client, seen, connections
 
 
-async def test_forward_over_a_kept_alive_connection_keeps_body_headers_and_path() -> None:
-    async with gateway_over_http() as (client, seen, connections):
+async def test_forward_over_a_kept_alive_connection_keeps_body_headers_and_path(served: Served) -> None:
+    async with gateway_over_http(served) as (client, seen, connections):
         headers = {**auth("member", "HN-BD-001"), "X-Correlation-ID": "c-42", "Idempotency-Key": "k"}
         body = '{"title":"Cải tiến"}'.encode()
         for i in range(5):
@@ -106,8 +84,8 @@ async def test_forward_over_a_kept_alive_connection_keeps_body_headers_and_path(
         assert 'route="/api/v1/{rest:path}",service="gateway",status="201"} 5.0' in text
 
 
-async def test_chunked_responses_are_read_whole() -> None:
-    async with gateway_over_http() as (client, _seen, _connections):
+async def test_chunked_responses_are_read_whole(served: Served) -> None:
+    async with gateway_over_http(served) as (client, _seen, _connections):
         r = await client.get("/api/v1/initiatives/x/stream", headers=auth("member", "HN"))
         assert r.status_code == 200
         assert r.text == "".join(f'{{"part":{i}}}\n' for i in range(50))
@@ -115,8 +93,8 @@ async def test_chunked_responses_are_read_whole() -> None:
         assert r.headers["content-type"] == "application/x-ndjson"
 
 
-async def test_an_idle_connection_closed_by_the_service_is_replaced() -> None:
-    async with gateway_over_http() as (client, _seen, connections):
+async def test_an_idle_connection_closed_by_the_service_is_replaced(served: Served) -> None:
+    async with gateway_over_http(served) as (client, _seen, connections):
         h = auth("member", "HN")
         assert (await client.post("/api/v1/initiatives", content=b"{}", headers=h)).status_code == 201
         await asyncio.sleep(1.6)  # uvicorn's keep-alive timeout (1 s here) closes it
@@ -124,8 +102,8 @@ async def test_an_idle_connection_closed_by_the_service_is_replaced() -> None:
         assert len(connections) == 2
 
 
-async def test_a_slow_service_times_out_into_503_and_opens_the_breaker() -> None:
-    async with gateway_over_http(downstream_timeouts={"intake": 0.3}, breaker_failures=2) as (client, seen, _):
+async def test_a_slow_service_times_out_into_503_and_opens_the_breaker(served: Served) -> None:
+    async with gateway_over_http(served, downstream_timeouts={"intake": 0.3}, breaker_failures=2) as (client, seen, _):
         h = auth("member", "HN")
         for _ in range(2):
             r = await client.get("/api/v1/initiatives/x/slow", headers=h)

@@ -54,6 +54,13 @@ function errorText(e) { return `${T.error}: ${e.message}`; }
 
 // ---- sign-in ---------------------------------------------------------------------------------
 async function pageSignin() {
+  const result = $("#signin-result");  // back from the identity provider (/auth/callback)
+  if (result) {
+    const r = JSON.parse(result.textContent);
+    session.set(r.token, r.account);
+    location.replace(r.next && r.next !== "/" ? r.next : "/dashboard");
+    return;
+  }
   const list = $("#accounts");
   if (!list) return;
   const { items } = await api("GET", "/api/v1/dev/accounts");

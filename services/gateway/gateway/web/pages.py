@@ -103,8 +103,13 @@ async def switch_lang(code: str, next: str = "/") -> RedirectResponse:  # noqa: 
 @router.get("/")
 async def signin(request: Request) -> HTMLResponse:
     t = _t(request)
-    dev = request.app.state.settings.environment == "development"
-    body = f'<p>{t["signin_dev"]}</p><ul id="accounts" class="accounts"></ul>' if dev else f"<p>{t['signin_prod']}</p>"
+    settings = request.app.state.settings
+    if settings.environment == "development":
+        body = f'<p>{t["signin_dev"]}</p><ul id="accounts" class="accounts"></ul>'
+    elif settings.oidc_enabled:
+        body = f'<p>{t["signin_prod"]}</p><p><a class="button primary" href="/auth/login">{t["signin_oidc"]}</a></p>'
+    else:
+        body = f"<p>{t['signin_prod']}</p>"
     return layout(request, "signin", "signin_title", body)
 
 
