@@ -110,10 +110,14 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def api_error_response(exc: ApiError) -> JsonResponse:
+    return JsonResponse(error_body(exc.code, exc.message, exc.details), exc.status, headers=exc.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JsonResponse:
-        return JsonResponse(error_body(exc.code, exc.message, exc.details), exc.status, headers=exc.headers)
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JsonResponse:

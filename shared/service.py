@@ -20,13 +20,14 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthError, Principal, TokenVerifier
 from shared.bus.base import EventBus
 from shared.bus.memory import InMemoryBroker, InMemoryBus
 from shared.db import make_engine, run_migrations
 from shared.envelope import Envelope, new_event
-from shared.http import ApiError, JsonResponse, ObservabilityMiddleware, install_error_handlers
+from shared.http import ApiError, JsonResponse, ObservabilityMiddleware, api_error_response, install_error_handlers
 from shared.logs import configure_logging
 from shared.messaging import AfterBatch, Dispatcher, OutboxRelay, Subscription, stage
 from shared.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
@@ -36,6 +37,22 @@ from shared.topology import QUEUES
 log = logging.getLogger("shared.service")
 
 Worker = Callable[["ServiceContext"], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class FastRequest:
+    """What a fast handler sees: lower-cased header names (the last value wins) and the whole body."""
+
+    headers: dict[bytes, bytes]
+    body: bytes
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else value.decode("latin-1")
+
+
+# Answers a Response, or None to hand the request, body replayed, to the regular FastAPI route.
+FastHandler = Callable[["ServiceContext", FastRequest], Awaitable[Response | None]]
 
 
 @dataclass
@@ -50,6 +67,10 @@ class ServiceDefinition:
     on_start: Sequence[Worker] = ()
     # Long-running background tasks (import jobs, lease expiry...), cancelled at shutdown.
     workers: Sequence[Worker] = ()
+    # A few hot routes served without FastAPI's routing and dependency injection (see FastRoutes);
+    # the same (method, path) must also exist as a regular route, which documents it and answers
+    # whatever the fast handler hands back.
+    fast_routes: Mapping[tuple[str, str], FastHandler] = field(default_factory=dict)
     title: str = ""
     description: str = ""
     version: str = "0.1.0"
@@ -189,10 +210,15 @@ def create_app(
         description=definition.description,
         version=definition.version,
         lifespan=lifespan,
+        # Metrics are Prometheus (shared.metrics); FastAPI's native OpenTelemetry hooks would only cost
+        # a provider lookup per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.metrics = metrics
     app.state.definition = definition
     install_error_handlers(app)
+    if definition.fast_routes:
+        app.add_middleware(FastRoutes, routes=definition.fast_routes)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.include_router(_plumbing_router(definition.name))
     for router in definition.routers:
@@ -200,10 +226,89 @@ def create_app(
     return app
 
 
+class FastRoutes:
+    """Pure ASGI: serve a few hot (method, path) pairs straight from their handlers.
+
+    FastAPI's routing, dependency resolution and request objects cost several times what a hot route's
+    own work does (issue 3: ``POST /initiatives`` in a deadline rush). A fast handler gets the service
+    context and the whole body; it answers a response, raises ``ApiError``, or answers None, and then
+    the request goes on, its body replayed, to the regular route, which answers exactly as it always
+    does (validation errors, missing tokens...). The regular route's template still labels the metrics.
+    """
+
+    MAX_BODY = 1 << 20
+
+    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], FastHandler]) -> None:
+        self.app = app
+        self.routes = dict(routes)
+        self._route_objects: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.routes.get((scope.get("method", ""), scope.get("path", ""))) if scope["type"] == "http" else None
+        if handler is None:
+            await self.app(scope, receive, send)
+            return
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.MAX_BODY):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            more = message.get("more_body", False)
+            if size > self.MAX_BODY:
+                break
+        body = b"".join(chunks)
+        if not more:
+            ctx: ServiceContext = scope["app"].state.ctx
+            scope["route"] = self._route(scope)
+            try:
+                response = await handler(ctx, FastRequest(headers, body))
+            except ApiError as exc:
+                response = api_error_response(exc)
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await self.app(scope, _replay(body, more, receive), send)
+
+    def _route(self, scope: Scope) -> Any:
+        key = (scope["method"], scope["path"])
+        if key not in self._route_objects:
+            self._route_objects[key] = next(
+                (
+                    r
+                    for r in scope["app"].router.routes
+                    if getattr(r, "path", None) == key[1] and key[0] in (getattr(r, "methods", None) or ())
+                ),
+                None,
+            )
+        return self._route_objects[key]
+
+
+def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": more}]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
+
+
 # ---- dependencies (the Annotated aliases routes use) -------------------------------------------
 
 
-def get_context(request: Request) -> ServiceContext:
+async def get_context(request: Request) -> ServiceContext:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
@@ -221,7 +326,10 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+    return bearer_of(request.headers.get("authorization", ""))
+
+
+def bearer_of(header: str) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None

@@ -102,6 +102,7 @@ def definition(settings: IntakeSettings) -> ServiceDefinition:
         subscriptions=make_subscriptions(plan),
         on_start=[remember, start],
         workers=[group_commit, import_worker],
+        fast_routes={("POST", "/api/v1/initiatives"): initiatives.fast_submit},
         title="Sáng kiến — intake",
         description="Every way an initiative gets in: single, batch, import; idempotent and group-committed.",
     )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query
 from pydantic import ValidationError
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
 
 from intake.adapters.orm import fingerprints, idempotency_keys, initiative_authors, initiatives, outbox
 from intake.adapters.queries import can_act_for, can_read, encode_cursor, is_author, listing, load, record_json
@@ -18,11 +19,11 @@ from intake.domain.events import REVISED, WITHDRAWN, initiative_payload, withdra
 from intake.domain.models import BatchRequest, InitiativeCreate, InitiativeUpdate, validation_details
 from intake.domain.rules import OPEN_STATUSES, body_hash, content_refusals, fingerprint, local_day, plan_refusals
 from intake.submission import check_submitter, prepare, reason_of
-from shared.auth import Principal
+from shared.auth import AuthError, Principal
 from shared.db import insert_ignore
 from shared.http import ApiError, JsonResponse
 from shared.messaging import outbox_row
-from shared.service import ServiceContext
+from shared.service import FastRequest, ServiceContext, bearer_of
 
 router = APIRouter(tags=["initiatives"])
 
@@ -65,6 +66,33 @@ def _duplicate(existing_id: str | None) -> ApiError:
 @router.post("/api/v1/initiatives", status_code=201)
 async def submit_initiative(
     body: InitiativeCreate, ctx: ContextDep, principal: PrincipalDep, idempotency_key: IdempotencyKey = None
+) -> JsonResponse:
+    return await submit_one(ctx, principal, body, idempotency_key)
+
+
+async def fast_submit(ctx: ServiceContext, request: FastRequest) -> Response | None:
+    """``POST /api/v1/initiatives`` without FastAPI's routing and dependencies (``shared.service.FastRoutes``).
+
+    Only a request that would pass FastAPI's own checks is answered here (a verified bearer token, a body
+    that is valid JSON for ``InitiativeCreate``, a well-formed Idempotency-Key); anything else answers
+    None and ``submit_initiative`` gives its usual 401 or 422."""
+    token = bearer_of(request.header(b"authorization") or "")
+    key = request.header(b"idempotency-key")
+    content_type = request.header(b"content-type")
+    if token is None or (key is not None and not 1 <= len(key) <= 200):
+        return None
+    if content_type is not None and "json" not in content_type:
+        return None
+    try:
+        principal = await ctx.verifier.verify(token)
+        body = InitiativeCreate.model_validate_json(request.body)
+    except (AuthError, ValidationError):
+        return None
+    return await submit_one(ctx, principal, body, key)
+
+
+async def submit_one(
+    ctx: ServiceContext, principal: Principal, body: InitiativeCreate, idempotency_key: str | None
 ) -> JsonResponse:
     m = metrics(ctx)
     claim = None
