@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
+import uvloop
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from gateway.adapters.http1 import ConnectError, Http1Pool, ProtocolError
 from gateway.app import create
 from gateway.settings import GatewaySettings
 
-from shared.testing import auth, running_app
+from shared.testing import REDIS_URL, auth, running_app, unique
 
 Served = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[str]]  # the ``served`` fixture
 
@@ -311,3 +313,25 @@ async def test_a_fresh_connection_that_breaks_is_not_retried() -> None:
             await pool.request("POST", b"/", [], b"once")
         assert len(seen) == 1 and pool._open == 0
         await pool.aclose()
+
+
+@pytest.mark.integration
+def test_the_fast_path_and_the_rate_limit_connection_run_on_uvloop(served: Served) -> None:
+    """uvicorn serves on uvloop when it is installed (as in bench/gateway.py and production)."""
+    prefix = unique("sk:test:uvloop:") + ":"
+
+    async def scenario() -> None:
+        async with gateway_over_http(served, redis_url=REDIS_URL, rate_limit_key_prefix=prefix) as (client, seen, _):
+            for _ in range(3):
+                r = await client.post("/api/v1/initiatives", content=b"{}", headers=auth("member", "HN"))
+                assert r.status_code == 201
+            assert len(seen) == 3
+            text = (await client.get("/metrics")).text
+            assert "sangkien_gateway_ratelimit_fallback_total 0.0" in text  # the buckets were in Redis
+        redis = aioredis.from_url(REDIS_URL)
+        keys = [k async for k in redis.scan_iter(match=prefix + "*")]
+        assert keys
+        await redis.delete(*keys)
+        await redis.aclose()
+
+    uvloop.run(scenario())

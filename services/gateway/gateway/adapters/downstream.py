@@ -47,11 +47,11 @@ class Downstream:
         self.metrics = metrics
         self.timeout_s = timeout_s
         self._latency = metrics.downstream_latency.labels(name)
-        # Proxied calls over the network go through the lean pooled client; in-process transports
-        # (embedded mode, tests' fakes) through httpx.
+        # Proxied calls over plain HTTP go through the lean pooled client; in-process transports
+        # (embedded mode, tests' fakes) and https:// services through httpx.
         self.pool = (
             Http1Pool(base_url, timeout_s=timeout_s, connect_timeout_s=min(timeout_s, 2.0))
-            if transport is None
+            if transport is None and base_url.startswith("http://")
             else None
         )
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
