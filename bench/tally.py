@@ -1,18 +1,24 @@
 """What tally costs at national scale, each figure against a reference measured in the same run.
 
-    .venv/bin/python bench/tally.py [--full] [--grassroots N] [--events N] [--preload N] [--requests N]
+    .venv/bin/python bench/tally.py [--full] [--grassroots N] [--events N] [--drain N] [--preload N] [--requests N]
 
-The default run (30,000 grassroots, 10,000 events, 200,000 preloaded initiatives) takes under 5 minutes;
-``--full`` is the issue's size (150,000 grassroots, 20,000 events, 1,000,000 initiatives).
+The default run (30,000 grassroots, 20,000 + 40,000 events, 200,000 preloaded initiatives) takes a few minutes;
+``--full`` is the issue's size (150,000 grassroots, 40,000 + 100,000 events, 1,000,000 initiatives).
 
 Against a fresh PostgreSQL database and a fresh RabbitMQ prefix on loopback:
   1. the plan: 63 provinces (+ the national root), 693 districts and ``--grassroots`` grassroots units
      loaded through ``PUT /api/v1/units`` of the real service (``uvicorn tally.app:create --factory``,
      one worker); its unit.upserted outbox is drained before going on;
-  2. consumption: ``--events`` initiative events (half submitted, half reviewed valid, random grassroots,
-     1–3 authors) published to RabbitMQ; rate = events / (time from first publish to the moment the
-     national figures show them all). Reference: the raw publish rate of the same events into a queue
-     with no consumer (same broker, same client);
+  2. consumption, two ways, of initiative events (half submitted, half reviewed valid, random grassroots,
+     1–3 authors; every event a new one for the figures):
+     (i) concurrent: ``--events`` events published to RabbitMQ by this process while the service consumes;
+         rate = events / (first publish → the national figures show them all). The publisher (a Python
+         client) competes with the service for the same cores;
+     (ii) backlog drain: the service is stopped, ``--drain`` events are published into its queue, the
+         service is started again; rate = events / (its consumer starts taking from the queue → the
+         national figures show them all). The start is when the queue's ready count first drops.
+     Reference for both: the raw publish rate of the same events into a queue with no consumer (same broker,
+     same client, same run);
   3. ``--preload`` more initiatives bulk-loaded straight into the facts and counters tables (COPY), the
      counters computed from the generated facts (membership rows are not preloaded: the reads below do not
      use them);
@@ -37,6 +43,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import asyncpg
 import httpx
 
@@ -46,6 +53,7 @@ sys.path[:0] = [str(REPO), str(REPO / "services" / "tally")]
 from shared.bus.rabbitmq import RabbitMQBus  # noqa: E402
 from shared.envelope import Envelope  # noqa: E402
 from shared.testing import AMQP_URL, amqp_prefix, auth, pg_database  # noqa: E402
+from shared.topology import queue_name  # noqa: E402
 
 OP = auth("operator", "VN")
 PY = str(REPO / ".venv" / "bin" / "python")
@@ -276,16 +284,17 @@ def rss_mib(pid: int) -> float:
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--grassroots", type=int, default=30_000)
-    ap.add_argument("--events", type=int, default=10_000)
+    ap.add_argument("--events", type=int, default=20_000, help="events published while the service consumes")
+    ap.add_argument("--drain", type=int, default=40_000, help="events drained from a backlog")
     ap.add_argument("--preload", type=int, default=200_000)
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--batch", type=int, default=500, help="consumer batch size")
     ap.add_argument(
-        "--full", action="store_true", help="the issue's size: 150,000 grassroots, 20,000 events, 1M initiatives"
+        "--full", action="store_true", help="the issue's size: 150,000 grassroots, 140,000 events, 1M initiatives"
     )
     args = ap.parse_args()
     if args.full:
-        args.grassroots, args.events, args.preload = 150_000, 20_000, 1_000_000
+        args.grassroots, args.events, args.drain, args.preload = 150_000, 40_000, 100_000, 1_000_000
     rng = random.Random(7)
     units, provinces, leaves = tree(args.grassroots)
     print(f"tree: {len(units)} units ({len(provinces)} provinces, {len(leaves)} grassroots)", flush=True)
@@ -301,21 +310,19 @@ async def main() -> None:
             "CONSUMER_BATCH_WAIT_MS": "20",
             "PYTHONPATH": f"{REPO}:{REPO / 'services' / 'tally'}",
         }
-        svc = start(
-            [
-                PY,
-                "-m",
-                "uvicorn",
-                "tally.app:create",
-                "--factory",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env,
-        )
+        svc_cmd = [
+            PY,
+            "-m",
+            "uvicorn",
+            "tally.app:create",
+            "--factory",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        svc = start(svc_cmd, env)
         bare_file = Path("/tmp") / f"tally_bench_bare_{os.getpid()}.py"
         bare_file.write_text(BARE)
         bare = start(
@@ -354,6 +361,7 @@ async def main() -> None:
                 print(f"plan: unit.upserted outbox drained to RabbitMQ in {time.perf_counter() - t:.1f} s", flush=True)
 
                 evs = events(args.events, leaves, rng)
+                backlog = events(args.drain, leaves, rng)
                 # Reference: raw publish rate into a queue nobody consumes.
                 ref_prefix = prefix + "ref."
                 ref_bus = RabbitMQBus(
@@ -365,28 +373,79 @@ async def main() -> None:
                 t = time.perf_counter()
                 for i in range(0, len(evs), 1000):
                     await ref_bus.publish(evs[i : i + 1000])
-                publish_rate = len(evs) / (time.perf_counter() - t)
+                for i in range(0, len(backlog), 1000):
+                    await ref_bus.publish(backlog[i : i + 1000])
+                publish_rate = (len(evs) + len(backlog)) / (time.perf_counter() - t)
                 await ref_bus.delete_topology()
                 await ref_bus.close()
+                print(f"reference: raw publish {publish_rate:,.0f} events/s", flush=True)
 
+                async def national() -> dict[str, Any]:
+                    r = await client.get("/api/v1/tally/units/VN", params={"campaign": "1M"}, headers=OP)
+                    r.raise_for_status()
+                    return dict(r.json()["figures"])
+
+                # (i) concurrent publish + consume
                 bus = RabbitMQBus(AMQP_URL, prefix=prefix)
                 await bus.start()
                 t = time.perf_counter()
                 for i in range(0, len(evs), 1000):
                     await bus.publish(evs[i : i + 1000])
-                await bus.close()
+                publish_s = time.perf_counter() - t
                 want = args.events // 2
                 while True:
-                    r = await client.get("/api/v1/tally/units/VN", params={"campaign": "1M"}, headers=OP)
-                    f = r.json()["figures"]
+                    f = await national()
                     if f["submitted"] == want and f["valid"] == want:
                         break
                     await asyncio.sleep(0.05)
                 consume_s = time.perf_counter() - t
                 consume_rate = len(evs) / consume_s
                 print(
-                    f"consumption: {len(evs)} events in {consume_s:.1f} s = {consume_rate:,.0f} events/s; "
-                    f"raw publish reference {publish_rate:,.0f} events/s; ratio {consume_rate / publish_rate:.3f}",
+                    f"consumption (i) concurrent: {len(evs):,} events in {consume_s:.1f} s = {consume_rate:,.0f} "
+                    f"events/s (publishing alone took {publish_s:.1f} s); raw publish reference "
+                    f"{publish_rate:,.0f} events/s; ratio {consume_rate / publish_rate:.3f}",
+                    flush=True,
+                )
+
+                # (ii) backlog drain: stop the service, fill its queue, start it again
+                svc.terminate()
+                svc.wait(30)
+                t = time.perf_counter()
+                for i in range(0, len(backlog), 1000):
+                    await bus.publish(backlog[i : i + 1000])
+                fill_s = time.perf_counter() - t
+                await bus.close()
+                probe = await aio_pika.connect(AMQP_URL)
+                probe_channel = await probe.channel()
+                tally_queue = queue_name("tally", prefix)
+                ready = (await probe_channel.declare_queue(tally_queue, passive=True)).declaration_result
+                queued = ready.message_count
+                svc = start(svc_cmd, env)
+                t_proc = time.perf_counter()
+                t_start: float | None = None
+                want += args.drain // 2
+                while True:
+                    if t_start is None:
+                        q = await probe_channel.declare_queue(tally_queue, passive=True)
+                        if q.declaration_result.message_count < queued:
+                            t_start = time.perf_counter()
+                    else:
+                        try:
+                            f = await national()
+                        except httpx.HTTPError:
+                            f = {}
+                        if f.get("submitted") == want and f.get("valid") == want:
+                            break
+                    await asyncio.sleep(0.02)
+                t_end = time.perf_counter()
+                await probe.close()
+                drain_rate = len(backlog) / (t_end - t_start)
+                print(
+                    f"consumption (ii) backlog drain: {len(backlog):,} events ({queued:,} in the queue; filled in "
+                    f"{fill_s:.1f} s = {len(backlog) / fill_s:,.0f} events/s) drained in {t_end - t_start:.1f} s = "
+                    f"{drain_rate:,.0f} events/s ({t_end - t_proc:.1f} s from the service's process start = "
+                    f"{len(backlog) / (t_end - t_proc):,.0f} events/s); raw publish reference {publish_rate:,.0f} "
+                    f"events/s; ratio {drain_rate / publish_rate:.3f}",
                     flush=True,
                 )
                 rss_after_consume = rss_mib(svc.pid)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,14 +22,18 @@ from typing import Any
 from sqlalchemy import (
     Column,
     DateTime,
+    Insert,
     LargeBinary,
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     func,
     select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus.base import Delivery, EventBus, OutgoingMessage
@@ -202,6 +207,20 @@ class Dispatcher:
         self.metrics = metrics
         self.after_batch = after_batch
         self.on_commit = on_commit
+        # PostgreSQL: the whole batch's inbox rows in one statement, from arrays (built once, compiled once).
+        self._pg_inbox: Insert = (
+            pg_insert(inbox)
+            .from_select(
+                ["event_id", "handler", "processed_at"],
+                select(
+                    func.unnest(bindparam("event_ids", type_=ARRAY(String))),
+                    func.unnest(bindparam("handlers", type_=ARRAY(String))),
+                    bindparam("now", type_=DateTime(timezone=True)),
+                ),
+            )
+            .on_conflict_do_nothing(index_elements=["event_id", "handler"])
+            .returning(inbox.c.event_id, inbox.c.handler)
+        )
 
     async def __call__(self, deliveries: Sequence[Delivery]) -> None:
         good: list[Delivery] = []
@@ -241,19 +260,7 @@ class Dispatcher:
                     self.metrics.events_duplicate.labels(env.type).inc()
                 else:
                     unique[(env.id, env.routing_key)] = env
-            now = datetime.now(UTC)
-            stmt = insert_ignore(self.inbox, session.bind.dialect.name, ["event_id", "handler"]).returning(
-                self.inbox.c.event_id, self.inbox.c.handler
-            )
-            claimed = {
-                (r.event_id, r.handler)
-                for r in (
-                    await session.execute(
-                        stmt,
-                        [{"event_id": i, "handler": h, "processed_at": now} for (i, h) in unique],
-                    )
-                ).all()
-            }
+            claimed = await self._claim(session, list(unique))
             for key, env in unique.items():
                 if key not in claimed:
                     self.metrics.events_duplicate.labels(env.type).inc()
@@ -269,10 +276,23 @@ class Dispatcher:
             dirty = bool(session.info.pop("outbox_dirty", False))
         if dirty and self.on_commit is not None:
             self.on_commit()
-        for env in fresh:
-            self.metrics.events_consumed.labels(env.type).inc()
+        for etype, n in Counter(env.type for env in fresh).items():
+            self.metrics.events_consumed.labels(etype).inc(n)
         for d in deliveries:
             await d.ack()
+
+    async def _claim(self, session: AsyncSession, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Insert the inbox rows; return the (event id, handler) pairs not seen before."""
+        now = datetime.now(UTC)
+        dialect = session.bind.dialect.name
+        if dialect == "postgresql":
+            params = {"event_ids": [i for i, _ in keys], "handlers": [h for _, h in keys], "now": now}
+            return {(r[0], r[1]) for r in (await session.execute(self._pg_inbox, params)).all()}
+        stmt = insert_ignore(self.inbox, dialect, ["event_id", "handler"]).returning(
+            self.inbox.c.event_id, self.inbox.c.handler
+        )
+        rows = [{"event_id": i, "handler": h, "processed_at": now} for (i, h) in keys]
+        return {(r.event_id, r.handler) for r in (await session.execute(stmt, rows)).all()}
 
     async def _fail(self, d: Delivery) -> None:
         etype = d.envelope.type if d.envelope else "undecodable"

@@ -3,6 +3,10 @@
 One durable topic exchange; per consuming service one durable quorum queue with a delivery
 limit and a dead-letter exchange; publisher confirms; manual acknowledgement after the
 handler's transaction commits; a prefetch window the batches are drawn from.
+
+Acknowledgements of a batch are sent as one ``basic.ack`` with ``multiple`` once the batch handler
+returns: ``Delivery.ack`` only marks the message, and each consumer loop handles its batches one
+after another on its own channel, so every earlier delivery tag of that channel is settled by then.
 """
 
 from __future__ import annotations
@@ -36,20 +40,41 @@ class _RabbitDelivery:
         headers = message.headers or {}
         # Quorum queues count earlier deliveries in x-delivery-count (absent on the first one).
         self.delivery_count = int(headers.get("x-delivery-count", 0) or 0) + 1  # type: ignore[call-overload]
+        self.acked = False  # marked by ack(); the batch's acknowledgement goes out in one frame afterwards
+        self.settled = False  # retried or dead-lettered (sent at once)
         try:
             self.envelope: Envelope | None = Envelope.from_bytes(message.body)
         except ValueError:
             self.envelope = None
 
     async def ack(self) -> None:
-        await self.message.ack()
+        self.acked = True
 
     async def retry(self) -> None:
         # The quorum queue's x-delivery-limit dead-letters it once the limit is passed.
+        self.settled = True
         await self.message.nack(requeue=True)
 
     async def dead_letter(self) -> None:
+        self.settled = True
         await self.message.reject(requeue=False)
+
+
+async def _settle_batch(deliveries: Sequence[Delivery]) -> None:
+    """Give back what the handler left unsettled, then acknowledge the acked ones in one frame.
+
+    ``multiple`` acknowledges every unsettled tag up to the highest: the earlier batches of this channel
+    are all settled, the messages still waiting in the local queue have higher tags, and this batch's
+    other messages were just retried, dead-lettered or acked."""
+    batch = [d for d in deliveries if isinstance(d, _RabbitDelivery)]
+    for d in batch:
+        if not d.acked and not d.settled:
+            with contextlib.suppress(Exception):
+                await d.retry()
+    acked = [d for d in batch if d.acked]
+    if acked:
+        last = max(acked, key=lambda d: d.message.delivery_tag or 0)
+        await last.message.ack(multiple=True)
 
 
 class RabbitMQBus:
@@ -146,7 +171,7 @@ class RabbitMQBus:
         inbox: asyncio.Queue[Delivery] = asyncio.Queue()
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            await inbox.put(_RabbitDelivery(message))
+            inbox.put_nowait(_RabbitDelivery(message))
 
         tag = await queue.consume(on_message, no_ack=False)
         self._consumers.append((channel, queue, tag))
@@ -158,9 +183,11 @@ class RabbitMQBus:
                     await handler(batch)
                 except Exception:
                     log.exception("batch handler crashed; messages go back for redelivery")
-                    for d in batch:
-                        with contextlib.suppress(Exception):
-                            await d.retry()
+                try:
+                    await _settle_batch(batch)
+                except Exception:
+                    # The channel is gone: the broker redelivers whatever was not acknowledged.
+                    log.exception("could not acknowledge a batch; its messages will be redelivered")
 
         self._tasks.append(asyncio.create_task(loop(), name=f"consume:{service}"))
 

@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tally_testkit import app_client, broker, planned  # noqa: E402
+from tally_testkit import app_client, app_client_pg, broker, planned, planned_pg  # noqa: E402
 
-__all__ = ["app_client", "broker", "planned"]
+__all__ = ["app_client", "app_client_pg", "broker", "planned", "planned_pg"]

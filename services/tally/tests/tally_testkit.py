@@ -16,7 +16,7 @@ from tally.settings import TallySettings
 
 from shared.bus.memory import InMemoryBroker
 from shared.envelope import Envelope
-from shared.testing import auth, running_app
+from shared.testing import auth, pg_database, running_app
 from shared.topology import QUEUES
 
 OP = auth("operator", "VN")
@@ -63,14 +63,33 @@ async def app_client(tmp_path: Path, broker: InMemoryBroker) -> AsyncIterator[tu
 
 
 @pytest.fixture
-async def planned(app_client: tuple[FastAPI, httpx.AsyncClient]) -> tuple[FastAPI, httpx.AsyncClient]:
-    """The app with the small tree and campaign 1M in place."""
+async def app_client_pg(broker: InMemoryBroker) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The same app on a fresh PostgreSQL database (its set-based write path)."""
+    async with pg_database() as url:
+        app = create(tally_settings(url), broker=broker)
+        async with running_app(app) as client:
+            yield app, client
+
+
+async def _plan(app_client: tuple[FastAPI, httpx.AsyncClient]) -> tuple[FastAPI, httpx.AsyncClient]:
     _app, client = app_client
     r = await client.put("/api/v1/units", json=TREE, headers=OP)
     assert r.status_code == 200, r.text
     r = await client.put("/api/v1/campaigns/1M", json=CAMPAIGN, headers=OP)
     assert r.status_code == 200, r.text
     return app_client
+
+
+@pytest.fixture
+async def planned(app_client: tuple[FastAPI, httpx.AsyncClient]) -> tuple[FastAPI, httpx.AsyncClient]:
+    """The app with the small tree and campaign 1M in place."""
+    return await _plan(app_client)
+
+
+@pytest.fixture
+async def planned_pg(app_client_pg: tuple[FastAPI, httpx.AsyncClient]) -> tuple[FastAPI, httpx.AsyncClient]:
+    """``planned`` on PostgreSQL."""
+    return await _plan(app_client_pg)
 
 
 _counter = itertools.count()

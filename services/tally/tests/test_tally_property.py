@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -96,15 +97,9 @@ def lifecycle(campaign: str, life: dict[str, Any]) -> tuple[list[Envelope], Trut
     return events, Truth(unit, phase, authors, not withdraw, outcome, value if outcome == "valid" else 0)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    lives=st.lists(life_st, min_size=1, max_size=12),
-    data=st.data(),
-)
-async def test_random_streams_match_the_model(
-    planned: tuple[FastAPI, httpx.AsyncClient], lives: list[dict[str, Any]], data: st.DataObject
+async def check_stream(
+    app: FastAPI, client: httpx.AsyncClient, lives: list[dict[str, Any]], data: st.DataObject
 ) -> None:
-    app, client = planned
     campaign = "C" + uuid.uuid4().hex[:8]  # each example counts in its own campaign
     events: list[Envelope] = []
     truths: list[Truth] = []
@@ -130,3 +125,27 @@ async def test_random_streams_match_the_model(
             want = model(truths, unit, phase)
             assert {k: got[k] for k in want} == want, (unit, phase)
     assert await verify(app.state.ctx.engine) == []
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lives=st.lists(life_st, min_size=1, max_size=12),
+    data=st.data(),
+)
+async def test_random_streams_match_the_model(
+    planned: tuple[FastAPI, httpx.AsyncClient], lives: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    await check_stream(*planned, lives, data)
+
+
+@pytest.mark.integration
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lives=st.lists(life_st, min_size=1, max_size=12),
+    data=st.data(),
+)
+async def test_random_streams_match_the_model_on_postgresql(
+    planned_pg: tuple[FastAPI, httpx.AsyncClient], lives: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    """The same property through the PostgreSQL path (arrays, ``unnest`` upserts, the membership CTE)."""
+    await check_stream(*planned_pg, lives, data)

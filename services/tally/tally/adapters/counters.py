@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import String, any_, bindparam, delete, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import insert_ignore, upsert
+from tally.adapters import bulk
 from tally.adapters.orm import (
     WHOLE,
     campaign_totals,
@@ -27,6 +29,7 @@ from tally.adapters.orm import (
 from tally.domain.counting import Contribution, Fact
 
 CHUNK = 2000
+CODES = ARRAY(String(), dimensions=1)
 DEFAULT_MILESTONES = tuple(range(100_000, 1_000_001, 100_000))
 
 CounterKey = tuple[str, str, str]  # unit, campaign, phase
@@ -99,9 +102,17 @@ async def unit_paths(session: AsyncSession, codes: Iterable[str], *, lock: bool 
     """Ancestor chains (ending with the unit) of known units; an unknown unit counts under itself only."""
     wanted = sorted(set(codes))
     out: dict[str, list[str]] = {}
+    if session.bind.dialect.name == "postgresql":
+        query = select(units.c.code, units.c.path).where(units.c.code == any_(bindparam("codes", type_=CODES)))
+        if lock:
+            # A concurrent move waits for this batch (and vice versa), so no count lands on a stale path.
+            query = query.with_for_update(read=True)
+        for code, path in (await session.execute(query, {"codes": wanted})).all():
+            out[code] = parse_path(path)
+        return out
     for i in range(0, len(wanted), CHUNK):
         query = select(units.c.code, units.c.path).where(units.c.code.in_(wanted[i : i + CHUNK]))
-        if lock and session.bind.dialect.name == "postgresql":
+        if lock:
             # A concurrent move waits for this batch (and vice versa), so no count lands on a stale path.
             query = query.with_for_update(read=True)
         for code, path in (await session.execute(query)).all():
@@ -114,6 +125,8 @@ async def apply_expanded(session: AsyncSession, deltas: Deltas) -> dict[CounterK
 
     Returns the participants change per counter key (for tests and maintenance)."""
     dialect = session.bind.dialect.name
+    if dialect == "postgresql":
+        return await _apply_expanded_pg(session, deltas)
     participants: dict[CounterKey, int] = defaultdict(int)
     member_rows = sorted((k, n) for k, n in deltas.members.items() if n)
     if member_rows:
@@ -189,6 +202,45 @@ async def apply_expanded(session: AsyncSession, deltas: Deltas) -> dict[CounterK
             },
         )
         await session.execute(stmt, day_rows)
+    return participants
+
+
+COUNTER_KEYS = ("unit_code", "campaign", "phase")
+COUNTER_ADDS = ("submitted", "valid", "invalid", "benefit_vnd", "participants")
+MEMBER_COLUMNS = ("unit_code", "campaign", "phase", "member_id", "n")
+DAY_KEYS = ("unit_code", "campaign", "day")
+DAY_ADDS = ("submitted", "valid")
+
+
+async def _apply_expanded_pg(session: AsyncSession, deltas: Deltas) -> dict[CounterKey, int]:
+    """``apply_expanded`` on PostgreSQL: one statement per table, rows passed as arrays, in key order
+    (row locks are taken in the same order by every consumer)."""
+    participants: dict[CounterKey, int] = {}
+    member_rows = sorted((*k, n) for k, n in deltas.members.items() if n)
+    if member_rows:
+        params = bulk.columns_of(member_rows, MEMBER_COLUMNS)
+        for u, c, p, change in (await session.execute(bulk.membership_upsert(), params)).all():
+            participants[(u, c, p)] = int(change)
+        if any(row[4] < 0 for row in member_rows):
+            # Rows back at zero are removed (a member with no counted initiative left in the subtree).
+            keys = [row[:4] for row in member_rows if row[4] < 0]
+            await session.execute(bulk.delete_emptied_memberships(), bulk.columns_of(keys, MEMBER_COLUMNS[:4]))
+
+    rows = []
+    for key in sorted(set(deltas.counters) | set(participants)):
+        s, v, inv, b = deltas.counters.get(key, (0, 0, 0, 0))
+        pt = participants.get(key, 0)
+        if s or v or inv or b or pt:
+            rows.append((*key, s, v, inv, b, pt))
+    if rows:
+        await session.execute(
+            bulk.add_upsert("counters", COUNTER_KEYS, COUNTER_ADDS), bulk.columns_of(rows, COUNTER_KEYS + COUNTER_ADDS)
+        )
+    day_rows = [(*k, s, v) for k, (s, v) in sorted(deltas.days.items()) if s or v]
+    if day_rows:
+        await session.execute(
+            bulk.add_upsert("daily", DAY_KEYS, DAY_ADDS), bulk.columns_of(day_rows, DAY_KEYS + DAY_ADDS)
+        )
     return participants
 
 

@@ -4,12 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import insert_ignore, upsert
+from tally.adapters import bulk
+from tally.adapters.counters import CODES
 from tally.adapters.orm import facts
 from tally.domain.counting import Fact
+
+COLUMNS = (
+    "initiative_id",
+    "campaign",
+    "phase",
+    "unit_code",
+    "authors",
+    "expected_benefit_vnd",
+    "content_revision",
+    "withdrawn",
+    "decision_seq",
+    "outcome",
+    "verified_benefit_vnd",
+    "submitted_at",
+    "decided_at",
+)
+KEY = ("initiative_id",)
+# PostgreSQL: the batch's facts, locked in id order (the statement is built once).
+LOCKED = (
+    select(facts)
+    .where(facts.c.initiative_id == any_(bindparam("ids", type_=CODES)))
+    .order_by(facts.c.initiative_id)
+    .with_for_update()
+)
 
 
 def fact_from_row(row: Any) -> Fact:
@@ -48,11 +75,38 @@ def fact_values(fact: Fact) -> dict[str, Any]:
     }
 
 
+def fact_tuple(fact: Fact) -> tuple[Any, ...]:
+    """The row of a fact in ``COLUMNS`` order, authors as JSON text (the PostgreSQL array path)."""
+    return (
+        fact.initiative_id,
+        fact.campaign,
+        fact.phase,
+        fact.unit_code,
+        orjson.dumps(list(fact.authors)).decode(),
+        fact.expected_benefit_vnd,
+        fact.content_revision,
+        fact.withdrawn,
+        fact.decision_seq,
+        fact.outcome,
+        fact.verified_benefit_vnd,
+        fact.submitted_at,
+        fact.decided_at,
+    )
+
+
 async def load_many_for_update(session: AsyncSession, skeletons: list[Fact]) -> dict[str, Fact]:
     """The stored facts of a whole batch (new ones created from their skeletons), locked in id order."""
     dialect = session.bind.dialect.name
     ordered = sorted({f.initiative_id: f for f in skeletons}.values(), key=lambda f: f.initiative_id)
     out: dict[str, Fact] = {}
+    if dialect == "postgresql":
+        # Missing ones are inserted first (ON CONFLICT DO NOTHING), so that every fact of the batch has a row
+        # to lock; then all of them are read under lock, in id order.
+        rows = [fact_tuple(f) for f in ordered]
+        await session.execute(bulk.insert_missing("facts", KEY, COLUMNS), bulk.columns_of(rows, COLUMNS))
+        for row in (await session.execute(LOCKED, {"ids": [f.initiative_id for f in ordered]})).all():
+            out[row.initiative_id] = fact_from_row(row)
+        return out
     for i in range(0, len(ordered), 1000):
         chunk = ordered[i : i + 1000]
         await session.execute(insert_ignore(facts, dialect, ["initiative_id"]).values([fact_values(f) for f in chunk]))
@@ -70,6 +124,11 @@ async def load_many_for_update(session: AsyncSession, skeletons: list[Fact]) -> 
 
 async def save_many(session: AsyncSession, changed: list[Fact]) -> None:
     dialect = session.bind.dialect.name
+    if dialect == "postgresql":
+        if changed:
+            rows = [fact_tuple(f) for f in sorted(changed, key=lambda f: f.initiative_id)]
+            await session.execute(bulk.replace_upsert("facts", KEY, COLUMNS), bulk.columns_of(rows, COLUMNS))
+        return
     rows = [fact_values(f) for f in sorted(changed, key=lambda f: f.initiative_id)]
     if rows:
         stmt = upsert(facts, dialect)
