@@ -2,12 +2,15 @@
 
 Only hits are cached (a campaign created a moment ago is seen at once); the handlers of
 ``unit.upserted.v1`` / ``campaign.upserted.v1`` drop the entry they change, and the TTL bounds
-the staleness another replica of intake may see.
+the staleness another replica of intake may see. An expired entry is answered once more while a
+single background query refreshes it (stale-while-revalidate): under a rush, an expiry must not
+make every request wait for that query.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -17,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from intake.adapters.orm import campaigns, units
 from intake.domain.rules import Campaign, Unit, campaign_from_row
+
+log = logging.getLogger("intake.plan")
 
 
 class PlanReader:
@@ -35,15 +40,35 @@ class PlanReader:
 
     async def campaign(self, code: str, conn: AsyncConnection | None = None) -> Campaign | None:
         hit = self._campaigns.get(code)
-        if hit and time.monotonic() - hit[0] < self.ttl_s:
+        if hit and conn is None and self._fresh_or_refreshing(("campaign", code), hit[0], self._load_campaign, code):
             return hit[1]
         return await self._single_flight(("campaign", code), self._load_campaign(code, conn), conn)
 
     async def unit(self, code: str, conn: AsyncConnection | None = None) -> Unit | None:
         hit = self._units.get(code)
-        if hit and time.monotonic() - hit[0] < self.ttl_s:
+        if hit and conn is None and self._fresh_or_refreshing(("unit", code), hit[0], self._load_unit, code):
             return hit[1]
         return await self._single_flight(("unit", code), self._load_unit(code, conn), conn)
+
+    def _fresh_or_refreshing(self, key: tuple[str, str], loaded_at: float, load: Any, code: str) -> bool:
+        """True when the cached entry may be answered: fresh, or expired by less than a TTL with one refresh
+        under way (started here if none is)."""
+        age = time.monotonic() - loaded_at
+        if age < self.ttl_s:
+            return True
+        if age >= 2 * self.ttl_s:
+            return False
+        if key not in self._loading:
+            task = asyncio.ensure_future(load(code, None))
+            self._loading[key] = task
+            task.add_done_callback(lambda t: self._refreshed(key, t))
+        return True
+
+    def _refreshed(self, key: tuple[str, str], task: asyncio.Future[Any]) -> None:
+        self._loading.pop(key, None)
+        if not task.cancelled() and task.exception() is not None:
+            # The stale entry keeps answering until it is two TTLs old; then a request loads it itself.
+            log.warning("plan cache refresh failed", extra={"key": key[1], "error": repr(task.exception())})
 
     async def _single_flight(self, key: tuple[str, str], load: Coroutine[Any, Any, Any], conn: Any) -> Any:
         """When an entry expires under a rush, one query refreshes it; the other requests wait for it."""
