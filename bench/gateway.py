@@ -5,7 +5,8 @@
 Two processes on loopback, each served by uvicorn (one worker): a downstream answering
 ``POST /api/v1/initiatives`` and the gateway (``uvicorn gateway.app:create --factory``, token check,
 rate limit in the real Redis, body limit, proxy) in front of it. The load generator alternates
-direct and gateway rounds and reports, for the same workload, throughput and latency, and the
+direct and gateway rounds in ABBA order (direct, gateway, gateway, direct, ...), each started once
+the downstream is idle again, and reports, for the same workload, throughput and latency, and the
 ratios gateway/direct, plus the server CPU spent per request (from /proc), which the noise of a
 shared machine disturbs far less than wall-clock throughput.
 
@@ -165,6 +166,18 @@ async def wait_accepting(url: str, headers: dict[str, str], timeout_s: float = 6
             await asyncio.sleep(0.5)
 
 
+async def settle(pid: int, timeout_s: float = 10.0) -> None:
+    """Until the process has been idle (< 5 ms of CPU) for 200 ms, at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        now = cpu_seconds(pid)
+        if now - last < 0.005:
+            return
+        last = now
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
@@ -287,14 +300,21 @@ async def run(args: argparse.Namespace, stack: contextlib.AsyncExitStack, token:
         await load(gw_url, headers, 300, args.concurrency)
         results: dict[str, list[tuple[float, list[float]]]] = {"direct": [], "gateway": []}
         cpu = {"direct": 0.0, "gateway": 0.0, "gateway_downstream": 0.0}
-        for _ in range(args.rounds):
-            d0 = cpu_seconds(down.pid)
-            results["direct"].append(await load(direct_url, headers, args.requests, args.concurrency))
-            d1, g1 = cpu_seconds(down.pid), cpu_seconds(gw.pid)
-            results["gateway"].append(await load(gw_url, headers, args.requests, args.concurrency))
-            cpu["direct"] += d1 - d0
-            cpu["gateway"] += cpu_seconds(gw.pid) - g1
-            cpu["gateway_downstream"] += cpu_seconds(down.pid) - d1
+        urls = {"direct": direct_url, "gateway": gw_url}
+        for i in range(args.rounds):
+            # ABBA order (direct, gateway, gateway, direct, ...): a drift over the run (a growing table,
+            # the machine's other load) weighs on both sides alike.
+            for name in ("direct", "gateway") if i % 2 == 0 else ("gateway", "direct"):
+                await settle(down.pid)  # the downstream's background work of the previous round is done
+                d0, g0 = cpu_seconds(down.pid), cpu_seconds(gw.pid)
+                results[name].append(await load(urls[name], headers, args.requests, args.concurrency))
+                d1, g1 = cpu_seconds(down.pid), cpu_seconds(gw.pid)
+                if name == "direct":
+                    cpu["direct"] += d1 - d0
+                else:
+                    cpu["gateway"] += g1 - g0
+                    cpu["gateway_downstream"] += d1 - d0
+                print(f"round {i + 1} {name:<8} {results[name][-1][0]:7.0f} req/s", file=sys.stderr)
     finally:
         for proc in (gw, down):
             proc.terminate()

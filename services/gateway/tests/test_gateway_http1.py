@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -82,8 +83,16 @@ async def test_forward_over_a_kept_alive_connection_keeps_body_headers_and_path(
         r = await client.get("/api/v1/initiatives/a%2Fb/x%20y", headers=headers)
         assert r.status_code == 200
         assert seen[-1][1] == "/api/v1/initiatives/a%2Fb/x%20y"
+        # without one, the gateway makes a correlation id, gives it to the service and echoes it
+        made = set()
+        for _ in range(2):
+            r = await client.post("/api/v1/initiatives", content=b"{}", headers=auth("member", "HN"))
+            corr = r.headers["x-correlation-id"]
+            assert re.fullmatch(r"[0-9a-f]{32}", corr) and seen[-1][2]["x-correlation-id"] == corr
+            made.add(corr)
+        assert len(made) == 2
         text = (await client.get("/metrics")).text
-        assert 'route="/api/v1/{rest:path}",service="gateway",status="201"} 5.0' in text
+        assert 'route="/api/v1/{rest:path}",service="gateway",status="201"} 7.0' in text
 
 
 async def test_chunked_responses_are_read_whole(served: Served) -> None:

@@ -101,12 +101,34 @@ class _Parser:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self, on_lost: Any) -> None:
+    def __init__(self, on_lost: Any, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = _Parser()
         self.waiting: deque[asyncio.Future[Reply]] = deque()
         self.on_lost = on_lost
         self.closed = False
+        self.loop = loop
+        self.timeout_s = timeout_s
+        # Commands of one event-loop turn go out in one write, watched by one timer.
+        self._pending: list[bytes] = []
+        self._batch: list[asyncio.Future[Reply]] = []
+
+    def submit(self, command: bytes) -> asyncio.Future[Reply]:
+        fut: asyncio.Future[Reply] = self.loop.create_future()
+        self.waiting.append(fut)
+        if not self._pending:
+            self.loop.call_soon(self._flush)
+        self._pending.append(command)
+        self._batch.append(fut)
+        return fut
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        batch, self._batch = self._batch, []
+        if self.closed or self.transport is None:
+            return  # their futures were failed with the connection
+        self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        self.loop.call_later(self.timeout_s, _expire, self, batch)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not registered as asyncio.Transport subclasses: no isinstance check
@@ -163,6 +185,7 @@ class RespScript:
         self.sha = hashlib.sha1(self.script).hexdigest().encode()
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self._commands: dict[tuple[str | float | int | None, ...], bytes] = {}
         self._conn: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
 
@@ -170,10 +193,16 @@ class RespScript:
         conn = self._conn
         if conn is None or conn.closed:
             conn = await self._connect()
-        argv = [len(keys), *keys, *args]
-        reply = await self._send(conn, encode(b"EVALSHA", self.sha, *argv))
+        # The same caller (account, IP) sends the same command every time: encode it once.
+        cache_key = (*keys, None, *args)
+        command = self._commands.get(cache_key)
+        if command is None:
+            if len(self._commands) >= 10_000:
+                self._commands.clear()
+            command = self._commands[cache_key] = encode(b"EVALSHA", self.sha, len(keys), *keys, *args)
+        reply = await self._send(conn, command)
         if isinstance(reply, RedisReplyError) and str(reply).startswith("NOSCRIPT"):
-            reply = await self._send(conn, encode(b"EVAL", self.script, *argv))
+            reply = await self._send(conn, encode(b"EVAL", self.script, len(keys), *keys, *args))
         if isinstance(reply, RedisReplyError):
             raise reply
         return reply
@@ -181,15 +210,7 @@ class RespScript:
     async def _send(self, conn: _Protocol, command: bytes) -> Reply:
         if conn.closed or conn.transport is None:
             raise RespConnectionError("connection to Redis closed")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Reply] = loop.create_future()
-        conn.waiting.append(fut)
-        conn.transport.write(command)
-        timer = loop.call_later(self.timeout_s, _expire, conn, fut)
-        try:
-            return await fut
-        finally:
-            timer.cancel()
+        return await conn.submit(command)
 
     async def _connect(self) -> _Protocol:
         if self._connecting is not None:
@@ -213,7 +234,9 @@ class RespScript:
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
         async with asyncio.timeout(self.connect_timeout_s):
-            _, conn = await loop.create_connection(lambda: _Protocol(self._lost), self.host, self.port)
+            _, conn = await loop.create_connection(
+                lambda: _Protocol(self._lost, loop, self.timeout_s), self.host, self.port
+            )
         try:
             if self.password is not None:
                 auth = (b"AUTH", self.username, self.password) if self.username else (b"AUTH", self.password)
@@ -240,7 +263,7 @@ class RespScript:
             conn.transport.close()
 
 
-def _expire(conn: _Protocol, fut: asyncio.Future[Reply]) -> None:
-    if not fut.done():
-        # replies would come out of step with the callers: drop the connection and fail everyone on it
+def _expire(conn: _Protocol, batch: list[asyncio.Future[Reply]]) -> None:
+    if not conn.closed and not all(fut.done() for fut in batch):
+        # Redis is stuck or gone: drop the connection and fail everyone waiting on it (the limiter falls back)
         conn.fail(RespConnectionError("Redis did not answer in time"))

@@ -11,10 +11,11 @@ does not take (composed views, pages, /health, unknown paths, other methods) go 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -61,6 +62,10 @@ def takes(scope: Scope) -> str | None:
 class FrontDoor:
     def __init__(self, metrics: ServiceMetrics) -> None:
         self.metrics = metrics
+        # Correlation ids made here: a random prefix per process and a counter (32 hex digits like a
+        # uuid4's; unique without a system call per request).
+        self._corr_prefix = secrets.token_hex(8)
+        self._corr_counter = itertools.count(1)
         self._counters: dict[tuple[str, int], Any] = {}
         self._timers: dict[str, Any] = {}
 
@@ -85,7 +90,7 @@ class FrontDoor:
                 corr = corr or value.decode("latin-1")[:100]
             elif name == b"x-forwarded-for":
                 previous_xff = previous_xff or value
-        corr = corr or uuid.uuid4().hex
+        corr = corr or f"{self._corr_prefix}{next(self._corr_counter):016x}"
         reset = correlation_id_var.set(corr)
         try:
             status, headers, body = await self._answer(
