@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, delete, select, tuple_, update
+from sqlalchemy import String, any_, bindparam, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -242,6 +242,138 @@ async def _apply_expanded_pg(session: AsyncSession, deltas: Deltas) -> dict[Coun
             bulk.add_upsert("daily", DAY_KEYS, DAY_ADDS), bulk.columns_of(day_rows, DAY_KEYS + DAY_ADDS)
         )
     return participants
+
+
+# Memberships and counters of a batch in one statement. The batch's own-unit deltas come in as arrays and are
+# rolled up here (not in Python) to every ancestor: the units of a row's stored path, itself included; an unknown
+# unit counts under itself only: memberships get their summed deltas, and each membership
+# row that goes 0 → n or n → 0 moves ``participants`` of its counter row by one, added with the counts.
+_OWN_DELTAS_SQL = text(
+    """
+WITH l AS (
+  SELECT * FROM unnest(CAST(:m_unit AS text[]), CAST(:m_campaign AS text[]), CAST(:m_phase AS text[]),
+                       CAST(:m_member AS text[]), CAST(:m_n AS int[]))
+    AS l(unit_code, campaign, phase, member_id, n)
+), md AS (
+  SELECT a.code AS unit_code, l.campaign, l.phase, l.member_id, CAST(sum(l.n) AS int) AS n
+  FROM l LEFT JOIN units u ON u.code = l.unit_code
+  CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM coalesce(u.path, '/' || l.unit_code || '/')), '/'))
+    AS a(code)
+  GROUP BY 1, 2, 3, 4 HAVING sum(l.n) <> 0
+), up AS (
+  INSERT INTO memberships (unit_code, campaign, phase, member_id, n)
+  SELECT unit_code, campaign, phase, member_id, n FROM md ORDER BY unit_code, campaign, phase, member_id
+  ON CONFLICT (unit_code, campaign, phase, member_id) DO UPDATE SET n = memberships.n + excluded.n
+  RETURNING unit_code, campaign, phase, member_id, n
+), pt AS (
+  SELECT up.unit_code, up.campaign, up.phase, sum(sign(up.n) - sign(up.n - md.n)) AS participants
+  FROM up JOIN md USING (unit_code, campaign, phase, member_id)
+  GROUP BY 1, 2, 3
+), cl AS (
+  SELECT * FROM unnest(CAST(:c_unit AS text[]), CAST(:c_campaign AS text[]), CAST(:c_phase AS text[]),
+                       CAST(:c_submitted AS bigint[]), CAST(:c_valid AS bigint[]), CAST(:c_invalid AS bigint[]),
+                       CAST(:c_benefit AS bigint[]))
+    AS l(unit_code, campaign, phase, submitted, valid, invalid, benefit_vnd)
+), cd AS (
+  SELECT a.code AS unit_code, l.campaign, l.phase, sum(l.submitted) AS submitted, sum(l.valid) AS valid,
+         sum(l.invalid) AS invalid, sum(l.benefit_vnd) AS benefit_vnd
+  FROM cl AS l LEFT JOIN units u ON u.code = l.unit_code
+  CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM coalesce(u.path, '/' || l.unit_code || '/')), '/'))
+    AS a(code)
+  GROUP BY 1, 2, 3
+), merged AS (
+  SELECT unit_code, campaign, phase, coalesce(cd.submitted, 0) AS submitted, coalesce(cd.valid, 0) AS valid,
+         coalesce(cd.invalid, 0) AS invalid, coalesce(cd.benefit_vnd, 0) AS benefit_vnd,
+         coalesce(pt.participants, 0) AS participants
+  FROM cd FULL JOIN pt USING (unit_code, campaign, phase)
+)
+INSERT INTO counters (unit_code, campaign, phase, submitted, valid, invalid, benefit_vnd, participants)
+SELECT * FROM merged
+WHERE submitted <> 0 OR valid <> 0 OR invalid <> 0 OR benefit_vnd <> 0 OR participants <> 0
+ORDER BY unit_code, campaign, phase
+ON CONFLICT (unit_code, campaign, phase) DO UPDATE SET
+  submitted = counters.submitted + excluded.submitted, valid = counters.valid + excluded.valid,
+  invalid = counters.invalid + excluded.invalid, benefit_vnd = counters.benefit_vnd + excluded.benefit_vnd,
+  participants = counters.participants + excluded.participants
+"""
+)
+
+# Membership rows of the given members' ancestors that came back to 0 (after a decrease) are removed.
+_EMPTIED_SQL = text(
+    """
+DELETE FROM memberships m USING (
+  SELECT DISTINCT a.code AS unit_code, l.campaign, l.phase, l.member_id
+  FROM unnest(CAST(:m_unit AS text[]), CAST(:m_campaign AS text[]), CAST(:m_phase AS text[]),
+              CAST(:m_member AS text[])) AS l(unit_code, campaign, phase, member_id)
+  LEFT JOIN units u ON u.code = l.unit_code
+  CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM coalesce(u.path, '/' || l.unit_code || '/')), '/'))
+    AS a(code)
+) d
+WHERE m.unit_code = d.unit_code AND m.campaign = d.campaign AND m.phase = d.phase AND m.member_id = d.member_id
+  AND m.n = 0
+"""
+)
+
+_DAYS_SQL = text(
+    """
+WITH l AS (
+  SELECT * FROM unnest(CAST(:d_unit AS text[]), CAST(:d_campaign AS text[]), CAST(:d_day AS date[]),
+                       CAST(:d_submitted AS bigint[]), CAST(:d_valid AS bigint[]))
+    AS l(unit_code, campaign, day, submitted, valid)
+)
+INSERT INTO daily (unit_code, campaign, day, submitted, valid)
+SELECT a.code, l.campaign, l.day, sum(l.submitted), sum(l.valid)
+FROM l LEFT JOIN units u ON u.code = l.unit_code
+  CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM coalesce(u.path, '/' || l.unit_code || '/')), '/'))
+    AS a(code)
+GROUP BY 1, 2, 3 HAVING sum(l.submitted) <> 0 OR sum(l.valid) <> 0
+ORDER BY 1, 2, 3
+ON CONFLICT (unit_code, campaign, day) DO UPDATE SET
+  submitted = daily.submitted + excluded.submitted, valid = daily.valid + excluded.valid
+"""
+)
+
+_LOCK_UNITS = select(func.count()).select_from(
+    select(units.c.code)
+    .where(units.c.code == any_(bindparam("codes", type_=CODES)))
+    .order_by(units.c.code)
+    .with_for_update(read=True)
+    .subquery()
+)
+
+
+async def apply_own(session: AsyncSession, deltas: Deltas) -> None:
+    """Write a batch's deltas (keyed by each fact's own unit) to the unit and every ancestor.
+
+    The units' rows are share-locked first, so a concurrent move waits for the batch (and vice versa) and no
+    count lands on a stale path. PostgreSQL rolls the deltas up in SQL (three statements for the batch);
+    SQLite expands them in Python."""
+    codes = sorted({k[0] for k in deltas.counters} | {k[0] for k in deltas.members} | {k[0] for k in deltas.days})
+    if session.bind.dialect.name != "postgresql":
+        paths = await unit_paths(session, codes, lock=True)
+        await apply_expanded(session, deltas.expanded(paths))
+        return
+    if not codes:
+        return
+    await session.execute(_LOCK_UNITS, {"codes": codes})
+    members = sorted((*k, n) for k, n in deltas.members.items() if n)
+    counts = sorted((*k, *v) for k, v in deltas.counters.items() if any(v))
+    if members or counts:
+        m = bulk.columns_of(members, ("m_unit", "m_campaign", "m_phase", "m_member", "m_n"))
+        c = bulk.columns_of(
+            counts, ("c_unit", "c_campaign", "c_phase", "c_submitted", "c_valid", "c_invalid", "c_benefit")
+        )
+        await session.execute(_OWN_DELTAS_SQL, m | c)
+        decreased = [row[:4] for row in members if row[4] < 0]
+        if decreased:
+            await session.execute(
+                _EMPTIED_SQL, bulk.columns_of(decreased, ("m_unit", "m_campaign", "m_phase", "m_member"))
+            )
+    days = sorted((*k, *v) for k, v in deltas.days.items() if any(v))
+    if days:
+        await session.execute(
+            _DAYS_SQL, bulk.columns_of(days, ("d_unit", "d_campaign", "d_day", "d_submitted", "d_valid"))
+        )
 
 
 async def campaign_milestones(session: AsyncSession, campaign: str) -> set[int]:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.envelope import Envelope, new_event
 from shared.messaging import stage
 from tally.adapters import facts as fact_store
-from tally.adapters.counters import Deltas, advance_campaign_totals, apply_expanded, unit_paths
+from tally.adapters.counters import Deltas, advance_campaign_totals, apply_own
 from tally.adapters.orm import outbox
 from tally.domain.counting import Fact, contribution, new_fact, on_content, on_reviewed, on_withdrawn
 
@@ -60,14 +60,12 @@ async def merge_facts(session: AsyncSession, pending: Sequence[tuple[Fact, dict[
 
 
 async def apply_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
-    """``after_batch``: the batch's net deltas, expanded over ancestor paths, in a few statements."""
+    """``after_batch``: the batch's net deltas, rolled up over ancestor paths, in a few statements."""
     pending = session.info.pop(PENDING_KEY, None)
     if not pending:
         return
     deltas = await merge_facts(session, pending)
-    units = {k[0] for k in deltas.counters} | {k[0] for k in deltas.members} | {k[0] for k in deltas.days}
-    paths = await unit_paths(session, units, lock=True)
-    await apply_expanded(session, deltas.expanded(paths))
+    await apply_own(session, deltas)
     reached = await advance_campaign_totals(session, deltas.valid_steps)
     causation = envelopes[-1] if envelopes else None
     await stage(
