@@ -24,6 +24,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aio_pika.exceptions import ChannelInvalidStateError
 from pamqp.commands import Basic
 
 from shared.bus.base import BatchHandler, DeadLetter, Delivery, OutgoingMessage, collect_batch
@@ -71,10 +72,21 @@ async def _settle_batch(deliveries: Sequence[Delivery]) -> None:
         if not d.acked and not d.settled:
             with contextlib.suppress(Exception):
                 await d.retry()
-    acked = [d for d in batch if d.acked]
-    if acked:
-        last = max(acked, key=lambda d: d.message.delivery_tag or 0)
-        await last.message.ack(multiple=True)
+    # Per AMQP channel: after a reconnection a batch may hold deliveries of the old channel (whose tags
+    # mean nothing on the new one, and whose acknowledgement is moot: the broker redelivers them).
+    last: dict[int, _RabbitDelivery] = {}
+    for d in batch:
+        if not d.acked:
+            continue
+        try:
+            channel = d.message.channel
+        except ChannelInvalidStateError:
+            continue
+        held = last.get(id(channel))
+        if held is None or (d.message.delivery_tag or 0) > (held.message.delivery_tag or 0):
+            last[id(channel)] = d
+    for d in last.values():
+        await d.message.ack(multiple=True)
 
 
 class RabbitMQBus:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import aio_pika
 import pytest
 from sqlalchemy import func, select
 
+from shared.bus.base import Delivery
 from shared.bus.rabbitmq import RabbitMQBus
 from shared.envelope import Envelope
 from shared.service import create_app
 from shared.settings import ServiceSettings
 from shared.testing import AMQP_URL, amqp_prefix, auth, eventually, pg_database, running_app
 from shared.tests.demo.app import CONSUMER, PRODUCER, TOPOLOGY, outbox
+from shared.topology import queue_name
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +136,45 @@ async def test_poison_message_goes_to_dead_letter_queue_after_delivery_limit(pre
                 assert await _count(c) == 10
             finally:
                 await bus.close()
+
+
+async def test_batch_acknowledgement_settles_every_message_once(prefix: str) -> None:
+    """Acks of a batch go out as one multiple-ack: messages retried or dead-lettered within the batch keep
+    their own fate, and nothing is left unacknowledged or acknowledged twice."""
+    topology = {"sink": ("bench.thing.v1",)}
+    bus = RabbitMQBus(AMQP_URL, prefix=prefix, prefetch=50, topology=topology)
+    await bus.start()
+    try:
+        seen: list[tuple[int, int]] = []  # (message number, delivery count)
+        done = asyncio.Event()
+
+        async def handler(batch: list[Delivery]) -> None:
+            for d in batch:
+                assert d.envelope is not None
+                n = int(d.envelope.data["n"])
+                seen.append((n, d.delivery_count))
+                if n % 10 == 3 and d.delivery_count == 1:
+                    await d.retry()  # comes back once, then acked
+                elif n % 10 == 7:
+                    await d.dead_letter()
+                else:
+                    await d.ack()
+            if len({n for n, _ in seen}) == 120 and len(seen) == 132:
+                done.set()
+
+        await bus.publish([Envelope(type="bench.thing", data={"n": i}, producer="t") for i in range(120)])
+        await bus.consume("sink", handler, batch_size=25, batch_wait_s=0.01)
+        await asyncio.wait_for(done.wait(), 20)
+        await asyncio.sleep(0.3)
+        assert sorted(c for _, c in seen).count(2) == 12
+        dead = await bus.dead_letters("sink", limit=50)
+        assert sorted(int(Envelope.from_bytes(d.body).data["n"]) for d in dead) == list(range(7, 120, 10))
+    finally:
+        await bus.close()
+    # Nothing left ready or unacknowledged: a fresh look at the queue finds it empty.
+    conn = await aio_pika.connect(AMQP_URL)
+    async with conn, conn.channel() as channel:
+        q = await channel.declare_queue(queue_name("sink", prefix), passive=True)
+        assert q.declaration_result.message_count == 0
+    cleanup = RabbitMQBus(AMQP_URL, prefix=prefix, topology=topology)
+    await cleanup.delete_topology()
