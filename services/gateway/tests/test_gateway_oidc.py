@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -9,14 +10,18 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from gateway.app import create
+from gateway.settings import GatewaySettings
 from gateway.web.signin import COOKIE
 
 from shared.auth import mint_token
@@ -257,3 +262,37 @@ async def test_without_an_issuer_there_is_no_oidc_sign_in(gateway) -> None:
     async with gateway() as h:  # development
         assert (await h.client.get("/auth/login")).status_code == 404
         assert (await h.client.get("/auth/callback?code=x&state=y")).status_code == 404
+
+
+@pytest.mark.browser
+async def test_sign_in_through_the_provider_in_chromium(served, fake_transports) -> None:
+    """The whole round trip in a browser: the page's link, the provider, the callback page storing the session."""
+    chromium = "/usr/bin/chromium"
+    if not await asyncio.to_thread(Path(chromium).exists):
+        pytest.fail("chromium is not installed (make test installs it: scripts/ensure-browser.sh)")
+    from playwright.async_api import async_playwright, expect
+
+    provider = Provider()
+    async with served(provider.app()) as issuer:
+        provider.issuer = issuer
+        transports, _behaviour = fake_transports()
+        app = create(
+            GatewaySettings(**{"redis_url": None, "log_json": False, **oidc_settings(issuer)}), transports=transports
+        )
+        async with app.router.lifespan_context(app), served(app) as url, async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox"])
+            try:
+                page = await browser.new_page()
+                page.set_default_timeout(10_000)
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                await page.goto(url + "/")
+                await page.click("a[href='/auth/login']")
+                await expect(page).to_have_url(url + "/dashboard")
+                await expect(page.locator("#who")).to_contain_text("Nguyễn Văn An")
+                stored = await page.evaluate("localStorage.getItem('sk_token')")
+                assert jwt.get_unverified_header(stored)["alg"] == "RS256"
+                assert provider.token_calls == 1
+                assert errors == []
+            finally:
+                await browser.close()
