@@ -1,9 +1,9 @@
 """What tally costs at national scale, each figure against a reference measured in the same run.
 
-    .venv/bin/python bench/tally.py [--full] [--grassroots N] [--events N] [--drain N] [--preload N] [--requests N]
+    .venv/bin/python bench/tally.py [--full] [--workers N] [--grassroots N] [--events N] [--drain N] [--preload N]
 
 The default run (30,000 grassroots, 20,000 + 40,000 events, 200,000 preloaded initiatives) takes a few minutes;
-``--full`` is the issue's size (150,000 grassroots, 40,000 + 100,000 events, 1,000,000 initiatives).
+``--full`` is the issue's size (150,000 grassroots, 30,000 + 60,000 events, 1,000,000 initiatives).
 
 Against a fresh PostgreSQL database and a fresh RabbitMQ prefix on loopback:
   1. the plan: 63 provinces (+ the national root), 693 districts and ``--grassroots`` grassroots units
@@ -296,11 +296,11 @@ async def main() -> None:
     ap.add_argument("--batch", type=int, default=1000, help="consumer batch size (prefetch: 4 batches)")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn workers of the service (consumer replicas)")
     ap.add_argument(
-        "--full", action="store_true", help="the issue's size: 150,000 grassroots, 140,000 events, 1M initiatives"
+        "--full", action="store_true", help="the issue's size: 150,000 grassroots, 90,000 events, 1M initiatives"
     )
     args = ap.parse_args()
     if args.full:
-        args.grassroots, args.events, args.drain, args.preload = 150_000, 40_000, 100_000, 1_000_000
+        args.grassroots, args.events, args.drain, args.preload = 150_000, 30_000, 60_000, 1_000_000
     rng = random.Random(7)
     units, provinces, leaves = tree(args.grassroots)
     print(f"tree: {len(units)} units ({len(provinces)} provinces, {len(leaves)} grassroots)", flush=True)
