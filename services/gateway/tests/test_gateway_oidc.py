@@ -22,6 +22,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from gateway.app import create
 from gateway.settings import GatewaySettings
+from gateway.web.pages import safe_next
 from gateway.web.signin import COOKIE
 
 from shared.auth import mint_token
@@ -256,6 +257,12 @@ async def test_an_access_token_the_api_would_refuse_is_not_handed_to_the_page(ga
             r = await h.client.get(callback)
             assert r.status_code == 400 and "invalid_token" in r.text
             assert "signin-result" not in r.text
+
+
+def test_where_to_go_after_sign_in_stays_on_the_site() -> None:
+    for bad in (None, "", "https://evil.example", "//evil.example", "/\\evil.example", "/a\\b", "/x\ny", "x"):
+        assert safe_next(bad) == "/", bad
+    assert safe_next("/mine?x=1#top") == "/mine?x=1#top"
 
 
 async def test_without_an_issuer_there_is_no_oidc_sign_in(gateway) -> None:

@@ -36,6 +36,15 @@ REASONS = (
 )
 
 
+def safe_next(value: str | None) -> str:
+    """A local path to go to afterwards; anything that could leave the site ("//x", "/\\x", "x:") is "/"."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "/"
+    return value
+
+
 def lang_of(request: Request) -> str:
     lang = request.query_params.get("lang") or request.cookies.get("lang") or "vi"
     return "en" if lang == "en" else "vi"
@@ -94,7 +103,7 @@ def _t(request: Request) -> dict[str, str]:
 
 @router.get("/lang/{code}")
 async def switch_lang(code: str, next: str = "/") -> RedirectResponse:  # noqa: A002 - the query name
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    target = safe_next(next)
     resp = RedirectResponse(target, 303)
     resp.set_cookie("lang", "en" if code == "en" else "vi", max_age=365 * 86400, samesite="lax")
     return resp

@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.adapters.oidc import LoginRequest, OidcClient, OidcError, new_login
 from gateway.web.i18n import pick
-from gateway.web.pages import lang_of, layout
+from gateway.web.pages import lang_of, layout, safe_next
 from shared.auth import AuthError
 
 router = APIRouter(include_in_schema=False)
@@ -32,10 +32,6 @@ COOKIE_MAX_AGE_S = 600
 def _client(request: Request) -> OidcClient | None:
     client: OidcClient | None = getattr(request.app.state, "oidc", None)
     return client
-
-
-def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/") and not value.startswith("//") else "/"
 
 
 def _redirect_uri(request: Request) -> str:
@@ -76,7 +72,7 @@ async def oidc_login(request: Request, next: str | None = None) -> Response:  # 
     client = _client(request)
     if client is None:
         return _failure(request, "signin_unavailable", "OIDC is not configured", 404)
-    login = new_login(_safe_next(next))
+    login = new_login(safe_next(next))
     try:
         url = await client.authorization_url(login, _redirect_uri(request))
     except OidcError as exc:
@@ -120,7 +116,11 @@ async def oidc_callback(
         "name": principal.name,
         "member_id": principal.member_id,
     }
-    result = orjson.dumps({"token": api_token, "account": account, "next": login.next}).decode().replace("</", "<\\/")
+    result = (
+        orjson.dumps({"token": api_token, "account": account, "next": safe_next(login.next)})
+        .decode()
+        .replace("</", "<\\/")
+    )
     body = f'<script id="signin-result" type="application/json">{result}</script>'
     resp = layout(request, "signin", "signin_title", body)
     resp.delete_cookie(COOKIE, path=COOKIE_PATH)
