@@ -246,7 +246,6 @@ class FastRoutes:
     def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], FastHandler]) -> None:
         self.app = app
         self.routes = dict(routes)
-        self._route_objects: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.routes.get((scope.get("method", ""), scope.get("path", ""))) if scope["type"] == "http" else None
@@ -274,7 +273,7 @@ class FastRoutes:
         body = b"".join(chunks)
         if not more:
             ctx: ServiceContext = scope["app"].state.ctx
-            scope["route"] = self._route(scope)
+            scope["route"] = _RouteLabel(scope["path"])
             try:
                 response = await handler(ctx, FastRequest(headers, body))
             except ApiError as exc:
@@ -284,18 +283,12 @@ class FastRoutes:
                 return
         await self.app(scope, _replay(body, more, receive), send)
 
-    def _route(self, scope: Scope) -> Any:
-        key = (scope["method"], scope["path"])
-        if key not in self._route_objects:
-            self._route_objects[key] = next(
-                (
-                    r
-                    for r in scope["app"].router.routes
-                    if getattr(r, "path", None) == key[1] and key[0] in (getattr(r, "methods", None) or ())
-                ),
-                None,
-            )
-        return self._route_objects[key]
+
+@dataclass(frozen=True, slots=True)
+class _RouteLabel:
+    """What ObservabilityMiddleware reads of ``scope["route"]``: the template (a fast route's path is one)."""
+
+    path: str
 
 
 def _replay(body: bytes, more: bool, receive: Receive) -> Receive:

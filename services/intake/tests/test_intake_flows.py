@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from intake.adapters.orm import initiatives
 from sqlalchemy import func, select
 
@@ -201,3 +202,35 @@ async def test_listing_filters_scope_and_stable_cursor(world: Any, kit: Any) -> 
     assert (await c.get("/api/v1/initiatives", headers=auth("appraiser", "HN"))).json()["items"][0][
         "unit_code"
     ] == "HN-01-001"
+
+
+async def test_requests_the_fast_paths_decline_get_the_regular_answers(world: Any, kit: Any) -> None:
+    """POST /initiatives and /batch are served by pure-ASGI fast paths (shared.service.FastRoutes); whatever
+    they do not take gets FastAPI's usual 401/422 answers, never a 500 or a half-read body."""
+    c = world.client
+    batch = "/api/v1/initiatives/batch"
+    assert (await c.post(batch, json={"items": [kit.body()]})).status_code == 401
+    bad_token = {"Authorization": "Bearer not-a-token"}
+    assert (await c.post("/api/v1/initiatives", json=kit.body(), headers=bad_token)).status_code == 401
+    for shape in ({"items": []}, {"items": [kit.body()], "extra": 1}, {"items": "x"}, [kit.body()], {"items": [1]}):
+        r = await c.post(batch, json=shape, headers=kit.support("TH"))
+        assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", (shape, r.text)
+    not_json = await c.post(batch, content=b"{items", headers=kit.support("TH") | {"Content-Type": "application/json"})
+    assert not_json.status_code == 422
+    long_key = kit.member() | {"Idempotency-Key": "k" * 201}
+    r = await c.post("/api/v1/initiatives", json=kit.body(title="Khoá quá dài"), headers=long_key)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "Idempotency-Key"
+    invalid = await c.post("/api/v1/initiatives", json=kit.body(title="abc"), headers=kit.member())
+    assert invalid.status_code == 422 and invalid.json()["error"]["details"][0]["field"] == "title"
+    assert await _count(world) == 0
+    # An idempotent batch through the fast path, replayed; a body that is not declared JSON is the
+    # regular route's 422 (FastAPI reads only JSON bodies), not a replay.
+    key = kit.support("TH") | {"Idempotency-Key": "both-paths"}
+    items = {"items": [kit.body(title="Sáng kiến qua hai lối")]}
+    first = await c.post(batch, json=items, headers=key)
+    assert first.status_code == 200 and first.json()["accepted"] == 1
+    again = await c.post(batch, content=orjson.dumps(items), headers=key | {"Content-Type": "text/plain"})
+    assert again.status_code == 422 and again.json()["error"]["details"][0]["field"] == "body"
+    replay = await c.post(batch, content=orjson.dumps(items), headers=key | {"Content-Type": "application/json"})
+    assert replay.json() == first.json()
+    assert await _count(world) == 1

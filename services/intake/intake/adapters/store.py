@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import JSON, Table, delete, select, update
+from sqlalchemy import JSON, String, Table, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from intake.adapters.orm import fingerprints, idempotency_keys, initiative_authors, initiatives, outbox, seq_counters
@@ -125,10 +127,7 @@ async def persist(
             )
     if fp_rows:
         fp_rows.sort(key=lambda r: (r["campaign"], r["member_id"], r["fingerprint"]))
-        stmt = insert_ignore(fingerprints, dialect, ["campaign", "member_id", "fingerprint"]).returning(
-            fingerprints.c.campaign, fingerprints.c.member_id, fingerprints.c.fingerprint
-        )
-        got_fp = {(r.campaign, r.member_id, r.fingerprint) for r in (await conn.execute(stmt, fp_rows)).all()}
+        got_fp = await claim_fingerprints(conn, fp_rows)
         for k, i in claimed.items():
             if k in got_fp or outcomes[i] is not None:
                 continue
@@ -194,6 +193,31 @@ async def persist(
         for i in fresh:
             outcomes[i] = Outcome("created", id=items[i].record["id"], seq=items[i].record["seq"])
     return [o for o in outcomes if o is not None]
+
+
+FP_COLUMNS = ("campaign", "member_id", "fingerprint", "initiative_id")
+
+
+async def claim_fingerprints(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """Insert the fingerprint rows that are new; answer the keys this call inserted.
+
+    On PostgreSQL the rows travel as four text arrays through one ``unnest`` statement: its text never
+    changes with the batch size, so it is prepared once, where a multi-row VALUES is a new statement
+    (parsed and planned again) for every size."""
+    returning = (fingerprints.c.campaign, fingerprints.c.member_id, fingerprints.c.fingerprint)
+    if conn.dialect.name == "postgresql":
+        source = select(*(func.unnest(bindparam(c, type_=ARRAY(String))) for c in FP_COLUMNS))
+        stmt = (
+            postgresql.insert(fingerprints)
+            .from_select(list(FP_COLUMNS), source)
+            .on_conflict_do_nothing(index_elements=list(FP_COLUMNS[:3]))
+            .returning(*returning)
+        )
+        result = await conn.execute(stmt, {c: [r[c] for r in rows] for c in FP_COLUMNS})
+    else:
+        stmt = insert_ignore(fingerprints, conn.dialect.name, list(FP_COLUMNS[:3])).returning(*returning)
+        result = await conn.execute(stmt, rows)
+    return {(r.campaign, r.member_id, r.fingerprint) for r in result.all()}
 
 
 async def bulk_insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
