@@ -28,7 +28,14 @@ from shared.bus.base import EventBus
 from shared.bus.memory import InMemoryBroker, InMemoryBus
 from shared.db import make_engine, run_migrations
 from shared.envelope import Envelope, new_event
-from shared.http import ApiError, JsonResponse, ObservabilityMiddleware, api_error_response, install_error_handlers
+from shared.http import (
+    ApiError,
+    JsonResponse,
+    ObservabilityMiddleware,
+    api_error_response,
+    error_body,
+    install_error_handlers,
+)
 from shared.logs import configure_logging
 from shared.messaging import AfterBatch, Dispatcher, OutboxRelay, Subscription, stage
 from shared.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
@@ -210,7 +217,7 @@ def create_app(
                 await redis_client.aclose()
             await engine.dispose()
 
-    app = FastAPI(
+    app = ServiceApp(
         title=definition.title or f"Sáng kiến — {definition.name}",
         description=definition.description,
         version=definition.version,
@@ -222,13 +229,39 @@ def create_app(
     app.state.metrics = metrics
     app.state.definition = definition
     install_error_handlers(app)
-    if definition.fast_routes:
-        app.add_middleware(FastRoutes, routes=definition.fast_routes)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    if definition.fast_routes:
+        app.use_fast_routes(definition.fast_routes, metrics)
     app.include_router(_plumbing_router(definition.name))
     for router in definition.routers:
         app.include_router(router)
     return app
+
+
+class ServiceApp(FastAPI):
+    """FastAPI, with the service's fast routes answered before Starlette's middleware stack.
+
+    A fast route goes through ObservabilityMiddleware and FastRoutes only; what its handler declines
+    continues into the whole regular stack (error middleware, routing, dependencies), which then does
+    not count the request a second time."""
+
+    _fast: ASGIApp | None = None
+    _fast_keys: frozenset[tuple[str, str]] = frozenset()
+
+    def use_fast_routes(self, routes: Mapping[tuple[str, str], FastHandler], metrics: ServiceMetrics) -> None:
+        self._fast = ObservabilityMiddleware(FastRoutes(self._regular, routes), metrics)
+        self._fast_keys = frozenset(routes)
+
+    async def _regular(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[ObservabilityMiddleware.OBSERVED] = True
+        await super().__call__(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._fast is not None and scope["type"] == "http" and (scope["method"], scope["path"]) in self._fast_keys:
+            scope["app"] = self
+            await self._fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 class FastRoutes:
@@ -278,6 +311,10 @@ class FastRoutes:
                 response = await handler(ctx, FastRequest(headers, body))
             except ApiError as exc:
                 response = api_error_response(exc)
+            except Exception:
+                # Outside Starlette's error middleware: answer as its handler would (SPEC §9 shape, no trace).
+                log.exception("unhandled error in a fast route", extra={"path": scope["path"]})
+                response = JsonResponse(error_body("internal_error", "Lỗi hệ thống, vui lòng thử lại"), 500)
             if response is not None:
                 await response(scope, receive, send)
                 return

@@ -34,6 +34,8 @@ async def echo(body: dict[str, Any], ctx: ContextDep, principal: PrincipalDep) -
 async def fast_echo(ctx: ServiceContext, request: FastRequest) -> Response | None:
     calls.append("fast")
     body = orjson.loads(request.body)
+    if body.get("crash"):
+        raise RuntimeError("a bug in a fast handler")
     if body.get("refuse"):
         raise ApiError(409, "refused", "Bị từ chối", {"why": body["refuse"]})
     if not body.get("fast"):
@@ -86,6 +88,10 @@ async def test_fast_handler_answers_and_declined_requests_reach_the_route_with_t
         assert refused.status_code == 409
         assert refused.json() == {"error": {"code": "refused", "message": "Bị từ chối", "details": {"why": "trùng"}}}
 
+        crashed = await client.post("/api/v1/echo", json={"crash": True})
+        assert crashed.status_code == 500
+        assert crashed.json()["error"]["code"] == "internal_error" and "Traceback" not in crashed.text
+
         # Other paths and methods never see the fast handler.
         calls.clear()
         assert (await client.post("/api/v1/echo/x")).json() == {"kind": "x"}
@@ -93,11 +99,11 @@ async def test_fast_handler_answers_and_declined_requests_reach_the_route_with_t
         assert calls == []
 
         metrics = (await client.get("/metrics")).text
-    # The fast answers are labelled with the route's template like any other.
-    assert (
-        'sangkien_http_requests_total{method="POST",route="/api/v1/echo",service="demo_producer",status="201"} 1.0'
-        in metrics
-    )
+    # Fast and declined answers are labelled with the route's template, and each request is counted once.
+    for status in ("201", "200", "401", "409", "500"):
+        labels = f'method="POST",route="/api/v1/echo",service="demo_producer",status="{status}"'
+        line = f"sangkien_http_requests_total{{{labels}}}"
+        assert f"{line} 1.0" in metrics, status
 
 
 async def test_a_body_over_the_bound_goes_to_the_regular_route_untouched(tmp_path: Path) -> None:

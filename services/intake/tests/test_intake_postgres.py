@@ -4,6 +4,7 @@ concurrency, with two replicas of intake writing to one database."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -105,3 +106,64 @@ async def test_copy_rows_belong_to_the_callers_transaction(kit: Any) -> None:
         assert await _count(w) == 0
         async with w.ctx.engine.connect() as conn:
             assert (await conn.execute(select(func.count()).select_from(outbox))).scalar_one() == 0
+
+
+async def test_group_commit_isolates_a_failing_item_and_keeps_seq_exact(kit: Any) -> None:
+    """A batch whose write fails is retried item by item on fresh connections: the bad item fails alone,
+    its neighbours are created with unique seqs, and the counter is not left locked or rolled back."""
+    from intake.adapters.store import seq_of
+    from intake.adapters.writer import GroupCommitWriter
+    from intake.domain.events import SUBMITTED, initiative_payload
+    from intake.domain.models import InitiativeCreate
+    from intake.submission import prepare
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from shared.auth import principal_from_claims
+
+    async with pg_database() as url, kit.world_on(url) as w:
+        operator = principal_from_claims({"sub": "op", "roles": ["operator"], "unit": None})
+
+        def make_event(record: dict[str, Any]) -> Any:
+            if record["title"] == "Sáng kiến hỏng":
+                raise ValueError("cannot build this event")
+            return w.ctx.event(SUBMITTED, initiative_payload(record))
+
+        writer = GroupCommitWriter(
+            w.ctx.engine,
+            make_event,
+            window_s=0.05,
+            max_items=100,
+            writers=1,
+            on_commit=lambda: None,
+            batch_sizes=Histogram("t", "t", registry=CollectorRegistry()),
+        )
+        task = asyncio.create_task(writer.run())
+        try:
+            await asyncio.sleep(0)
+            titles = [f"Sáng kiến tốt {i}" for i in range(4)] + ["Sáng kiến hỏng"]
+            items = [
+                await prepare(
+                    w.ctx.extras["plan"], operator, InitiativeCreate.model_validate(kit.body(title=t)), kit.NOW
+                )
+                for t in titles
+            ]
+            results = await asyncio.gather(*(writer.submit(i) for i in items), return_exceptions=True)
+            assert isinstance(results[-1], RuntimeError)
+            good = [r for r in results[:-1] if not isinstance(r, BaseException)]
+            assert [r.kind for r in good] == ["created"] * 4
+            seqs = sorted(r.seq for r in good)
+            assert len(set(seqs)) == 4
+            # The counter moved on and is usable: the next write gets a number above all of them.
+            after = await writer.submit(
+                await prepare(
+                    w.ctx.extras["plan"], operator, InitiativeCreate.model_validate(kit.body(title="Sau đó")), kit.NOW
+                )
+            )
+            assert after.seq > max(seqs)
+            async with w.ctx.engine.connect() as conn:
+                assert await seq_of(conn, after.id) == after.seq
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert await _count(w) == 5

@@ -79,7 +79,7 @@ class GroupCommitWriter:
                     self._drain(batch)
                 for name in ("batch", "seq") if self.engine.dialect.name == "postgresql" else ("batch",):
                     if name not in conns or conns[name].closed:
-                        conns[name] = await self.engine.connect()
+                        conns[name] = await self._connect(name)
                 if not await self._flush(conns, batch):
                     for conn in conns.values():
                         with contextlib.suppress(Exception):
@@ -90,16 +90,24 @@ class GroupCommitWriter:
                 with contextlib.suppress(Exception):
                     await conn.close()
 
+    async def _connect(self, name: str, stack: contextlib.AsyncExitStack | None = None) -> AsyncConnection:
+        conn = await self.engine.connect()
+        if stack is not None:
+            stack.push_async_callback(conn.close)
+        if name == "seq":
+            # Each UPDATE … RETURNING of the counter commits on its own: one round trip, no BEGIN/COMMIT.
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return conn
+
     def _seq_allocator(self, conns: dict[str, AsyncConnection]) -> SeqAllocator | None:
         seq_conn = conns.get("seq")
         if seq_conn is None:
             return None  # SQLite: one writer at a time anyway; the counter moves in the batch's transaction
 
         async def allocate(campaign: str, n: int) -> int:
-            # A short transaction of its own: the counter row is locked for one statement, not for the
+            # A statement committed on its own: the counter row is locked for one statement, not for the
             # whole batch, so writers overlap. A batch that then fails leaves a gap; no number is reused.
-            async with seq_conn.begin():
-                return await advance_seq(seq_conn, campaign, n)
+            return await advance_seq(seq_conn, campaign, n)
 
         return allocate
 
@@ -124,11 +132,11 @@ class GroupCommitWriter:
                 with contextlib.suppress(Exception):
                     await conn.close()
             async with contextlib.AsyncExitStack() as stack:
-                fresh = {name: await stack.enter_async_context(self.engine.connect()) for name in conns}
+                fresh = {name: await self._connect(name, stack) for name in conns}
                 for pair in live:
                     if not await self._flush(fresh, [pair]):
                         for name in fresh:
-                            fresh[name] = await stack.enter_async_context(self.engine.connect())
+                            fresh[name] = await self._connect(name, stack)
             return False
         self.batch_sizes.observe(len(live))
         for (_, future), outcome in zip(live, outcomes, strict=True):
