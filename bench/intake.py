@@ -14,6 +14,9 @@ The same small asyncio HTTP/1.1 keep-alive load generator drives both:
   2. open loop at ``--rate`` requests/s for ``--seconds``: latency measured from each request's
      scheduled send time (no coordinated omission), p50/p99 of (b) and of (a);
   3. POST /api/v1/initiatives/batch with 1,000 items, 4 connections: initiatives/s.
+For each closed-loop round, the CPU the whole machine spent per answered request (from /proc, by group:
+the server under test, PostgreSQL, RabbitMQ, the load generator, kernel threads, other processes): the
+cores are shared by everything, so this is where a ratio below 1 comes from.
 Every request carries a distinct title, so none is refused as a duplicate; non-2xx answers are counted.
 The load generator runs with Python's cyclic garbage collector off (it allocates a task and a few lists
 per request; a full collection in it would stall the clock of every request in flight and be counted as
@@ -30,7 +33,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +100,21 @@ async def server(cmd: list[str], port: int, env: dict[str, str]) -> AsyncIterato
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+async def drained(database_url: str, limit_s: float = 120.0) -> None:
+    """Wait until intake's outbox is empty: each phase starts with the relay idle, as (a)'s server is."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            if not await conn.fetchval("SELECT count(*) FROM outbox"):
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
 
 
 async def seed_plan(database_url: str) -> None:
@@ -197,6 +215,64 @@ class Bodies:
         return orjson.dumps({"items": [self.item() for _ in range(size)]})
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process(server_pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of every process on the machine, with its group: the server under test,
+    PostgreSQL, RabbitMQ, this load generator, kernel threads and the rest (other users of the machine)."""
+    out: dict[int, tuple[str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        pid, ppid = int(entry), int(fields[1])
+        if pid == server_pid:
+            group = "server"
+        elif name.startswith("postgres"):
+            group = "postgres"
+        elif name.startswith("beam"):
+            group = "rabbitmq"
+        elif pid == os.getpid():
+            group = "load generator"
+        elif ppid == 2 or pid == 2:
+            group = "kernel"
+        else:
+            group = "other"
+        out[pid] = (group, seconds)
+    return out
+
+
+async def measured(
+    server_pid: int, run: Coroutine[Any, Any, dict[str, Any]], settle: Coroutine[Any, Any, None] | None = None
+) -> dict[str, Any]:
+    """``run``'s figures plus the machine's CPU per answered request, by group (µs), counted until
+    ``settle`` (the relay's publishing of what ``run`` stored) is done."""
+    before = cpu_by_process(server_pid)
+    result = await run
+    if settle is not None:
+        await settle
+    after = cpu_by_process(server_pid)
+    answered = max(1.0, result["answered"])
+    spent = dict.fromkeys(("server", "postgres", "rabbitmq", "load generator", "kernel", "other"), 0.0)
+    for pid, (group, seconds) in after.items():  # a process that ended in between is not counted
+        spent[group] += seconds - before.get(pid, (group, 0.0))[1]
+    result["cpu_us"] = {k: v / answered * 1e6 for k, v in spent.items()}
+    return result
+
+
+def cpu_line(result: dict[str, Any]) -> str:
+    cpu = result["cpu_us"]
+    return ", ".join(f"{k} {v:.0f}" for k, v in cpu.items()) + f"; total {sum(cpu.values()):.0f} µs"
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -230,7 +306,7 @@ async def closed_loop(
     for c in conns:
         c.close()
     return {"rps": ok / elapsed, "errors": errors, "p50_ms": percentile(latencies, 0.5) * 1000,
-            "p99_ms": percentile(latencies, 0.99) * 1000}  # fmt: skip
+            "p99_ms": percentile(latencies, 0.99) * 1000, "answered": ok + errors}  # fmt: skip
 
 
 async def open_loop(
@@ -290,8 +366,8 @@ async def main(opts: argparse.Namespace) -> None:
             env_b |= {"AMQP_URL": AMQP_URL, "AMQP_PREFIX": prefix}
         uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--log-level", "warning"]
         async with (
-            server([sys.executable, __file__, "--serve-bare", str(port_a)], port_a, env),
-            server([*uvicorn, "--port", str(port_b), "--factory", "intake.app:create"], port_b, env_b),
+            server([sys.executable, __file__, "--serve-bare", str(port_a)], port_a, env) as proc_a,
+            server([*uvicorn, "--port", str(port_b), "--factory", "intake.app:create"], port_b, env_b) as proc_b,
         ):
             a_bodies, b_bodies = Bodies("a"), Bodies("b")
             # Warm-up (imports, pools, JIT-free but caches).
@@ -299,20 +375,32 @@ async def main(opts: argparse.Namespace) -> None:
             await closed_loop(port_b, auth, PATH, b_bodies.one, 8, 1.0)
             # Alternating short rounds: the machine is shared, so each ratio compares neighbours in time.
             rounds_a, rounds_b = [], []
+            half, n = opts.seconds / 2, opts.concurrency
             for _ in range(opts.rounds):
-                rounds_a.append(await closed_loop(port_a, auth, PATH, a_bodies.one, opts.concurrency, opts.seconds / 2))
-                rounds_b.append(await closed_loop(port_b, auth, PATH, b_bodies.one, opts.concurrency, opts.seconds / 2))
+                for port, pid, bodies, rounds in (
+                    (port_a, proc_a.pid, a_bodies, rounds_a),
+                    (port_b, proc_b.pid, b_bodies, rounds_b),
+                ):
+                    # CPU counted until the relay has published the round's events too.
+                    rounds.append(await measured(pid, closed_loop(port, auth, PATH, bodies.one, n, half), drained(url)))
             ratios = sorted(rb["rps"] / ra["rps"] for ra, rb in zip(rounds_a, rounds_b, strict=True))
             a = max(rounds_a, key=lambda r: r["rps"])
             b = max(rounds_b, key=lambda r: r["rps"])
             b_open = await open_loop(port_b, auth, b_bodies.one, opts.rate, opts.seconds)
+            await drained(url)
             a_open = await open_loop(port_a, auth, a_bodies.one, opts.rate, opts.seconds)
-            c = await closed_loop(port_b, auth, f"{PATH}/batch", lambda: b_bodies.batch(1000), 4, opts.seconds)
+            c = await measured(
+                proc_b.pid,
+                closed_loop(port_b, auth, f"{PATH}/batch", lambda: b_bodies.batch(1000), 4, opts.seconds),
+                drained(url),
+            )
     print(f"(a) bare FastAPI, {opts.concurrency} clients, best of {opts.rounds} rounds: {a['rps']:.0f} req/s, "
           f"p50 {a['p50_ms']:.1f} ms, "
           f"p99 {a['p99_ms']:.1f} ms, errors {a['errors']:.0f}")  # fmt: skip
     print(f"(b) intake POST /initiatives on PostgreSQL, {opts.concurrency} clients, best round: {b['rps']:.0f} req/s, "
           f"p50 {b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms, errors {b['errors']:.0f}")  # fmt: skip
+    print(f"    machine CPU per request, (a)'s best round (µs): {cpu_line(a)}")
+    print(f"    machine CPU per request, (b)'s best round (µs): {cpu_line(b)}")
     print(f"    ratio (b)/(a) requests/s per round: {', '.join(f'{r:.2f}' for r in ratios)}; "
           f"median {ratios[len(ratios) // 2]:.2f}  (target >= 0.6)")  # fmt: skip
     print(f"(b) open loop at {opts.rate:.0f} req/s offered: achieved {b_open['achieved']:.0f}/s, "
@@ -323,6 +411,8 @@ async def main(opts: argparse.Namespace) -> None:
     print(f"(c) batch of 1,000, 4 clients: {c['rps'] * 1000:.0f} initiatives/s (target >= 20,000), "
           f"p50 {c['p50_ms']:.0f} ms per batch, errors {c['errors']:.0f}; "
           f"= {c['rps'] * 1000 / a['rps']:.1f} x (a)'s requests/s")  # fmt: skip
+    per_item = {k: v / 1000 for k, v in c["cpu_us"].items()}
+    print(f"    machine CPU per initiative (µs): {cpu_line({'cpu_us': per_item})}")
 
 
 if __name__ == "__main__":

@@ -150,29 +150,39 @@ class RabbitMQBus:
         await self.publish_raw([OutgoingMessage(e.id, e.routing_key, e.to_bytes()) for e in envelopes])
 
     async def publish_raw(self, messages: Sequence[OutgoingMessage]) -> None:
-        if self._exchange is None:
+        if self._exchange is None or self._publish_channel is None:
             raise ConnectionError("bus not started")
-        exchange = self._exchange
-
-        async def one(msg: OutgoingMessage) -> None:
-            message = aio_pika.Message(
-                msg.body,
-                message_id=msg.event_id,
-                type=msg.routing_key,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        exchange = self._exchange.name
+        try:
+            # aiormq directly, not aio-pika's Exchange.publish: no Message object per event, and no
+            # drain of the socket per message (wait=False); each publish still waits for its confirm.
+            # On a robust connection this is the channel as restored after a reconnection.
+            channel = await self._publish_channel.get_underlay_channel()
+            results = await asyncio.gather(
+                *(
+                    channel.basic_publish(
+                        msg.body,
+                        exchange=exchange,
+                        routing_key=msg.routing_key,
+                        properties=Basic.Properties(
+                            message_id=msg.event_id,
+                            message_type=msg.routing_key,
+                            content_type="application/json",
+                            delivery_mode=2,
+                        ),
+                        # mandatory=False: an event nobody listens to is not an error.
+                        mandatory=False,
+                        timeout=10,
+                        wait=False,
+                    )
+                    for msg in messages
+                )
             )
-            # mandatory=False: an event nobody listens to is not an error.
-            result = await exchange.publish(message, routing_key=msg.routing_key, mandatory=False, timeout=10)
+        except Exception as exc:  # aiormq channel/connection errors, timeouts, nacks
+            raise ConnectionError(f"publish failed: {exc!r}") from exc
+        for msg, result in zip(messages, results, strict=True):
             if not isinstance(result, Basic.Ack):
                 raise ConnectionError(f"broker did not confirm {msg.routing_key} {msg.event_id}: {result!r}")
-
-        try:
-            await asyncio.gather(*(one(m) for m in messages))
-        except ConnectionError:
-            raise
-        except Exception as exc:  # aiormq channel/connection errors, timeouts
-            raise ConnectionError(f"publish failed: {exc!r}") from exc
 
     async def consume(self, service: str, handler: BatchHandler, *, batch_size: int, batch_wait_s: float) -> None:
         if self._connection is None:
