@@ -151,12 +151,15 @@ async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn]) -> list[d
             await _reattribute(session, code, removed, added)
 
     dialect = session.bind.dialect.name
-    for i in range(0, len(changed), CHUNK):
-        stmt = upsert(units, dialect).values(changed[i : i + CHUNK])
+    if changed:
+        # One statement compiled once, executed over the rows (multi-row VALUES pages), not one
+        # freshly compiled statement per chunk of literal rows.
+        stmt = upsert(units, dialect)
         stmt = stmt.on_conflict_do_update(
             index_elements=["code"], set_={k: stmt.excluded[k] for k in changed[0] if k != "code"}
         )
-        await session.execute(stmt)
+        for i in range(0, len(changed), CHUNK):
+            await session.execute(stmt, changed[i : i + CHUNK])
     if movers or new_codes:
         await recompute_effective_quotas(session, touched_ancestors | set(movers) | set(new_codes))
     return [unit_payload(r) for r in changed]
@@ -255,10 +258,10 @@ async def quotas_of(
 async def store_quotas(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     dialect = session.bind.dialect.name
     unique = list({(r["unit_code"], r["phase"]): r for r in rows}.values())
+    stmt = upsert(quotas, dialect)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["campaign", "unit_code", "phase"],
+        set_={k: stmt.excluded[k] for k in ("assigned", "self_set", "revision")},
+    )
     for i in range(0, len(unique), CHUNK):
-        stmt = upsert(quotas, dialect).values(unique[i : i + CHUNK])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["campaign", "unit_code", "phase"],
-            set_={k: stmt.excluded[k] for k in ("assigned", "self_set", "revision")},
-        )
-        await session.execute(stmt)
+        await session.execute(stmt, unique[i : i + CHUNK])
