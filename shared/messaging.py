@@ -77,13 +77,13 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
     return outbox, inbox
 
 
-def outbox_row(envelope: Envelope) -> dict[str, Any]:
+def outbox_row(envelope: Envelope, created_at: datetime | None = None) -> dict[str, Any]:
     """The outbox row of an envelope, for Core multi-row inserts on hot paths."""
     return {
         "event_id": envelope.id,
         "routing_key": envelope.routing_key,
         "body": envelope.to_bytes(),
-        "created_at": datetime.now(UTC),
+        "created_at": created_at or datetime.now(UTC),
     }
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import orjson
 import pytest
 from intake.adapters.orm import initiatives
 from sqlalchemy import func, select
@@ -78,8 +79,9 @@ async def test_batch_and_import_on_postgres(kit: Any) -> None:
 
 
 async def test_copy_rows_belong_to_the_callers_transaction(kit: Any) -> None:
-    """The binary COPY path must roll back with the transaction that holds it (no orphan outbox rows)."""
-    from intake.adapters.orm import outbox
+    """The one-statement insert of initiatives, authors and events (unnest arrays, data-modifying CTEs)
+    stores every column as given and rolls back with the transaction that holds it (no orphan rows)."""
+    from intake.adapters.orm import initiative_authors, outbox
     from intake.adapters.store import persist
     from intake.domain.events import SUBMITTED, initiative_payload
     from intake.domain.models import InitiativeCreate
@@ -102,6 +104,15 @@ async def test_copy_rows_belong_to_the_callers_transaction(kit: Any) -> None:
             assert [o.kind for o in outcomes] == ["created"] * 3
             inside = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
             assert inside == 3
+            row = (await conn.execute(select(initiatives).where(initiatives.c.title == "Hủy 1"))).one()
+            assert row.authors == items[1].record["authors"] and isinstance(row.authors, list)
+            assert row.applied_on == items[1].record["applied_on"] and row.confidential is False
+            assert row.submitted_at == items[1].record["submitted_at"] and row.seq == outcomes[1].seq
+            assert row.problem == items[1].record["problem"]
+            authors = (await conn.execute(select(func.count()).select_from(initiative_authors))).scalar_one()
+            assert authors == sum(len({a["member_id"] for a in i.record["authors"]}) for i in items)
+            body = (await conn.execute(select(outbox.c.body).order_by(outbox.c.id))).scalars().first()
+            assert orjson.loads(body)["data"]["title"] == "Hủy 0"
             await tx.rollback()
         assert await _count(w) == 0
         async with w.ctx.engine.connect() as conn:

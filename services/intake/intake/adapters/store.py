@@ -7,6 +7,8 @@ the import worker all call it with a list of prepared items.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import JSON, String, Table, bindparam, delete, func, select, update
+from sqlalchemy import JSON, String, Table, Text, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -125,6 +127,56 @@ async def persist(
             fp_rows.append(
                 {"campaign": k[0], "member_id": k[1], "fingerprint": k[2], "initiative_id": item.record["id"]}
             )
+    # With a seq allocator of its own connection (the group-commit writer), the numbers are reserved for
+    # every candidate while the fingerprints are claimed: one round trip less per group commit. A candidate
+    # then found to be a duplicate leaves its number unused (a gap; no number is ever reused).
+    candidates = [i for i, o in enumerate(outcomes) if o is None]
+    reserving = (
+        asyncio.ensure_future(_reserve(allocate_seq, items, candidates)) if allocate_seq and candidates else None
+    )
+    try:
+        await _settle_duplicates(conn, items, outcomes, fp_rows, claimed, in_batch_dup, seen_keys)
+    except BaseException:
+        if reserving is not None:
+            with contextlib.suppress(BaseException):
+                await reserving  # never leave the allocator's connection mid-statement
+        raise
+
+    # 3. The campaign-wide seq, in order of acceptance.
+    fresh = [i for i, o in enumerate(outcomes) if o is None]
+    if reserving is not None:
+        firsts = await reserving
+    else:
+        firsts = await _reserve(allocate_seq or (lambda c, n: advance_seq(conn, c, n)), items, fresh)
+    for campaign, indexes in _by_campaign(items, fresh).items():
+        for offset, i in enumerate(indexes):
+            items[i].record["seq"] = firsts[campaign] + offset
+
+    # 4. Initiatives, their authors and their events: one statement on PostgreSQL.
+    if fresh:
+        records = [items[i].record for i in fresh]
+        authors = [
+            {"initiative_id": r["id"], "member_id": m} for r in records for m in {a["member_id"] for a in r["authors"]}
+        ]
+        now = datetime.now(UTC)
+        events = [outbox_row(make_event(r), now) for r in records]
+        await insert_all(conn, [(initiatives, records), (initiative_authors, authors), (outbox, events)])
+        for i in fresh:
+            outcomes[i] = Outcome("created", id=items[i].record["id"], seq=items[i].record["seq"])
+    return [o for o in outcomes if o is not None]
+
+
+async def _settle_duplicates(
+    conn: AsyncConnection,
+    items: Sequence[Prepared],
+    outcomes: list[Outcome | None],
+    fp_rows: list[dict[str, Any]],
+    claimed: dict[tuple[str, str, str], int],
+    in_batch_dup: dict[int, int],
+    seen_keys: dict[tuple[str, str], int],
+) -> None:
+    """Claim the fingerprints; mark the items that duplicate an earlier initiative (in the table or in
+    the batch) and release what they had claimed."""
     if fp_rows:
         fp_rows.sort(key=lambda r: (r["campaign"], r["member_id"], r["fingerprint"]))
         got_fp = await claim_fingerprints(conn, fp_rows)
@@ -162,37 +214,22 @@ async def persist(
                 )
             )
 
-    # 3. The campaign-wide seq: the counter row is advanced once per campaign, inside this transaction.
-    fresh = [i for i, o in enumerate(outcomes) if o is None]
-    by_campaign: dict[str, list[int]] = defaultdict(list)
-    for i in fresh:
-        by_campaign[items[i].record["campaign"]].append(i)
-    for campaign in sorted(by_campaign):
-        indexes = by_campaign[campaign]
-        last = await (
-            allocate_seq(campaign, len(indexes)) if allocate_seq else advance_seq(conn, campaign, len(indexes))
-        )
-        first_seq = last - len(indexes) + 1
-        for offset, i in enumerate(indexes):
-            items[i].record["seq"] = first_seq + offset
 
-    # 4. One multi-row insert per table.
-    if fresh:
-        records = [items[i].record for i in fresh]
-        await bulk_insert(conn, initiatives, records)
-        await bulk_insert(
-            conn,
-            initiative_authors,
-            [
-                {"initiative_id": r["id"], "member_id": m}
-                for r in records
-                for m in {a["member_id"] for a in r["authors"]}
-            ],
-        )
-        await bulk_insert(conn, outbox, [outbox_row(make_event(r)) for r in records])
-        for i in fresh:
-            outcomes[i] = Outcome("created", id=items[i].record["id"], seq=items[i].record["seq"])
-    return [o for o in outcomes if o is not None]
+def _by_campaign(items: Sequence[Prepared], indexes: list[int]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = defaultdict(list)
+    for i in indexes:
+        out[items[i].record["campaign"]].append(i)
+    return out
+
+
+async def _reserve(allocate: SeqAllocator, items: Sequence[Prepared], indexes: list[int]) -> dict[str, int]:
+    """The first of ``len`` fresh seq numbers per campaign (counter rows advanced in campaign order)."""
+    firsts: dict[str, int] = {}
+    grouped = _by_campaign(items, indexes)
+    for campaign in sorted(grouped):
+        n = len(grouped[campaign])
+        firsts[campaign] = await allocate(campaign, n) - n + 1
+    return firsts
 
 
 FP_COLUMNS = ("campaign", "member_id", "fingerprint", "initiative_id")
@@ -220,26 +257,63 @@ async def claim_fingerprints(conn: AsyncConnection, rows: list[dict[str, Any]]) 
     return {(r.campaign, r.member_id, r.fingerprint) for r in result.all()}
 
 
-async def bulk_insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert rows in the caller's transaction: binary COPY on PostgreSQL, executemany elsewhere.
+_MULTI_INSERTS: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, tuple[str, ...]]] = {}
 
-    COPY takes a table and column names (no SQL text) and encodes rows in the driver's C code: for
-    the group-commit and batch paths it costs a fraction of an INSERT per row.
+
+async def insert_all(conn: AsyncConnection, parts: Sequence[tuple[Table, list[dict[str, Any]]]]) -> None:
+    """Insert rows into several tables in the caller's transaction.
+
+    On PostgreSQL this is ONE statement, whatever the number of rows: each column travels as an array
+    and ``unnest`` turns the arrays back into rows, the first tables' inserts as data-modifying CTEs of
+    the last one. The statement is built with SQLAlchemy Core and compiled once per set of tables and
+    columns (no SQL from strings, no data in it); asyncpg then prepares it once, and a group commit
+    pays one round trip for all of it (COPY costs two per table). Elsewhere: executemany.
     """
-    if not rows:
+    parts = [(table, rows) for table, rows in parts if rows]
+    if not parts:
         return
     driver = (await conn.get_raw_connection()).driver_connection if conn.dialect.name == "postgresql" else None
-    # COPY only inside the transaction SQLAlchemy has begun on that connection (it starts lazily).
+    # Straight to the driver only inside the transaction SQLAlchemy has begun (it starts lazily).
     if driver is None or not driver.is_in_transaction():
-        await conn.execute(table.insert(), rows)
+        for table, rows in parts:
+            await conn.execute(table.insert(), rows)
         return
-    columns = [c.name for c in table.columns if c.name in rows[0]]
-    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    records = [
-        tuple(orjson.dumps(row[c]).decode() if c in json_columns and row[c] is not None else row[c] for c in columns)
-        for row in rows
-    ]
-    await driver.copy_records_to_table(table.name, records=records, columns=columns)
+    shape = tuple((table.name, tuple(c.name for c in table.columns if c.name in rows[0])) for table, rows in parts)
+    compiled = _MULTI_INSERTS.get(shape)
+    if compiled is None:
+        compiled = _MULTI_INSERTS[shape] = _compile_multi_insert(conn, [table for table, _ in parts], shape)
+    sql, order = compiled
+    params: dict[str, list[Any]] = {}
+    for table, rows in parts:
+        for c in table.columns:
+            if c.name not in rows[0]:
+                continue
+            values = [row[c.name] for row in rows]
+            if isinstance(c.type, JSON):  # as text, cast by PostgreSQL
+                values = [None if v is None else orjson.dumps(v).decode() for v in values]
+            params[f"{table.name}__{c.name}"] = values
+    await driver.execute(sql, *(params[name] for name in order))
+
+
+def _compile_multi_insert(
+    conn: AsyncConnection, tables: list[Table], shape: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[str, tuple[str, ...]]:
+    statements = []
+    for table, (_, names) in zip(tables, shape, strict=True):
+        sources = []
+        for name in names:
+            column = table.c[name]
+            key = f"{table.name}__{name}"
+            if isinstance(column.type, JSON):
+                sources.append(cast(func.unnest(bindparam(key, type_=ARRAY(Text))), column.type))
+            else:
+                sources.append(func.unnest(bindparam(key, type_=ARRAY(column.type))))
+        statements.append(insert(table).from_select(list(names), select(*sources)))
+    *first, last = statements
+    stmt = last.add_cte(*(s.cte(f"insert_{i}") for i, s in enumerate(first)))
+    compiled = stmt.compile(dialect=conn.dialect)
+    assert compiled.positiontup is not None
+    return str(compiled), tuple(compiled.positiontup)
 
 
 async def advance_seq(conn: AsyncConnection, campaign: str, n: int) -> int:
