@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, any_, bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import insert_ignore, upsert
 from shared.http import ApiError
 from shared.units import path_string, subtree_clause
-from tally.adapters.counters import CHUNK, Deltas, apply_expanded, parse_path
+from tally.adapters.counters import CHUNK, CODES, Deltas, apply_expanded, parse_path
 from tally.adapters.orm import counters, daily, effective_quotas, memberships, plan_sequences, quotas, units
 from tally.domain.plan import UnitIn, UnitRecord, check_units
 
@@ -35,11 +35,20 @@ async def next_revisions(session: AsyncSession, n: int) -> int:
     return int(last) - n + 1
 
 
+def _among(session: AsyncSession, column: Any, codes: Sequence[str]) -> ColumnElement[bool]:
+    """``column IN codes``; on PostgreSQL ``= ANY(array)``, one parameter however many codes."""
+    if session.bind.dialect.name == "postgresql":
+        return column == any_(bindparam(None, value=list(codes), type_=CODES))
+    return cast(ColumnElement[bool], column.in_(codes))
+
+
 async def _load_units(session: AsyncSession, codes: Iterable[str]) -> dict[str, Any]:
     wanted = sorted(set(codes))
     out: dict[str, Any] = {}
-    for i in range(0, len(wanted), CHUNK):
-        for row in (await session.execute(select(units).where(units.c.code.in_(wanted[i : i + CHUNK])))).all():
+    step = len(wanted) or 1 if session.bind.dialect.name == "postgresql" else CHUNK
+    for i in range(0, len(wanted), step):
+        chunk = wanted[i : i + step]
+        for row in (await session.execute(select(units).where(_among(session, units.c.code, chunk)))).all():
             out[row.code] = row
     return out
 
@@ -62,6 +71,9 @@ async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn]) -> list[d
     if session.bind.dialect.name == "postgresql":
         # One plan change at a time: moves read and rewrite whole subtrees.
         await session.execute(select(func.pg_advisory_xact_lock(7210)))
+        # The tables change size within this transaction (a whole country's tree may arrive at once): plan
+        # each statement for its parameters instead of reusing a generic plan made while they were small.
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     stored = await _load_units(session, [u.code for u in batch] + [u.parent_code for u in batch if u.parent_code])
     chain_codes = {c for row in stored.values() for c in parse_path(row.path)}
     stored.update(await _load_units(session, chain_codes - set(stored)))
@@ -132,7 +144,8 @@ async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn]) -> list[d
     new_codes = [u.code for u in batch if u.code not in stored]
     counted_new = set()
     for i in range(0, len(new_codes), CHUNK):
-        q = select(counters.c.unit_code).where(counters.c.unit_code.in_(new_codes[i : i + CHUNK])).distinct()
+        q = select(counters.c.unit_code).where(_among(session, counters.c.unit_code, new_codes[i : i + CHUNK]))
+        q = q.distinct()
         counted_new.update((await session.execute(q)).scalars().all())
     movers = [c for c in moved] + [c for c in new_codes if c in counted_new]
     cur_parent: dict[str, str | None] = {code: row["parent_code"] for code, row in final.items()}
@@ -220,17 +233,17 @@ async def _recompute_level(session: AsyncSession, level: list[str]) -> None:
             func.sum(effective_quotas.c.self_set),
         )
         .join(child, child.c.code == effective_quotas.c.unit_code)
-        .where(child.c.parent_code.in_(level))
+        .where(_among(session, child.c.parent_code, level))
         .group_by(effective_quotas.c.campaign, child.c.parent_code, effective_quotas.c.phase)
     )
     for campaign, parent, phase, q, s in (await session.execute(sums)).all():
         values[(campaign, parent, phase)] = (int(q or 0), int(s or 0))
     own = select(quotas.c.campaign, quotas.c.unit_code, quotas.c.phase, quotas.c.assigned, quotas.c.self_set).where(
-        quotas.c.unit_code.in_(level)
+        _among(session, quotas.c.unit_code, level)
     )
     for campaign, unit, phase, assigned, self_set in (await session.execute(own)).all():
         values[(campaign, unit, phase)] = (int(assigned), int(self_set if self_set is not None else assigned))
-    await session.execute(delete(effective_quotas).where(effective_quotas.c.unit_code.in_(level)))
+    await session.execute(delete(effective_quotas).where(_among(session, effective_quotas.c.unit_code, level)))
     rows = [
         {"campaign": c, "unit_code": u, "phase": p, "quota": q, "self_set": s}
         for (c, u, p), (q, s) in sorted(values.items())
