@@ -11,8 +11,9 @@ Two uvicorn processes (one worker each, no access log) on loopback ports:
 The same small asyncio HTTP/1.1 keep-alive load generator drives both:
   1. closed loop, ``--concurrency`` connections, ``--rounds`` alternating rounds of ``--seconds``/2 each:
      requests/s of (a) and (b), the ratio (b)/(a) per round and its median;
-  2. open loop at ``--rate`` requests/s for ``--seconds``: latency measured from each request's
-     scheduled send time (no coordinated omission), p50/p99 of (b) and of (a);
+  2. open loop at ``--rate`` requests/s for ``--seconds`` over 256 keep-alive connections opened
+     beforehand: latency measured from each request's scheduled send time (no coordinated omission),
+     p50/p99 of (b) and of (a);
   3. POST /api/v1/initiatives/batch with 1,000 items, 4 connections: initiatives/s.
 For each closed-loop round, the CPU the whole machine spent per answered request (from /proc, by group:
 the server under test, PostgreSQL, RabbitMQ, the load generator, kernel threads, other processes): the
@@ -162,9 +163,12 @@ class Conn:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def post(self, path: str, body: bytes) -> int:
+    async def connect(self) -> None:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def post(self, path: str, body: bytes) -> int:
+        await self.connect()
         assert self.reader is not None
         head = (
             f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
@@ -315,6 +319,8 @@ async def open_loop(
     """Requests sent on a fixed schedule; latency counts from the scheduled time, queueing included."""
     idle: asyncio.Queue[Conn] = asyncio.Queue()
     conns = [Conn(port, headers) for _ in range(pool)]
+    # Keep-alive connections opened before the clock starts (as a gateway's or browser's pool would be).
+    await asyncio.gather(*(c.connect() for c in conns))
     for c in conns:
         idle.put_nowait(c)
     latencies: list[float] = []

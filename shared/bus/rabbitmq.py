@@ -31,6 +31,7 @@ from shared.bus.base import BatchHandler, DeadLetter, Delivery, OutgoingMessage,
 from shared.envelope import Envelope
 from shared.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, QUEUES, dead_letter_queue_name, queue_name
 
+PUBLISH_SLICE = 32
 log = logging.getLogger("shared.bus.rabbitmq")
 
 
@@ -158,29 +159,34 @@ class RabbitMQBus:
             # drain of the socket per message (wait=False); each publish still waits for its confirm.
             # On a robust connection this is the channel as restored after a reconnection.
             channel = await self._publish_channel.get_underlay_channel()
-            results = await asyncio.gather(
-                *(
-                    channel.basic_publish(
-                        msg.body,
-                        exchange=exchange,
-                        routing_key=msg.routing_key,
-                        properties=Basic.Properties(
-                            message_id=msg.event_id,
-                            message_type=msg.routing_key,
-                            content_type="application/json",
-                            delivery_mode=2,
-                        ),
-                        # mandatory=False: an event nobody listens to is not an error.
-                        mandatory=False,
-                        timeout=10,
-                        wait=False,
-                    )
-                    for msg in messages
+            pending = []
+            for n, msg in enumerate(messages, 1):
+                publish = channel.basic_publish(
+                    msg.body,
+                    exchange=exchange,
+                    routing_key=msg.routing_key,
+                    properties=Basic.Properties(
+                        message_id=msg.event_id,
+                        message_type=msg.routing_key,
+                        content_type="application/json",
+                        delivery_mode=2,
+                    ),
+                    # mandatory=False: an event nobody listens to is not an error.
+                    mandatory=False,
+                    timeout=10,
+                    wait=False,
                 )
-            )
+                pending.append(asyncio.ensure_future(publish))
+                if n % PUBLISH_SLICE == 0:
+                    # Let the loop serve others between slices: a relay in a web process must not hold
+                    # it for the whole batch (the requests' tail latency).
+                    await asyncio.sleep(0)
+            results = await asyncio.gather(*pending, return_exceptions=True)
         except Exception as exc:  # aiormq channel/connection errors, timeouts, nacks
             raise ConnectionError(f"publish failed: {exc!r}") from exc
         for msg, result in zip(messages, results, strict=True):
+            if isinstance(result, BaseException):
+                raise ConnectionError(f"publish failed: {result!r}") from result
             if not isinstance(result, Basic.Ack):
                 raise ConnectionError(f"broker did not confirm {msg.routing_key} {msg.event_id}: {result!r}")
 
