@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -50,15 +50,17 @@ async def pg_database(name: str | None = None) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def amqp_prefix() -> AsyncIterator[str]:
-    """A unique exchange/queue prefix on the loopback RabbitMQ; its queues are deleted afterwards."""
+async def amqp_prefix(topology: Mapping[str, Sequence[str]] | None = None) -> AsyncIterator[str]:
+    """A unique exchange/queue prefix on the loopback RabbitMQ; its queues (those of the system's
+    topology and of ``topology``, a test's own) are deleted afterwards."""
     from shared.bus.rabbitmq import RabbitMQBus
+    from shared.topology import QUEUES
 
     prefix = unique("sktest.") + "."
     try:
         yield prefix
     finally:
-        await RabbitMQBus(AMQP_URL, prefix=prefix).delete_topology()
+        await RabbitMQBus(AMQP_URL, prefix=prefix, topology={**QUEUES, **(topology or {})}).delete_topology()
 
 
 def token(

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
-    async with amqp_prefix() as p:
+    async with amqp_prefix(TOPOLOGY) as p:
         yield p
 
 
