@@ -207,6 +207,9 @@ def create_app(
             log.info("service started", extra={"service": definition.name})
             yield
         finally:
+            # An app stopped inside a longer-lived process (tests, the embedded run) leaves what it froze
+            # collectable again.
+            gc.unfreeze()
             for task in tasks:
                 task.cancel()
             for task in tasks:
