@@ -71,7 +71,7 @@ async def test_decisions_and_immutability_on_postgresql(tmp_path: Path) -> None:
 
 
 async def test_events_over_rabbitmq_count_once_and_grants_are_published(tmp_path: Path) -> None:
-    async with pg_database() as url, amqp_prefix() as prefix:
+    async with pg_database() as url, amqp_prefix(TOPOLOGY) as prefix:
         peer = RabbitMQBus(AMQP_URL, prefix=prefix, topology=TOPOLOGY)
         await peer.start()
         seen: list[Envelope] = []
