@@ -158,7 +158,6 @@ async def persist(
         authors = [
             {"initiative_id": r["id"], "member_id": m} for r in records for m in {a["member_id"] for a in r["authors"]}
         ]
-        now = datetime.now(UTC)
         events = [outbox_row(make_event(r), now) for r in records]
         await insert_all(conn, [(initiatives, records), (initiative_authors, authors), (outbox, events)])
         for i in fresh:
@@ -235,24 +234,26 @@ async def _reserve(allocate: SeqAllocator, items: Sequence[Prepared], indexes: l
 FP_COLUMNS = ("campaign", "member_id", "fingerprint", "initiative_id")
 
 
+_FP_RETURNING = (fingerprints.c.campaign, fingerprints.c.member_id, fingerprints.c.fingerprint)
+# Built once: the statement does not depend on the rows (SQLAlchemy then finds it in its compiled cache).
+_FP_CLAIM_PG = (
+    postgresql.insert(fingerprints)
+    .from_select(list(FP_COLUMNS), select(*(func.unnest(bindparam(c, type_=ARRAY(String))) for c in FP_COLUMNS)))
+    .on_conflict_do_nothing(index_elements=list(FP_COLUMNS[:3]))
+    .returning(*_FP_RETURNING)
+)
+
+
 async def claim_fingerprints(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     """Insert the fingerprint rows that are new; answer the keys this call inserted.
 
     On PostgreSQL the rows travel as four text arrays through one ``unnest`` statement: its text never
     changes with the batch size, so it is prepared once, where a multi-row VALUES is a new statement
     (parsed and planned again) for every size."""
-    returning = (fingerprints.c.campaign, fingerprints.c.member_id, fingerprints.c.fingerprint)
     if conn.dialect.name == "postgresql":
-        source = select(*(func.unnest(bindparam(c, type_=ARRAY(String))) for c in FP_COLUMNS))
-        stmt = (
-            postgresql.insert(fingerprints)
-            .from_select(list(FP_COLUMNS), source)
-            .on_conflict_do_nothing(index_elements=list(FP_COLUMNS[:3]))
-            .returning(*returning)
-        )
-        result = await conn.execute(stmt, {c: [r[c] for r in rows] for c in FP_COLUMNS})
+        result = await conn.execute(_FP_CLAIM_PG, {c: [r[c] for r in rows] for c in FP_COLUMNS})
     else:
-        stmt = insert_ignore(fingerprints, conn.dialect.name, list(FP_COLUMNS[:3])).returning(*returning)
+        stmt = insert_ignore(fingerprints, conn.dialect.name, list(FP_COLUMNS[:3])).returning(*_FP_RETURNING)
         result = await conn.execute(stmt, rows)
     return {(r.campaign, r.member_id, r.fingerprint) for r in result.all()}
 

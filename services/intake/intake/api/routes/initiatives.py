@@ -153,7 +153,7 @@ async def fast_submit_batch(ctx: ServiceContext, request: FastRequest) -> Respon
 
 async def _fast_principal(ctx: ServiceContext, request: FastRequest) -> Principal | None:
     """The caller of a fast route, or None when the regular route should answer (no or bad token, an
-    Idempotency-Key the route would refuse, a body that is not JSON)."""
+    Idempotency-Key the route would refuse, a content type other than JSON)."""
     token = bearer_of(request.header(b"authorization") or "")
     key = request.header(b"idempotency-key")
     content_type = request.header(b"content-type")
