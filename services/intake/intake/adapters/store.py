@@ -16,7 +16,21 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import JSON, String, Table, Text, bindparam, cast, delete, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Select,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -178,9 +192,9 @@ async def _settle_duplicates(
     the batch) and release what they had claimed."""
     if fp_rows:
         fp_rows.sort(key=lambda r: (r["campaign"], r["member_id"], r["fingerprint"]))
-        got_fp = await claim_fingerprints(conn, fp_rows)
+        taken = await claim_fingerprints(conn, fp_rows)
         for k, i in claimed.items():
-            if k in got_fp or outcomes[i] is not None:
+            if k not in taken or outcomes[i] is not None:
                 continue
             existing = (
                 await conn.execute(
@@ -232,30 +246,42 @@ async def _reserve(allocate: SeqAllocator, items: Sequence[Prepared], indexes: l
 
 
 FP_COLUMNS = ("campaign", "member_id", "fingerprint", "initiative_id")
+FpKey = tuple[str, str, str]
 
 
-_FP_RETURNING = (fingerprints.c.campaign, fingerprints.c.member_id, fingerprints.c.fingerprint)
+def _fp_claim_pg() -> Select[Any]:
+    """Insert the new fingerprint rows and answer those that were NOT inserted (another initiative holds
+    them): usually none, so the answer is empty however large the batch."""
+    given = select(*(func.unnest(bindparam(c, type_=ARRAY(String))).label(c) for c in FP_COLUMNS)).cte("fp_given")
+    key = FP_COLUMNS[:3]
+    inserted = (
+        postgresql.insert(fingerprints)
+        .from_select(list(FP_COLUMNS), select(given))
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(*(fingerprints.c[c] for c in key))
+        .cte("fp_inserted")
+    )
+    return select(*(given.c[c] for c in key)).except_(select(*(inserted.c[c] for c in key)))  # type: ignore[return-value]
+
+
 # Built once: the statement does not depend on the rows (SQLAlchemy then finds it in its compiled cache).
-_FP_CLAIM_PG = (
-    postgresql.insert(fingerprints)
-    .from_select(list(FP_COLUMNS), select(*(func.unnest(bindparam(c, type_=ARRAY(String))) for c in FP_COLUMNS)))
-    .on_conflict_do_nothing(index_elements=list(FP_COLUMNS[:3]))
-    .returning(*_FP_RETURNING)
-)
+_FP_CLAIM_PG = _fp_claim_pg()
 
 
-async def claim_fingerprints(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    """Insert the fingerprint rows that are new; answer the keys this call inserted.
+async def claim_fingerprints(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[FpKey]:
+    """Insert the fingerprint rows that are new; answer the keys of the rows this call could NOT insert.
 
     On PostgreSQL the rows travel as four text arrays through one ``unnest`` statement: its text never
     changes with the batch size, so it is prepared once, where a multi-row VALUES is a new statement
     (parsed and planned again) for every size."""
     if conn.dialect.name == "postgresql":
         result = await conn.execute(_FP_CLAIM_PG, {c: [r[c] for r in rows] for c in FP_COLUMNS})
-    else:
-        stmt = insert_ignore(fingerprints, conn.dialect.name, list(FP_COLUMNS[:3])).returning(*_FP_RETURNING)
-        result = await conn.execute(stmt, rows)
-    return {(r.campaign, r.member_id, r.fingerprint) for r in result.all()}
+        return {(r[0], r[1], r[2]) for r in result.all()}
+    stmt = insert_ignore(fingerprints, conn.dialect.name, list(FP_COLUMNS[:3])).returning(
+        fingerprints.c.campaign, fingerprints.c.member_id, fingerprints.c.fingerprint
+    )
+    inserted = {(r[0], r[1], r[2]) for r in (await conn.execute(stmt, rows)).all()}
+    return {(r["campaign"], r["member_id"], r["fingerprint"]) for r in rows} - inserted
 
 
 _MULTI_INSERTS: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, tuple[str, ...]]] = {}
@@ -317,19 +343,22 @@ def _compile_multi_insert(
     return str(compiled), tuple(compiled.positiontup)
 
 
+_ADVANCE_SEQ = (
+    update(seq_counters)
+    .where(seq_counters.c.campaign == bindparam("seq_campaign", type_=String))
+    .values(last_seq=seq_counters.c.last_seq + bindparam("n", type_=BigInteger))
+    .returning(seq_counters.c.last_seq)
+)
+
+
 async def advance_seq(conn: AsyncConnection, campaign: str, n: int) -> int:
-    stmt = (
-        update(seq_counters)
-        .where(seq_counters.c.campaign == campaign)
-        .values(last_seq=seq_counters.c.last_seq + n)
-        .returning(seq_counters.c.last_seq)
-    )
-    last = (await conn.execute(stmt)).scalar_one_or_none()
+    params = {"seq_campaign": campaign, "n": n}
+    last = (await conn.execute(_ADVANCE_SEQ, params)).scalar_one_or_none()
     if last is None:
         await conn.execute(
             insert_ignore(seq_counters, conn.dialect.name, ["campaign"]).values(campaign=campaign, last_seq=0)
         )
-        last = (await conn.execute(stmt)).scalar_one()
+        last = (await conn.execute(_ADVANCE_SEQ, params)).scalar_one()
     return int(last)
 
 

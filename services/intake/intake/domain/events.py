@@ -37,9 +37,16 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
+# The only fields of PAYLOAD_FIELDS that hold a date or an instant.
+_TEMPORAL_FIELDS = ("applied_on", "submitted_at")
+
+
 def initiative_payload(record: dict[str, Any]) -> dict[str, Any]:
     """The whole initiative, as submitted and revised events carry it."""
-    return {k: _iso(record[k]) for k in PAYLOAD_FIELDS}
+    payload = {k: record[k] for k in PAYLOAD_FIELDS}
+    for k in _TEMPORAL_FIELDS:
+        payload[k] = _iso(payload[k])
+    return payload
 
 
 def withdrawn_payload(record: dict[str, Any], withdrawn_at: datetime) -> dict[str, Any]:
