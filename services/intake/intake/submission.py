@@ -3,7 +3,7 @@ who may submit what (SPEC §6), the refusals (§3) and the record that gets writ
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from intake.adapters.plan import PlanReader
 from intake.adapters.store import IdempotencyClaim, Prepared
+from intake.domain.ids import new_id, new_ids
 from intake.domain.models import InitiativeCreate
-from intake.domain.rules import content_refusals, fingerprint, local_day, plan_refusals
+from intake.domain.rules import Campaign, Unit, content_refusals, fingerprint, local_day, plan_refusals
 from shared.auth import Principal
 from shared.http import ApiError
 from shared.units import path_in_scope
@@ -51,16 +52,56 @@ async def prepare(
 ) -> Prepared:
     """Check scope and rules; answer the record to write or raise the refusal."""
     check_submitter(principal)
-    member_ids = [a.member_id for a in item.authors]
+    check_authorship(principal, item)
+    unit = await plan.unit(item.unit_code, conn)
+    check_scope(principal, unit)
+    campaign = await plan.campaign(item.campaign, conn)
+    return prepared(principal, item, campaign, unit, now, new_id(), idem)
+
+
+async def prepare_many(
+    plan: PlanReader, principal: Principal, items: Sequence[InitiativeCreate], now: datetime
+) -> list[Prepared | ApiError]:
+    """``prepare`` for each item of a batch, in order: the prepared item or its refusal. The plan is read
+    once per unit and campaign the batch names, not once per item."""
+    check_submitter(principal)
+    units = {code: await plan.unit(code) for code in {item.unit_code for item in items}}
+    campaigns = {code: await plan.campaign(code) for code in {item.campaign for item in items}}
+    out: list[Prepared | ApiError] = []
+    for item, initiative_id in zip(items, new_ids(len(items)), strict=True):
+        try:
+            check_authorship(principal, item)
+            unit = units[item.unit_code]
+            check_scope(principal, unit)
+            out.append(prepared(principal, item, campaigns[item.campaign], unit, now, initiative_id))
+        except ApiError as exc:
+            out.append(exc)
+    return out
+
+
+def check_authorship(principal: Principal, item: InitiativeCreate) -> None:
     acting_as_member = not principal.is_operator and not principal.has("support")
-    if acting_as_member and principal.member_id not in member_ids:
+    if acting_as_member and principal.member_id not in [a.member_id for a in item.authors]:
         raise refusal(
             403, "not_an_author", "Đoàn viên chỉ gửi sáng kiến có chính mình là tác giả", [{"field": "authors"}]
         )
-    unit = await plan.unit(item.unit_code, conn)
+
+
+def check_scope(principal: Principal, unit: Unit | None) -> None:
     if not principal.is_operator and (unit is None or not path_in_scope(principal, unit.path)):
         raise refusal(403, "out_of_scope", "Đơn vị nằm ngoài phạm vi của tài khoản", [{"field": "unit_code"}])
-    campaign = await plan.campaign(item.campaign, conn)
+
+
+def prepared(
+    principal: Principal,
+    item: InitiativeCreate,
+    campaign: Campaign | None,
+    unit: Unit | None,
+    now: datetime,
+    initiative_id: str,
+    idem: IdempotencyClaim | None = None,
+) -> Prepared:
+    """The rules against the plan as read; the record to write, or the refusal (422) raised."""
     errors = content_refusals(item)
     plan_errors, phase = plan_refusals(item, campaign, unit, local_day(now), need_open_phase=True)
     errors.extend(plan_errors)
@@ -68,29 +109,31 @@ async def prepare(
         raise refusal(422, "validation_error", "Dữ liệu không hợp lệ", errors)
     assert phase is not None
     confidential = item.confidential
+    at = now.astimezone(UTC)
+    solution = None if confidential else item.solution
     record = {
-        "id": str(uuid.uuid4()),
+        "id": initiative_id,
         "campaign": item.campaign,
         "phase": phase.code,
         "unit_code": item.unit_code,
         "field": item.field,
         "title": item.title,
         "problem": None if confidential else item.problem,
-        "solution": None if confidential else item.solution,
+        "solution": solution,
         "effect": item.effect,
         "expected_benefit_vnd": item.expected_benefit_vnd,
         "applied_on": item.applied_on,
         "confidential": confidential,
         "authors": [a.model_dump() for a in item.authors],
         "entered_by": principal.sub,
-        "submitted_at": now.astimezone(UTC),
+        "submitted_at": at,
         "revision": 0,
         "status": "submitted",
         "decision_seq": 0,
         "appraisal_seq": 0,
-        "updated_at": now.astimezone(UTC),
+        "updated_at": at,
     }
-    return Prepared(record=record, fingerprint=fingerprint(item.title, record["solution"]), idem=idem)
+    return Prepared(record=record, fingerprint=fingerprint(item.title, solution), idem=idem)
 
 
 def reason_of(exc: ApiError) -> str:

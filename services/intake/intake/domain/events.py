@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
+
+from intake.domain.ids import new_id
+from shared.envelope import Envelope
+from shared.logs import correlation_id_var
 
 SUBMITTED = "initiative.submitted"
 REVISED = "initiative.revised"
@@ -47,6 +52,25 @@ def initiative_payload(record: dict[str, Any]) -> dict[str, Any]:
     for k in _TEMPORAL_FIELDS:
         payload[k] = _iso(payload[k])
     return payload
+
+
+def submitted_event(producer: str) -> Callable[[dict[str, Any]], Envelope]:
+    """The ``initiative.submitted`` envelope of a new initiative's record, as ``ServiceContext.event`` makes
+    it (the current correlation id), with an id from ``new_id`` and the submission instant as its
+    ``occurred_at``: one clock reading and one UUID less per event, on the path that makes thousands."""
+
+    def make(record: dict[str, Any]) -> Envelope:
+        payload = initiative_payload(record)
+        return Envelope(
+            type=SUBMITTED,
+            data=payload,
+            producer=producer,
+            id=new_id(),
+            occurred_at=payload["submitted_at"],
+            correlation_id=correlation_id_var.get(),
+        )
+
+    return make
 
 
 def withdrawn_payload(record: dict[str, Any], withdrawn_at: datetime) -> dict[str, Any]:
