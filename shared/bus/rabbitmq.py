@@ -374,6 +374,7 @@ class RabbitMQBus:
                 msg = await dlq.get(no_ack=False, fail=False)
                 if msg is None:
                     break
+                # A fresh message: the event gets the whole delivery limit again (no x-sangkien-attempts).
                 await default.publish(
                     aio_pika.Message(
                         msg.body,
@@ -381,7 +382,6 @@ class RabbitMQBus:
                         type=msg.type,
                         content_type=msg.content_type,
                         correlation_id=msg.correlation_id,
-                        headers={k: v for k, v in (msg.headers or {}).items() if k == ATTEMPTS_HEADER},
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     ),
                     routing_key=queue_name(service, self.prefix),
