@@ -11,7 +11,8 @@ Against a fresh PostgreSQL database and a fresh RabbitMQ prefix on loopback:
      loaded through ``PUT /api/v1/units`` of the real service (``uvicorn tally.app:create --factory``,
      one worker); its unit.upserted outbox is drained before going on;
   2. consumption, two ways, of initiative events (half submitted, half reviewed valid, random grassroots,
-     1–3 authors; every event a new one for the figures):
+     1–3 authors; every event a new one for the figures; each review right after its own submission, or with
+     ``--review-lag L`` after the submission L initiatives later; events go out in packs of ``--pack-size``):
      (i) concurrent: ``--events`` events published to RabbitMQ by this process while the service consumes;
          rate = events / (first publish → the national figures show them all). The publisher (a Python
          client) competes with the service for the same cores;
