@@ -1,6 +1,7 @@
 """What tally costs at national scale, each figure against a reference measured in the same run.
 
-    .venv/bin/python bench/tally.py [--full] [--workers N] [--grassroots N] [--events N] [--drain N] [--preload N]
+    .venv/bin/python bench/tally.py [--full] [--workers N] [--pack-size N] [--grassroots N] [--events N] [--drain N]
+                                    [--preload N]
 
 The default run (30,000 grassroots, 20,000 + 40,000 events, 200,000 preloaded initiatives) takes a few minutes;
 ``--full`` is the issue's size (150,000 grassroots, 30,000 + 60,000 events, 1,000,000 initiatives).
@@ -10,7 +11,8 @@ Against a fresh PostgreSQL database and a fresh RabbitMQ prefix on loopback:
      loaded through ``PUT /api/v1/units`` of the real service (``uvicorn tally.app:create --factory``,
      one worker); its unit.upserted outbox is drained before going on;
   2. consumption, two ways, of initiative events (half submitted, half reviewed valid, random grassroots,
-     1–3 authors; every event a new one for the figures):
+     1–3 authors; every event a new one for the figures; each review right after its own submission, or with
+     ``--review-lag L`` after the submission L initiatives later; events go out in packs of ``--pack-size``):
      (i) concurrent: ``--events`` events published to RabbitMQ by this process while the service consumes;
          rate = events / (first publish → the national figures show them all). The publisher (a Python
          client) competes with the service for the same cores;
@@ -125,7 +127,24 @@ CAMPAIGN = {
 }
 
 
-def events(n: int, leaves: list[str], rng: random.Random) -> list[Envelope]:
+def events(n: int, leaves: list[str], rng: random.Random, review_lag: int = 0) -> list[Envelope]:
+    """``n`` events: a submission and its review (valid) per initiative. With ``review_lag`` 0 each review follows
+    its own submission; with ``review_lag`` L it follows the submission L initiatives later (reviews come after
+    the rush, not in the same instant: the consumers then rarely hold one initiative at the same time)."""
+    out = _events(n, leaves, rng)
+    if not review_lag:
+        return out
+    submitted, reviewed = out[0::2], out[1::2]
+    mixed: list[Envelope] = []
+    for k, env in enumerate(submitted):
+        mixed.append(env)
+        if k >= review_lag:
+            mixed.append(reviewed[k - review_lag])
+    mixed.extend(reviewed[max(0, len(submitted) - review_lag) :])
+    return mixed
+
+
+def _events(n: int, leaves: list[str], rng: random.Random) -> list[Envelope]:
     out = []
     for k in range(n // 2):
         iid = str(uuid.uuid4())
@@ -295,6 +314,8 @@ async def main() -> None:
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--batch", type=int, default=1000, help="consumer batch size (prefetch: 4 batches)")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn workers of the service (consumer replicas)")
+    ap.add_argument("--pack-size", type=int, default=100, help="events per AMQP message (1: no packs)")
+    ap.add_argument("--review-lag", type=int, default=0, help="a review follows the submission this many later")
     ap.add_argument(
         "--full", action="store_true", help="the issue's size: 150,000 grassroots, 90,000 events, 1M initiatives"
     )
@@ -314,6 +335,7 @@ async def main() -> None:
             "CONSUMER_BATCH_SIZE": str(args.batch),
             "CONSUMER_PREFETCH": str(args.batch * 4),
             "CONSUMER_BATCH_WAIT_MS": "20",
+            "AMQP_PACK_SIZE": str(args.pack_size),
             "PYTHONPATH": f"{REPO}:{REPO / 'services' / 'tally'}",
         }
         svc_cmd = [
@@ -368,14 +390,15 @@ async def main() -> None:
                     await asyncio.sleep(0.5)
                 print(f"plan: unit.upserted outbox drained to RabbitMQ in {time.perf_counter() - t:.1f} s", flush=True)
 
-                evs = events(args.events, leaves, rng)
-                backlog = events(args.drain, leaves, rng)
+                evs = events(args.events, leaves, rng, args.review_lag)
+                backlog = events(args.drain, leaves, rng, args.review_lag)
                 # Reference: raw publish rate into a queue nobody consumes.
                 ref_prefix = prefix + "ref."
                 ref_bus = RabbitMQBus(
                     AMQP_URL,
                     prefix=ref_prefix,
                     topology={"sink": ("initiative.submitted.v1", "initiative.reviewed.v1")},
+                    pack_size=args.pack_size,
                 )
                 await ref_bus.start()
                 t = time.perf_counter()
@@ -394,7 +417,7 @@ async def main() -> None:
                     return dict(r.json()["figures"])
 
                 # (i) concurrent publish + consume
-                bus = RabbitMQBus(AMQP_URL, prefix=prefix)
+                bus = RabbitMQBus(AMQP_URL, prefix=prefix, pack_size=args.pack_size)
                 await bus.start()
                 t = time.perf_counter()
                 for i in range(0, len(evs), 1000):

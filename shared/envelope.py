@@ -52,7 +52,11 @@ class Envelope:
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> Envelope:
-        obj = orjson.loads(raw)
+        return cls.from_obj(orjson.loads(raw))
+
+    @classmethod
+    def from_obj(cls, obj: object) -> Envelope:
+        """The envelope of a decoded JSON object; ``ValueError`` if it is not one."""
         if not isinstance(obj, dict) or "type" not in obj or "id" not in obj:
             raise ValueError("not an event envelope")
         return cls(

@@ -40,7 +40,11 @@ class ServiceMetrics:
         self.events_dead_lettered = Counter(
             "sangkien_events_dead_lettered_total", "Events sent to the dead-letter queue", ["type"], registry=r
         )
-        self.outbox_backlog = Gauge("sangkien_outbox_backlog", "Outbox rows not yet published", registry=r)
+        self.outbox_backlog = Gauge(
+            "sangkien_outbox_backlog",
+            "Outbox rows not yet published (PostgreSQL: the span of their ids, an upper bound)",
+            registry=r,
+        )
         self.outbox_publish_failures = Counter(
             "sangkien_outbox_publish_failures_total", "Relay attempts that failed", registry=r
         )

@@ -149,6 +149,7 @@ def create_app(
                     prefetch=settings.consumer_prefetch,
                     delivery_limit=settings.delivery_limit,
                     topology=topology,
+                    pack_size=settings.amqp_pack_size,
                 )
             else:
                 the_bus = InMemoryBus(broker or InMemoryBroker(topology, delivery_limit=settings.delivery_limit))

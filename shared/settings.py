@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-sang-kien-not-for-production"
@@ -24,6 +24,8 @@ class ServiceSettings(BaseSettings):
     amqp_url: str | None = None
     # Prefix of exchanges and queues, so test runs never meet each other on one broker.
     amqp_prefix: str = ""
+    # Events published together with one routing key travel as one AMQP message of up to this many (1: never).
+    amqp_pack_size: int = Field(default=100, ge=1, le=1000)
     redis_url: str | None = None
     jwt_secret: str | None = None
     jwt_algorithms: list[str] = ["HS256"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from shared.envelope import Envelope
+
+T = TypeVar("T")
 
 
 class Delivery(Protocol):
@@ -75,20 +77,30 @@ class EventBus(Protocol):
     async def close(self) -> None: ...
 
 
-async def collect_batch(queue: asyncio.Queue[Delivery], batch_size: int, batch_wait_s: float) -> list[Delivery]:
-    """Wait for one message, then gather what else arrives within ``batch_wait_s`` (at most batch_size)."""
+async def collect_batch(
+    queue: asyncio.Queue[T], batch_size: int, batch_wait_s: float, weigh: Callable[[T], int] | None = None
+) -> list[T]:
+    """Wait for one item, then gather what else arrives within ``batch_wait_s``, up to ``batch_size``.
+
+    ``weigh`` counts the events in an item (a packed AMQP message holds several); an item is never split,
+    so the last one may take a batch past ``batch_size``."""
     first = await queue.get()
     batch = [first]
+    size = weigh(first) if weigh else 1
     loop = asyncio.get_running_loop()
     deadline = loop.time() + batch_wait_s
-    while len(batch) < batch_size:
-        while not queue.empty() and len(batch) < batch_size:
-            batch.append(queue.get_nowait())
+    while size < batch_size:
+        while not queue.empty() and size < batch_size:
+            item = queue.get_nowait()
+            batch.append(item)
+            size += weigh(item) if weigh else 1
         remaining = deadline - loop.time()
-        if len(batch) >= batch_size or remaining <= 0:
+        if size >= batch_size or remaining <= 0:
             break
         try:
-            batch.append(await asyncio.wait_for(queue.get(), remaining))
+            item = await asyncio.wait_for(queue.get(), remaining)
         except TimeoutError:
             break
+        batch.append(item)
+        size += weigh(item) if weigh else 1
     return batch

@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import aio_pika
+import orjson
 import pytest
 from sqlalchemy import func, select
 
 from shared.bus.base import Delivery
-from shared.bus.rabbitmq import RabbitMQBus
+from shared.bus.rabbitmq import PACK_CONTENT_TYPE, RabbitMQBus
 from shared.envelope import Envelope
 from shared.service import create_app
 from shared.settings import ServiceSettings
@@ -138,11 +139,13 @@ async def test_poison_message_goes_to_dead_letter_queue_after_delivery_limit(pre
                 await bus.close()
 
 
-async def test_batch_acknowledgement_settles_every_message_once(prefix: str) -> None:
+@pytest.mark.parametrize("pack_size", [1, 100])
+async def test_batch_acknowledgement_settles_every_message_once(prefix: str, pack_size: int) -> None:
     """Acks of a batch go out as one multiple-ack: messages retried or dead-lettered within the batch keep
-    their own fate, and nothing is left unacknowledged or acknowledged twice."""
+    their own fate, and nothing is left unacknowledged or acknowledged twice. With packs, the events of a
+    pack that were retried or dead-lettered are split out of it and keep their count of deliveries."""
     topology = {"sink": ("bench.thing.v1",)}
-    bus = RabbitMQBus(AMQP_URL, prefix=prefix, prefetch=50, topology=topology)
+    bus = RabbitMQBus(AMQP_URL, prefix=prefix, prefetch=50, topology=topology, pack_size=pack_size)
     await bus.start()
     try:
         seen: list[tuple[int, int]] = []  # (message number, delivery count)
@@ -178,3 +181,79 @@ async def test_batch_acknowledgement_settles_every_message_once(prefix: str) -> 
         assert q.declaration_result.message_count == 0
     cleanup = RabbitMQBus(AMQP_URL, prefix=prefix, topology=topology)
     await cleanup.delete_topology()
+
+
+async def test_events_published_together_travel_as_packs_and_arrive_once_each(prefix: str) -> None:
+    topology = {"sink": ("bench.thing.v1", "bench.other.v1")}
+    bus = RabbitMQBus(AMQP_URL, prefix=prefix, topology=topology, pack_size=100)
+    await bus.start()
+    try:
+        name = "Nguyễn Thị Ánh"
+        things = [Envelope(type="bench.thing", data={"n": i, "tên": name}, producer="t") for i in range(250)]
+        others = [Envelope(type="bench.other", data={"n": i}, producer="t") for i in range(3)]
+        await bus.publish([*things, *others])
+        # On the wire: four messages (100 + 100 + 50 things, 3 others), each a JSON array of envelopes.
+        conn = await aio_pika.connect(AMQP_URL)
+        async with conn, conn.channel() as channel:
+            q = await channel.get_queue(queue_name("sink", prefix))
+            held = []
+            for _ in range(4):  # held unacknowledged, so each get returns the next message
+                msg = await q.get(no_ack=False, fail=False)
+                assert msg is not None
+                held.append(msg)
+            assert await q.get(no_ack=False, fail=False) is None
+            assert {m.content_type for m in held} == {PACK_CONTENT_TYPE}
+            sizes = sorted((m.type, len(orjson.loads(m.body))) for m in held)
+            for m in held:
+                await m.nack(requeue=True)
+        assert sizes == [
+            ("bench.other.v1", 3),
+            ("bench.thing.v1", 50),
+            ("bench.thing.v1", 100),
+            ("bench.thing.v1", 100),
+        ]
+        got: list[Envelope] = []
+        done = asyncio.Event()
+
+        async def handler(batch: list[Delivery]) -> None:
+            for d in batch:
+                assert d.envelope is not None
+                got.append(d.envelope)
+                await d.ack()
+            if len(got) >= 253:
+                done.set()
+
+        await bus.consume("sink", handler, batch_size=30, batch_wait_s=0.01)
+        await asyncio.wait_for(done.wait(), 20)
+        await asyncio.sleep(0.3)
+        assert sorted(e.id for e in got) == sorted(e.id for e in [*things, *others])
+        assert got[0].data["tên"] == "Nguyễn Thị Ánh"
+    finally:
+        await bus.close()
+    conn = await aio_pika.connect(AMQP_URL)
+    async with conn, conn.channel() as channel:
+        q = await channel.declare_queue(queue_name("sink", prefix), passive=True)
+        assert q.declaration_result.message_count == 0
+    await RabbitMQBus(AMQP_URL, prefix=prefix, topology=topology).delete_topology()
+
+
+async def test_a_dead_lettered_pack_is_shown_event_by_event(prefix: str) -> None:
+    topology = {"sink": ("bench.thing.v1",)}
+    bus = RabbitMQBus(AMQP_URL, prefix=prefix, topology=topology)
+    await bus.start()
+    try:
+        envs = [Envelope(type="bench.thing", data={"n": i}, producer="t") for i in range(3)]
+        body = b"[" + b",".join(e.to_bytes() for e in envs) + b"]"
+        conn = await aio_pika.connect(AMQP_URL)
+        async with conn, conn.channel() as channel:
+            dlx = await channel.get_exchange(bus.dead_letter_exchange_name)
+            await dlx.publish(
+                aio_pika.Message(body, content_type=PACK_CONTENT_TYPE, type="bench.thing.v1"),
+                routing_key=queue_name("sink", prefix),
+            )
+        letters = await bus.dead_letters("sink")
+        assert [Envelope.from_bytes(d.body).id for d in letters] == [e.id for e in envs]
+        assert {d.routing_key for d in letters} == {"bench.thing.v1"}
+    finally:
+        await bus.close()
+        await RabbitMQBus(AMQP_URL, prefix=prefix, topology=topology).delete_topology()

@@ -126,3 +126,55 @@ async def test_plan_move_quotas_rankings_and_snapshot_on_postgresql(prefix: str)
             frozen = (await client.get(f"/api/v1/tally/snapshots/{snap}/units/TH", headers=OP)).json()
             assert frozen["figures"]["valid"] == 1
             assert await verify(app.state.ctx.engine) == []
+
+
+async def test_moves_while_two_consumers_count_leave_every_figure_exact(prefix: str) -> None:
+    """A unit moved back and forth between provinces while two replicas consume: each batch counts along the
+    paths as they stand (the plan lock orders them), so verify finds nothing and the provinces add up."""
+    async with pg_database() as url:
+        settings = tally_settings(
+            url, amqp_url=AMQP_URL, amqp_prefix=prefix, consumer_batch_size=20, consumer_batch_wait_ms=2
+        )
+        first, second = create(settings), create(settings)
+        async with running_app(first) as c1, running_app(second):
+            assert (await c1.put("/api/v1/units", json=TREE, headers=OP)).status_code == 200
+            assert (await c1.put("/api/v1/campaigns/1M", json=CAMPAIGN, headers=OP)).status_code == 200
+            leaves = ["TH-01-001", "TH-01-002", "TH-01-001-A", "HN-001"]
+            events = []
+            for n in range(600):
+                i, unit, authors = new_id(), leaves[n % 4], (f"M-{n % 17}", f"M-{n % 5 + 40}")
+                events += [submitted(i, unit, authors=authors), reviewed(i, unit, "valid", 1, authors=authors)]
+            publisher = RabbitMQBus(AMQP_URL, prefix=prefix, pack_size=10)
+            await publisher.start()
+
+            async def publish() -> None:
+                for k in range(0, len(events), 50):
+                    await publisher.publish(events[k : k + 50])
+                    await asyncio.sleep(0.005)
+
+            async def move_back_and_forth() -> None:
+                for k in range(8):
+                    parent = "HN" if k % 2 == 0 else "TH"
+                    unit = {"code": "TH-01", "name": "LĐLĐ huyện Đông Sơn", "kind": "district", "parent_code": parent}
+                    assert (await c1.put("/api/v1/units", json=[unit], headers=OP)).status_code == 200
+                    await asyncio.sleep(0.02)
+
+            try:
+                await asyncio.gather(publish(), move_back_and_forth())
+            finally:
+                await publisher.close()
+
+            async def done() -> bool:
+                r = await c1.get("/api/v1/tally/units/VN", params={"campaign": "1M"}, headers=OP)
+                f = r.json()["figures"]
+                return bool(f["valid"] == 600 and f["submitted"] == 600)
+
+            await eventually(done, timeout_s=60)
+            assert await verify(first.state.ctx.engine) == []
+            figures = {}
+            for code in ("TH", "HN", "VN"):
+                r = await c1.get(f"/api/v1/tally/units/{code}", params={"campaign": "1M"}, headers=OP)
+                figures[code] = r.json()["figures"]
+            # TH-01 ended under TH (8 moves); its three leaves' initiatives count there, HN-001's under HN.
+            assert figures["TH"]["valid"] == 450 and figures["HN"]["valid"] == 150
+            assert figures["VN"]["participants"] == 17 + 5

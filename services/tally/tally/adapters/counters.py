@@ -333,21 +333,22 @@ ON CONFLICT (unit_code, campaign, day) DO UPDATE SET
 """
 )
 
-_LOCK_UNITS = select(func.count()).select_from(
-    select(units.c.code)
-    .where(units.c.code == any_(bindparam("codes", type_=CODES)))
-    .order_by(units.c.code)
-    .with_for_update(read=True)
-    .subquery()
-)
+# One advisory lock orders counting against plan changes: every consumer batch holds it shared (they run side by
+# side), a change of the plan (which may move subtrees) and a rebuild hold it exclusively. So a batch reads the paths
+# as they stand after any change it waited for, and a change waits for the batches in flight. (One lock per batch,
+# where share-locking each unit's row wrote a lock into ~1,000 unit rows per batch, and MultiXacts between
+# consumers.)
+PLAN_LOCK_KEY = 7210
+PLAN_SHARED = select(func.pg_advisory_xact_lock_shared(PLAN_LOCK_KEY))
+PLAN_EXCLUSIVE = select(func.pg_advisory_xact_lock(PLAN_LOCK_KEY))
 
 
 async def apply_own(session: AsyncSession, deltas: Deltas) -> None:
     """Write a batch's deltas (keyed by each fact's own unit) to the unit and every ancestor.
 
-    The units' rows are share-locked first, so a concurrent move waits for the batch (and vice versa) and no
-    count lands on a stale path. PostgreSQL rolls the deltas up in SQL (three statements for the batch);
-    SQLite expands them in Python."""
+    The plan lock is taken shared first, so a concurrent move waits for the batch (and vice versa) and no count
+    lands on a stale path. PostgreSQL rolls the deltas up in SQL (three statements for the batch); SQLite (one
+    writer at a time) expands them in Python."""
     codes = sorted({k[0] for k in deltas.counters} | {k[0] for k in deltas.members} | {k[0] for k in deltas.days})
     if session.bind.dialect.name != "postgresql":
         paths = await unit_paths(session, codes, lock=True)
@@ -355,7 +356,7 @@ async def apply_own(session: AsyncSession, deltas: Deltas) -> None:
         return
     if not codes:
         return
-    await session.execute(_LOCK_UNITS, {"codes": codes})
+    await session.execute(PLAN_SHARED)
     members = sorted((*k, n) for k, n in deltas.members.items() if n)
     counts = sorted((*k, *v) for k, v in deltas.counters.items() if any(v))
     if members or counts:

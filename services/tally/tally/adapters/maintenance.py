@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from tally.adapters.counters import CHUNK, Deltas, parse_path
+from tally.adapters.counters import CHUNK, PLAN_EXCLUSIVE, Deltas, parse_path
 from tally.adapters.facts import fact_from_row
 from tally.adapters.orm import campaign_totals, counters, daily, facts, memberships, units
 from tally.domain.counting import NOTHING, contribution
@@ -105,6 +105,9 @@ async def rebuild(engine: AsyncEngine) -> int:
     """Replace all counters with those recomputed from the facts; returns the number of differences fixed."""
     diffs = await verify(engine)
     async with AsyncSession(engine) as session, session.begin():
+        if session.bind.dialect.name == "postgresql":
+            # Consumer batches in flight finish first, later ones wait: none is counted twice or lost.
+            await session.execute(PLAN_EXCLUSIVE)
         exp = await recompute(session)
         for table in (counters, memberships, daily, campaign_totals):
             await session.execute(delete(table))

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db import insert_ignore, upsert
 from shared.http import ApiError
 from shared.units import path_string, subtree_clause
-from tally.adapters.counters import CHUNK, CODES, Deltas, apply_expanded, parse_path
+from tally.adapters.counters import CHUNK, CODES, PLAN_EXCLUSIVE, Deltas, apply_expanded, parse_path
 from tally.adapters.orm import counters, daily, effective_quotas, memberships, plan_sequences, quotas, units
 from tally.domain.plan import UnitIn, UnitRecord, check_units
 
@@ -69,8 +69,9 @@ def unit_payload(row: dict[str, Any]) -> dict[str, Any]:
 async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn]) -> list[dict[str, Any]]:
     """Apply a bulk upsert; returns the ``unit.upserted.v1`` payloads to emit (changed units and moved descendants)."""
     if session.bind.dialect.name == "postgresql":
-        # One plan change at a time: moves read and rewrite whole subtrees.
-        await session.execute(select(func.pg_advisory_xact_lock(7210)))
+        # One plan change at a time, and none while a consumer batch is counting: moves read and rewrite whole
+        # subtrees, and re-attribute their counts.
+        await session.execute(PLAN_EXCLUSIVE)
         # The tables change size within this transaction (a whole country's tree may arrive at once): plan
         # each statement for its parameters instead of reusing a generic plan made while they were small.
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
