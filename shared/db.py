@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import BigInteger, Integer, MetaData, Table, event, text
@@ -15,6 +16,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns through orjson: several times faster than the standard library both ways (tally reads the authors
+# of every fact of a batch from one).
+_JSON: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 # A BIGINT that is still SQLite's auto-incrementing INTEGER PRIMARY KEY.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
@@ -31,10 +41,10 @@ async def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> A
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             await asyncio.to_thread(_ensure_parent_dir, path)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 60})
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 60}, **_JSON)
         _sqlite_immediate_transactions(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **_JSON)
 
 
 def _ensure_parent_dir(path: str) -> None:
