@@ -15,7 +15,7 @@ from intake.adapters.orm import metadata
 from intake.adapters.plan import PlanReader
 from intake.adapters.writer import GroupCommitWriter
 from intake.api.routes import imports, initiatives
-from intake.domain.events import SUBMITTED, initiative_payload
+from intake.domain.events import submitted_event
 from intake.handlers import make_subscriptions
 from intake.settings import IntakeSettings
 from intake.submission import IntakeMetrics
@@ -70,7 +70,7 @@ async def start(ctx: ServiceContext) -> None:
     ctx.extras["import_wake"] = asyncio.Event()
     ctx.extras["writer"] = GroupCommitWriter(
         ctx.engine,
-        lambda record: ctx.event(SUBMITTED, initiative_payload(record)),
+        submitted_event(ctx.name),
         window_s=settings.group_commit_window_ms / 1000,
         max_items=settings.group_commit_max,
         writers=settings.group_commit_writers,

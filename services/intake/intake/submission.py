@@ -3,9 +3,9 @@ who may submit what (SPEC §6), the refusals (§3) and the record that gets writ
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from intake.adapters.plan import PlanReader
 from intake.adapters.store import IdempotencyClaim, Prepared
+from intake.domain.ids import new_id, new_ids
 from intake.domain.models import InitiativeCreate
-from intake.domain.rules import content_refusals, fingerprint, local_day, plan_refusals
+from intake.domain.rules import Campaign, Unit, content_refusals, fingerprint, local_day, plan_refusals
 from shared.auth import Principal
 from shared.http import ApiError
 from shared.units import path_in_scope
@@ -51,46 +52,102 @@ async def prepare(
 ) -> Prepared:
     """Check scope and rules; answer the record to write or raise the refusal."""
     check_submitter(principal)
-    member_ids = [a.member_id for a in item.authors]
-    acting_as_member = not principal.is_operator and not principal.has("support")
-    if acting_as_member and principal.member_id not in member_ids:
+    check_authorship(principal, item, acts_as_member(principal))
+    unit = await plan.unit(item.unit_code, conn)
+    check_scope(principal, unit)
+    campaign = await plan.campaign(item.campaign, conn)
+    return prepared(principal, item, campaign, unit, local_day(now), now.astimezone(UTC), new_id(), idem)
+
+
+async def prepare_many(
+    plan: PlanReader, principal: Principal, items: Sequence[InitiativeCreate], now: datetime
+) -> list[Prepared | ApiError]:
+    """``prepare`` for each item of a batch, in order: the prepared item or its refusal. What does not
+    depend on the item is settled once per batch: the plan is read, and the scope checked, once per unit
+    and campaign the batch names."""
+    check_submitter(principal)
+    as_member = acts_as_member(principal)
+    units = {code: await plan.unit(code) for code in {item.unit_code for item in items}}
+    scoped = {code: in_scope(principal, unit) for code, unit in units.items()}
+    campaigns = {code: await plan.campaign(code) for code in {item.campaign for item in items}}
+    today, at = local_day(now), now.astimezone(UTC)
+    out: list[Prepared | ApiError] = []
+    for item, initiative_id in zip(items, new_ids(len(items)), strict=True):
+        try:
+            check_authorship(principal, item, as_member)
+            unit = units[item.unit_code]
+            if not scoped[item.unit_code]:
+                check_scope(principal, unit)
+            out.append(prepared(principal, item, campaigns[item.campaign], unit, today, at, initiative_id))
+        except ApiError as exc:
+            out.append(exc)
+    return out
+
+
+def acts_as_member(principal: Principal) -> bool:
+    """True when the caller submits as a member (for themself), not as a support team or an operator."""
+    return not principal.is_operator and not principal.has("support")
+
+
+def check_authorship(principal: Principal, item: InitiativeCreate, as_member: bool) -> None:
+    if as_member and principal.member_id not in [a.member_id for a in item.authors]:
         raise refusal(
             403, "not_an_author", "Đoàn viên chỉ gửi sáng kiến có chính mình là tác giả", [{"field": "authors"}]
         )
-    unit = await plan.unit(item.unit_code, conn)
-    if not principal.is_operator and (unit is None or not path_in_scope(principal, unit.path)):
+
+
+def in_scope(principal: Principal, unit: Unit | None) -> bool:
+    return principal.is_operator or (unit is not None and path_in_scope(principal, unit.path))
+
+
+def check_scope(principal: Principal, unit: Unit | None) -> None:
+    if not in_scope(principal, unit):
         raise refusal(403, "out_of_scope", "Đơn vị nằm ngoài phạm vi của tài khoản", [{"field": "unit_code"}])
-    campaign = await plan.campaign(item.campaign, conn)
+
+
+def prepared(
+    principal: Principal,
+    item: InitiativeCreate,
+    campaign: Campaign | None,
+    unit: Unit | None,
+    today: date,
+    at: datetime,
+    initiative_id: str,
+    idem: IdempotencyClaim | None = None,
+) -> Prepared:
+    """The rules against the plan as read on ``today`` (the local day); the record to write, submitted
+    ``at`` (UTC), or the refusal (422) raised."""
     errors = content_refusals(item)
-    plan_errors, phase = plan_refusals(item, campaign, unit, local_day(now), need_open_phase=True)
+    plan_errors, phase = plan_refusals(item, campaign, unit, today, need_open_phase=True)
     errors.extend(plan_errors)
     if errors:
         raise refusal(422, "validation_error", "Dữ liệu không hợp lệ", errors)
     assert phase is not None
     confidential = item.confidential
+    solution = None if confidential else item.solution
     record = {
-        "id": str(uuid.uuid4()),
+        "id": initiative_id,
         "campaign": item.campaign,
         "phase": phase.code,
         "unit_code": item.unit_code,
         "field": item.field,
         "title": item.title,
         "problem": None if confidential else item.problem,
-        "solution": None if confidential else item.solution,
+        "solution": solution,
         "effect": item.effect,
         "expected_benefit_vnd": item.expected_benefit_vnd,
         "applied_on": item.applied_on,
         "confidential": confidential,
         "authors": [a.model_dump() for a in item.authors],
         "entered_by": principal.sub,
-        "submitted_at": now.astimezone(UTC),
+        "submitted_at": at,
         "revision": 0,
         "status": "submitted",
         "decision_seq": 0,
         "appraisal_seq": 0,
-        "updated_at": now.astimezone(UTC),
+        "updated_at": at,
     }
-    return Prepared(record=record, fingerprint=fingerprint(item.title, record["solution"]), idem=idem)
+    return Prepared(record=record, fingerprint=fingerprint(item.title, solution), idem=idem)
 
 
 def reason_of(exc: ApiError) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from intake.adapters.orm import idempotency_keys, import_jobs, import_rows
 from intake.adapters.store import Prepared, persist
-from intake.domain.events import SUBMITTED, initiative_payload
+from intake.domain.events import submitted_event
 from intake.domain.models import InitiativeCreate, validation_details
 from intake.domain.rules import normalise
 from intake.submission import IntakeMetrics, prepare
@@ -264,7 +264,7 @@ async def process_chunk(ctx: ServiceContext, job: Any) -> int:
                     if isinstance(d, dict)
                 ] or [{"field": "", "message": exc.message}]
                 updates[row.row_number] = {"status": "failed", "initiative_id": None, "errors": errs}
-        outcomes = await persist(conn, prepared, lambda r: ctx.event(SUBMITTED, initiative_payload(r)))
+        outcomes = await persist(conn, prepared, submitted_event(ctx.name))
         for number, outcome in zip(numbers, outcomes, strict=True):
             if outcome.kind == "created":
                 updates[number] = {"status": "done", "initiative_id": outcome.id, "errors": None}

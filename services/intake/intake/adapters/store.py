@@ -16,7 +16,22 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import JSON, String, Table, Text, bindparam, cast, delete, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    LargeBinary,
+    Select,
+    String,
+    Text,
+    bindparam,
+    cast,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -154,12 +169,7 @@ async def persist(
 
     # 4. Initiatives, their authors and their events: one statement on PostgreSQL.
     if fresh:
-        records = [items[i].record for i in fresh]
-        authors = [
-            {"initiative_id": r["id"], "member_id": m} for r in records for m in {a["member_id"] for a in r["authors"]}
-        ]
-        events = [outbox_row(make_event(r), now) for r in records]
-        await insert_all(conn, [(initiatives, records), (initiative_authors, authors), (outbox, events)])
+        await insert_submitted(conn, [items[i].record for i in fresh], make_event, now)
         for i in fresh:
             outcomes[i] = Outcome("created", id=items[i].record["id"], seq=items[i].record["seq"])
     return [o for o in outcomes if o is not None]
@@ -178,9 +188,9 @@ async def _settle_duplicates(
     the batch) and release what they had claimed."""
     if fp_rows:
         fp_rows.sort(key=lambda r: (r["campaign"], r["member_id"], r["fingerprint"]))
-        got_fp = await claim_fingerprints(conn, fp_rows)
+        taken = await claim_fingerprints(conn, fp_rows)
         for k, i in claimed.items():
-            if k in got_fp or outcomes[i] is not None:
+            if k not in taken or outcomes[i] is not None:
                 continue
             existing = (
                 await conn.execute(
@@ -232,104 +242,133 @@ async def _reserve(allocate: SeqAllocator, items: Sequence[Prepared], indexes: l
 
 
 FP_COLUMNS = ("campaign", "member_id", "fingerprint", "initiative_id")
+FpKey = tuple[str, str, str]
 
 
-_FP_RETURNING = (fingerprints.c.campaign, fingerprints.c.member_id, fingerprints.c.fingerprint)
+def _fp_claim_pg() -> Select[Any]:
+    """Insert the new fingerprint rows and answer those that were NOT inserted (another initiative holds
+    them): usually none, so the answer is empty however large the batch."""
+    given = select(*(func.unnest(bindparam(c, type_=ARRAY(String))).label(c) for c in FP_COLUMNS)).cte("fp_given")
+    key = FP_COLUMNS[:3]
+    inserted = (
+        postgresql.insert(fingerprints)
+        .from_select(list(FP_COLUMNS), select(given))
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(*(fingerprints.c[c] for c in key))
+        .cte("fp_inserted")
+    )
+    return select(*(given.c[c] for c in key)).except_(select(*(inserted.c[c] for c in key)))  # type: ignore[return-value]
+
+
 # Built once: the statement does not depend on the rows (SQLAlchemy then finds it in its compiled cache).
-_FP_CLAIM_PG = (
-    postgresql.insert(fingerprints)
-    .from_select(list(FP_COLUMNS), select(*(func.unnest(bindparam(c, type_=ARRAY(String))) for c in FP_COLUMNS)))
-    .on_conflict_do_nothing(index_elements=list(FP_COLUMNS[:3]))
-    .returning(*_FP_RETURNING)
-)
+_FP_CLAIM_PG = _fp_claim_pg()
 
 
-async def claim_fingerprints(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    """Insert the fingerprint rows that are new; answer the keys this call inserted.
+async def claim_fingerprints(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[FpKey]:
+    """Insert the fingerprint rows that are new; answer the keys of the rows this call could NOT insert.
 
     On PostgreSQL the rows travel as four text arrays through one ``unnest`` statement: its text never
     changes with the batch size, so it is prepared once, where a multi-row VALUES is a new statement
     (parsed and planned again) for every size."""
     if conn.dialect.name == "postgresql":
         result = await conn.execute(_FP_CLAIM_PG, {c: [r[c] for r in rows] for c in FP_COLUMNS})
-    else:
-        stmt = insert_ignore(fingerprints, conn.dialect.name, list(FP_COLUMNS[:3])).returning(*_FP_RETURNING)
-        result = await conn.execute(stmt, rows)
-    return {(r.campaign, r.member_id, r.fingerprint) for r in result.all()}
+        return {(r[0], r[1], r[2]) for r in result.all()}
+    stmt = insert_ignore(fingerprints, conn.dialect.name, list(FP_COLUMNS[:3])).returning(
+        fingerprints.c.campaign, fingerprints.c.member_id, fingerprints.c.fingerprint
+    )
+    inserted = {(r[0], r[1], r[2]) for r in (await conn.execute(stmt, rows)).all()}
+    return {(r["campaign"], r["member_id"], r["fingerprint"]) for r in rows} - inserted
 
 
-_MULTI_INSERTS: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, tuple[str, ...]]] = {}
+async def insert_submitted(
+    conn: AsyncConnection, records: list[dict[str, Any]], make_event: EventFactory, now: datetime
+) -> None:
+    """Insert new initiatives, their authors and their events (outbox rows) in the caller's transaction.
 
-
-async def insert_all(conn: AsyncConnection, parts: Sequence[tuple[Table, list[dict[str, Any]]]]) -> None:
-    """Insert rows into several tables in the caller's transaction.
-
-    On PostgreSQL this is ONE statement, whatever the number of rows: each column travels as an array
-    and ``unnest`` turns the arrays back into rows, the first tables' inserts as data-modifying CTEs of
-    the last one. The statement is built with SQLAlchemy Core and compiled once per set of tables and
-    columns (no SQL from strings, no data in it); asyncpg then prepares it once, and a group commit
-    pays one round trip for all of it (COPY costs two per table). Elsewhere: executemany.
+    On PostgreSQL this is ONE statement: the initiatives travel as one JSON document (each with its author
+    ids), which ``json_to_recordset`` types again, and the events as three arrays (id, routing key, body);
+    the initiatives' and authors' inserts are data-modifying CTEs of the outbox's. A row's ~20 columns as
+    arrays cost this process an encoding step per element, several times one ``orjson.dumps`` of the
+    rows; the event bodies stay bytes (nested in the JSON they would cost PostgreSQL a second parse).
+    Measured per row against all-arrays: about 10 µs less here, a few more in PostgreSQL. The statement
+    is built with SQLAlchemy Core and compiled once per set of columns (no SQL from strings, no data in
+    it); asyncpg prepares it once. Elsewhere (SQLite): executemany.
     """
-    parts = [(table, rows) for table, rows in parts if rows]
-    if not parts:
-        return
+    events = [outbox_row(make_event(r), now) for r in records]
     driver = (await conn.get_raw_connection()).driver_connection if conn.dialect.name == "postgresql" else None
     # Straight to the driver only inside the transaction SQLAlchemy has begun (it starts lazily).
     if driver is None or not driver.is_in_transaction():
-        for table, rows in parts:
-            await conn.execute(table.insert(), rows)
+        authors = [
+            {"initiative_id": r["id"], "member_id": m} for r in records for m in {a["member_id"] for a in r["authors"]}
+        ]
+        await conn.execute(initiatives.insert(), records)
+        await conn.execute(initiative_authors.insert(), authors)
+        await conn.execute(outbox.insert(), events)
         return
-    shape = tuple((table.name, tuple(c.name for c in table.columns if c.name in rows[0])) for table, rows in parts)
-    compiled = _MULTI_INSERTS.get(shape)
+    columns = tuple(c.name for c in initiatives.columns if c.name in records[0])
+    compiled = _SUBMITTED_INSERTS.get(columns)
     if compiled is None:
-        compiled = _MULTI_INSERTS[shape] = _compile_multi_insert(conn, [table for table, _ in parts], shape)
+        compiled = _SUBMITTED_INSERTS[columns] = _compile_submitted_insert(conn, columns)
     sql, order = compiled
-    params: dict[str, list[Any]] = {}
-    for table, rows in parts:
-        for c in table.columns:
-            if c.name not in rows[0]:
-                continue
-            values = [row[c.name] for row in rows]
-            if isinstance(c.type, JSON):  # as text, cast by PostgreSQL
-                values = [None if v is None else orjson.dumps(v).decode() for v in values]
-            params[f"{table.name}__{c.name}"] = values
+    params = {
+        "rows": orjson.dumps(
+            [{**r, "author_ids": sorted({a["member_id"] for a in r["authors"]})} for r in records]
+        ).decode(),
+        "event_ids": [e["event_id"] for e in events],
+        "routing_keys": [e["routing_key"] for e in events],
+        "bodies": [e["body"] for e in events],
+        "now": now,
+    }
     await driver.execute(sql, *(params[name] for name in order))
 
 
-def _compile_multi_insert(
-    conn: AsyncConnection, tables: list[Table], shape: tuple[tuple[str, tuple[str, ...]], ...]
-) -> tuple[str, tuple[str, ...]]:
-    statements = []
-    for table, (_, names) in zip(tables, shape, strict=True):
-        sources = []
-        for name in names:
-            column = table.c[name]
-            key = f"{table.name}__{name}"
-            if isinstance(column.type, JSON):
-                sources.append(cast(func.unnest(bindparam(key, type_=ARRAY(Text))), column.type))
-            else:
-                sources.append(func.unnest(bindparam(key, type_=ARRAY(column.type))))
-        statements.append(insert(table).from_select(list(names), select(*sources)))
-    *first, last = statements
-    stmt = last.add_cte(*(s.cte(f"insert_{i}") for i, s in enumerate(first)))
+_SUBMITTED_INSERTS: dict[tuple[str, ...], tuple[str, tuple[str, ...]]] = {}
+
+
+def _compile_submitted_insert(conn: AsyncConnection, columns: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    given = (
+        func.json_to_recordset(cast(bindparam("rows", type_=Text), postgresql.JSON))
+        .table_valued(
+            *(column(name, initiatives.c[name].type) for name in columns), column("author_ids", ARRAY(String))
+        )
+        .render_derived(name="given", with_types=True)
+    )
+    rows = select(given).cte("submitted")
+    add_initiatives = insert(initiatives).from_select(list(columns), select(*(rows.c[name] for name in columns)))
+    add_authors = insert(initiative_authors).from_select(
+        ["initiative_id", "member_id"], select(rows.c.id, func.unnest(rows.c.author_ids))
+    )
+    add_events = insert(outbox).from_select(
+        ["event_id", "routing_key", "body", "created_at"],
+        select(
+            func.unnest(bindparam("event_ids", type_=ARRAY(String))),
+            func.unnest(bindparam("routing_keys", type_=ARRAY(String))),
+            func.unnest(bindparam("bodies", type_=ARRAY(LargeBinary))),
+            bindparam("now", type_=DateTime(timezone=True)),
+        ),
+    )
+    stmt = add_events.add_cte(add_initiatives.cte("add_initiatives"), add_authors.cte("add_authors"))
     compiled = stmt.compile(dialect=conn.dialect)
     assert compiled.positiontup is not None
     return str(compiled), tuple(compiled.positiontup)
 
 
+_ADVANCE_SEQ = (
+    update(seq_counters)
+    .where(seq_counters.c.campaign == bindparam("seq_campaign", type_=String))
+    .values(last_seq=seq_counters.c.last_seq + bindparam("n", type_=BigInteger))
+    .returning(seq_counters.c.last_seq)
+)
+
+
 async def advance_seq(conn: AsyncConnection, campaign: str, n: int) -> int:
-    stmt = (
-        update(seq_counters)
-        .where(seq_counters.c.campaign == campaign)
-        .values(last_seq=seq_counters.c.last_seq + n)
-        .returning(seq_counters.c.last_seq)
-    )
-    last = (await conn.execute(stmt)).scalar_one_or_none()
+    params = {"seq_campaign": campaign, "n": n}
+    last = (await conn.execute(_ADVANCE_SEQ, params)).scalar_one_or_none()
     if last is None:
         await conn.execute(
             insert_ignore(seq_counters, conn.dialect.name, ["campaign"]).values(campaign=campaign, last_seq=0)
         )
-        last = (await conn.execute(stmt)).scalar_one()
+        last = (await conn.execute(_ADVANCE_SEQ, params)).scalar_one()
     return int(last)
 
 

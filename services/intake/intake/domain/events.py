@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
+
+from intake.domain.ids import new_id
+from shared.envelope import Envelope
+from shared.logs import correlation_id_var
 
 SUBMITTED = "initiative.submitted"
 REVISED = "initiative.revised"
@@ -37,9 +42,35 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
+# The only fields of PAYLOAD_FIELDS that hold a date or an instant.
+_TEMPORAL_FIELDS = ("applied_on", "submitted_at")
+
+
 def initiative_payload(record: dict[str, Any]) -> dict[str, Any]:
     """The whole initiative, as submitted and revised events carry it."""
-    return {k: _iso(record[k]) for k in PAYLOAD_FIELDS}
+    payload = {k: record[k] for k in PAYLOAD_FIELDS}
+    for k in _TEMPORAL_FIELDS:
+        payload[k] = _iso(payload[k])
+    return payload
+
+
+def submitted_event(producer: str) -> Callable[[dict[str, Any]], Envelope]:
+    """The ``initiative.submitted`` envelope of a new initiative's record, as ``ServiceContext.event`` makes
+    it (the current correlation id), with an id from ``new_id`` and the submission instant as its
+    ``occurred_at``: one clock reading and one UUID less per event, on the path that makes thousands."""
+
+    def make(record: dict[str, Any]) -> Envelope:
+        payload = initiative_payload(record)
+        return Envelope(
+            type=SUBMITTED,
+            data=payload,
+            producer=producer,
+            id=new_id(),
+            occurred_at=payload["submitted_at"],
+            correlation_id=correlation_id_var.get(),
+        )
+
+    return make
 
 
 def withdrawn_payload(record: dict[str, Any], withdrawn_at: datetime) -> dict[str, Any]:

@@ -7,7 +7,6 @@ refusals, each naming its field, in Vietnamese.
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -89,12 +88,12 @@ def campaign_from_row(row: Any) -> Campaign:
     )
 
 
-_SPACES = re.compile(r"\s+")
-
-
 def normalise(text: str | None) -> str:
-    """NFC, case-folded, whitespace collapsed: the comparison form of exact duplicates (item 4)."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", text or "").casefold()).strip()
+    """NFC, case-folded, whitespace collapsed: the comparison form of exact duplicates (item 4).
+
+    ``str.split()`` splits on exactly the characters the regular expression ``\\s+`` matches
+    (``str.isspace``), so this equals ``re.sub(r"\\s+", " ", ...).strip()``, at a third of its cost."""
+    return " ".join(unicodedata.normalize("NFC", text or "").casefold().split())
 
 
 def fingerprint(title: str, solution: str | None) -> str:

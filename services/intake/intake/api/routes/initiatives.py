@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,10 +18,10 @@ from intake.adapters.orm import fingerprints, idempotency_keys, initiative_autho
 from intake.adapters.queries import can_act_for, can_read, encode_cursor, is_author, listing, load, record_json
 from intake.adapters.store import IdempotencyClaim, Outcome, Prepared, find_idempotency, persist, seq_of
 from intake.api.deps import ContextDep, PrincipalDep, clock, metrics, plan, writer
-from intake.domain.events import REVISED, WITHDRAWN, initiative_payload, withdrawn_payload
-from intake.domain.models import BatchRequest, InitiativeCreate, InitiativeUpdate, validation_details
+from intake.domain.events import REVISED, WITHDRAWN, initiative_payload, submitted_event, withdrawn_payload
+from intake.domain.models import BatchRequest, InitiativeCreate, InitiativeUpdate, ValidBatch, validation_details
 from intake.domain.rules import OPEN_STATUSES, body_hash, content_refusals, fingerprint, local_day, plan_refusals
-from intake.submission import check_submitter, prepare, reason_of
+from intake.submission import check_submitter, prepare, prepare_many, reason_of
 from shared.auth import AuthError, Principal
 from shared.db import insert_ignore
 from shared.http import ApiError, JsonResponse
@@ -132,7 +133,9 @@ async def submit_batch(
     body: BatchRequest, ctx: ContextDep, principal: PrincipalDep, idempotency_key: IdempotencyKey = None
 ) -> JsonResponse:
     """Up to 1,000 initiatives; each gets its own result and the valid ones are accepted together."""
-    return await submit_many(ctx, principal, body.items, idempotency_key)
+    return await submit_many(
+        ctx, principal, validate_items(body.items), _batch_claim(principal, body.items, idempotency_key)
+    )
 
 
 async def fast_submit_batch(ctx: ServiceContext, request: FastRequest) -> Response | None:
@@ -141,6 +144,15 @@ async def fast_submit_batch(ctx: ServiceContext, request: FastRequest) -> Respon
     principal = await _fast_principal(ctx, request)
     if principal is None:
         return None
+    key = request.header(b"idempotency-key")
+    if key is None:
+        # The usual case, every item valid: parsed and validated in one pass, no dict per item kept.
+        try:
+            valid = ValidBatch.model_validate_json(request.body)
+        except ValidationError:
+            pass
+        else:
+            return await submit_many(ctx, principal, valid.items, None)
     try:
         body = orjson.loads(request.body)
     except orjson.JSONDecodeError:
@@ -148,7 +160,7 @@ async def fast_submit_batch(ctx: ServiceContext, request: FastRequest) -> Respon
     items = body.get("items") if isinstance(body, dict) and len(body) == 1 else None
     if not isinstance(items, list) or not 1 <= len(items) <= 1000 or not all(isinstance(i, dict) for i in items):
         return None
-    return await submit_many(ctx, principal, items, request.header(b"idempotency-key"))
+    return await submit_many(ctx, principal, validate_items(items), _batch_claim(principal, items, key))
 
 
 async def _fast_principal(ctx: ServiceContext, request: FastRequest) -> Principal | None:
@@ -167,42 +179,61 @@ async def _fast_principal(ctx: ServiceContext, request: FastRequest) -> Principa
         return None
 
 
+def validate_items(items: list[dict[str, Any]]) -> list[InitiativeCreate | ApiError]:
+    """Each raw item of a batch as a model, or its refusal (422 naming the fields)."""
+    out: list[InitiativeCreate | ApiError] = []
+    for raw in items:
+        try:
+            out.append(InitiativeCreate.model_validate(raw))
+        except ValidationError as exc:
+            out.append(ApiError(422, "validation_error", "Dữ liệu không hợp lệ", validation_details(exc)))
+    return out
+
+
+def _batch_claim(principal: Principal, items: list[dict[str, Any]], key: str | None) -> IdempotencyClaim | None:
+    return IdempotencyClaim(principal.sub, key, body_hash({"items": items}), "batch") if key else None
+
+
 async def submit_many(
-    ctx: ServiceContext, principal: Principal, items: list[dict[str, Any]], idempotency_key: str | None
+    ctx: ServiceContext,
+    principal: Principal,
+    items: Sequence[InitiativeCreate | ApiError],
+    claim: IdempotencyClaim | None,
 ) -> JsonResponse:
+    """The batch: ``items`` are the validated items, or the refusals of those that did not validate."""
     check_submitter(principal)
     m = metrics(ctx)
-    claim = None
-    if idempotency_key:
-        claim = IdempotencyClaim(principal.sub, idempotency_key, body_hash({"items": items}), "batch")
+    if claim is not None:
         async with ctx.engine.connect() as conn:
             stored = await _stored_batch(conn, claim)
         if stored is not None:
             m.idempotent_replays.labels("batch").inc()
             return JsonResponse(stored)
     m.batch_sizes.labels("batch_endpoint").observe(len(items))
-    now = clock(ctx)
-    reader = plan(ctx)
     results: list[dict[str, Any] | None] = [None] * len(items)
+    refused: Counter[str] = Counter()
+    valid: list[int] = []
+    models: list[InitiativeCreate] = []
+    for i, item in enumerate(items):
+        if isinstance(item, ApiError):
+            refused["validation_error"] += 1
+            results[i] = _item_error(i, item)
+        else:
+            valid.append(i)
+            models.append(item)
+    checked = await prepare_many(plan(ctx), principal, models, clock(ctx))
     prepared: list[Prepared] = []
     positions: list[int] = []
-    refused: Counter[str] = Counter()
-    for i, raw in enumerate(items):
-        try:
-            model = InitiativeCreate.model_validate(raw)
-            prepared.append(await prepare(reader, principal, model, now))
+    for i, outcome in zip(valid, checked, strict=True):
+        if isinstance(outcome, ApiError):
+            refused[reason_of(outcome)] += 1
+            results[i] = _item_error(i, outcome)
+        else:
+            prepared.append(outcome)
             positions.append(i)
-        except ValidationError as exc:
-            refused["validation_error"] += 1
-            results[i] = _item_error(
-                i, ApiError(422, "validation_error", "Dữ liệu không hợp lệ", validation_details(exc))
-            )
-        except ApiError as exc:
-            refused[reason_of(exc)] += 1
-            results[i] = _item_error(i, exc)
     try:
         async with ctx.engine.begin() as conn:
-            outcomes = await persist(conn, prepared, lambda r: ctx.event("initiative.submitted", initiative_payload(r)))
+            outcomes = await persist(conn, prepared, submitted_event(ctx.name))
             for i, outcome in zip(positions, outcomes, strict=True):
                 results[i] = _batch_result(i, outcome)
             response = {
