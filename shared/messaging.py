@@ -139,8 +139,11 @@ class OutboxRelay:
                 continue
             await self._refresh_backlog()
             if published < self.batch_size:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that meets the
+                # wake-up in one turn of the loop, and the relay would never stop.
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                    async with asyncio.timeout(self.poll_interval_s):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
                 self._wake.clear()

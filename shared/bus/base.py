@@ -98,7 +98,9 @@ async def collect_batch(
         if size >= batch_size or remaining <= 0:
             break
         try:
-            item = await asyncio.wait_for(queue.get(), remaining)
+            # Not wait_for: on Python 3.11 it swallows a cancellation that meets the item's arrival.
+            async with asyncio.timeout(remaining):
+                item = await queue.get()
         except TimeoutError:
             break
         batch.append(item)

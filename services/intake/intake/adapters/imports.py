@@ -329,7 +329,9 @@ async def import_worker(ctx: ServiceContext) -> None:
             if job is None:
                 wake.clear()
                 try:
-                    await asyncio.wait_for(wake.wait(), 1.0)
+                    # Not wait_for: on Python 3.11 it swallows a cancellation that meets the wake-up.
+                    async with asyncio.timeout(1.0):
+                        await wake.wait()
                 except TimeoutError:
                     pass
                 continue
