@@ -234,3 +234,21 @@ async def test_requests_the_fast_paths_decline_get_the_regular_answers(world: An
     replay = await c.post(batch, content=orjson.dumps(items), headers=key | {"Content-Type": "application/json"})
     assert replay.json() == first.json()
     assert await _count(world) == 1
+
+
+async def test_events_carry_the_correlation_id_of_the_request_that_made_them(world: Any, kit: Any) -> None:
+    """The group commit builds the events in a task of its own; each still carries its request's id."""
+    c = world.client
+    for n, corr in enumerate(("yeu-cau-1", "req-2")):
+        headers = kit.member() | {"X-Correlation-Id": corr}
+        r = await c.post("/api/v1/initiatives", json=kit.body(title=f"Theo dấu {n}"), headers=headers)
+        assert r.status_code == 201 and r.headers["x-correlation-id"] == corr
+    batch = [kit.body(title=f"Theo dấu lô {n}") for n in range(3)]
+    r = await c.post(
+        "/api/v1/initiatives/batch", json={"items": batch}, headers=kit.support("TH") | {"X-Correlation-Id": "lo-3"}
+    )
+    assert r.status_code == 200 and r.json()["accepted"] == 3
+    events = await world.wait_emitted("initiative.submitted", 5)
+    by_title = {e.data["title"]: e.correlation_id for e in events}
+    assert by_title["Theo dấu 0"] == "yeu-cau-1" and by_title["Theo dấu 1"] == "req-2"
+    assert {by_title[f"Theo dấu lô {n}"] for n in range(3)} == {"lo-3"}

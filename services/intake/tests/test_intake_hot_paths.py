@@ -95,8 +95,8 @@ async def test_group_commit_write_on_postgres_keeps_bodies_and_releases_partial_
         made: list[Envelope] = []
         make = submitted_event(w.ctx.name)
 
-        def remember(record: dict[str, Any]) -> Envelope:
-            made.append(make(record))
+        def remember(record: dict[str, Any], correlation_id: str | None = None) -> Envelope:
+            made.append(make(record, correlation_id))
             return made[-1]
 
         items = [

@@ -100,7 +100,7 @@ async def test_copy_rows_belong_to_the_callers_transaction(kit: Any) -> None:
         w.ctx.relay.paused = True
         async with w.ctx.engine.connect() as conn:
             tx = await conn.begin()
-            outcomes = await persist(conn, items, lambda r: w.ctx.event(SUBMITTED, initiative_payload(r)))
+            outcomes = await persist(conn, items, lambda r, _c: w.ctx.event(SUBMITTED, initiative_payload(r)))
             assert [o.kind for o in outcomes] == ["created"] * 3
             inside = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
             assert inside == 3
@@ -134,7 +134,7 @@ async def test_group_commit_isolates_a_failing_item_and_keeps_seq_exact(kit: Any
     async with pg_database() as url, kit.world_on(url) as w:
         operator = principal_from_claims({"sub": "op", "roles": ["operator"], "unit": None})
 
-        def make_event(record: dict[str, Any]) -> Any:
+        def make_event(record: dict[str, Any], _correlation_id: str | None = None) -> Any:
             if record["title"] == "Sáng kiến hỏng":
                 raise ValueError("cannot build this event")
             return w.ctx.event(SUBMITTED, initiative_payload(record))

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from intake.adapters.orm import fingerprints, idempotency_keys, initiative_authors, initiatives, outbox, seq_counters
 from shared.db import insert_ignore
 from shared.envelope import Envelope
+from shared.logs import correlation_id_var
 from shared.messaging import outbox_row
 
 
@@ -57,6 +58,8 @@ class Prepared:
     record: dict[str, Any]
     fingerprint: str
     idem: IdempotencyClaim | None = None
+    # Read where the request is handled: the event is built later, in the group commit's own task.
+    correlation_id: str | None = field(default_factory=correlation_id_var.get)
 
     @property
     def author_ids(self) -> list[str]:
@@ -72,7 +75,7 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-EventFactory = Callable[[dict[str, Any]], Envelope]
+EventFactory = Callable[[dict[str, Any], str | None], Envelope]  # (record, correlation id) -> its event
 SeqAllocator = Callable[[str, int], Awaitable[int]]
 
 
@@ -169,7 +172,9 @@ async def persist(
 
     # 4. Initiatives, their authors and their events: one statement on PostgreSQL.
     if fresh:
-        await insert_submitted(conn, [items[i].record for i in fresh], make_event, now)
+        await insert_submitted(
+            conn, [items[i].record for i in fresh], make_event, now, [items[i].correlation_id for i in fresh]
+        )
         for i in fresh:
             outcomes[i] = Outcome("created", id=items[i].record["id"], seq=items[i].record["seq"])
     return [o for o in outcomes if o is not None]
@@ -281,7 +286,11 @@ async def claim_fingerprints(conn: AsyncConnection, rows: list[dict[str, Any]]) 
 
 
 async def insert_submitted(
-    conn: AsyncConnection, records: list[dict[str, Any]], make_event: EventFactory, now: datetime
+    conn: AsyncConnection,
+    records: list[dict[str, Any]],
+    make_event: EventFactory,
+    now: datetime,
+    correlation_ids: Sequence[str | None] | None = None,
 ) -> None:
     """Insert new initiatives, their authors and their events (outbox rows) in the caller's transaction.
 
@@ -294,7 +303,8 @@ async def insert_submitted(
     is built with SQLAlchemy Core and compiled once per set of columns (no SQL from strings, no data in
     it); asyncpg prepares it once. Elsewhere (SQLite): executemany.
     """
-    events = [outbox_row(make_event(r), now) for r in records]
+    correlations = correlation_ids if correlation_ids is not None else [None] * len(records)
+    events = [outbox_row(make_event(r, c), now) for r, c in zip(records, correlations, strict=True)]
     driver = (await conn.get_raw_connection()).driver_connection if conn.dialect.name == "postgresql" else None
     # Straight to the driver only inside the transaction SQLAlchemy has begun (it starts lazily).
     if driver is None or not driver.is_in_transaction():
