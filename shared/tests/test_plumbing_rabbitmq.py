@@ -39,6 +39,14 @@ def _settings(url: str, prefix: str) -> ServiceSettings:
     )
 
 
+async def _messages_left(service: str, prefix: str) -> int:
+    """Ready or unacknowledged messages of a queue, seen from a fresh connection (0: every one settled)."""
+    conn = await aio_pika.connect(AMQP_URL)
+    async with conn, conn.channel() as channel:
+        q = await channel.declare_queue(queue_name(service, prefix), passive=True)
+        return int(q.declaration_result.message_count or 0)
+
+
 async def _count(client: object) -> int:
     r = await client.get("/api/v1/counts/noted", headers=auth("reviewer"))  # type: ignore[attr-defined]
     return int(r.json()["n"])
@@ -174,11 +182,7 @@ async def test_batch_acknowledgement_settles_every_message_once(prefix: str, pac
         assert sorted(int(Envelope.from_bytes(d.body).data["n"]) for d in dead) == list(range(7, 120, 10))
     finally:
         await bus.close()
-    # Nothing left ready or unacknowledged: a fresh look at the queue finds it empty.
-    conn = await aio_pika.connect(AMQP_URL)
-    async with conn, conn.channel() as channel:
-        q = await channel.declare_queue(queue_name("sink", prefix), passive=True)
-        assert q.declaration_result.message_count == 0
+    assert await _messages_left("sink", prefix) == 0
     cleanup = RabbitMQBus(AMQP_URL, prefix=prefix, topology=topology)
     await cleanup.delete_topology()
 
@@ -230,10 +234,7 @@ async def test_events_published_together_travel_as_packs_and_arrive_once_each(pr
         assert got[0].data["tên"] == "Nguyễn Thị Ánh"
     finally:
         await bus.close()
-    conn = await aio_pika.connect(AMQP_URL)
-    async with conn, conn.channel() as channel:
-        q = await channel.declare_queue(queue_name("sink", prefix), passive=True)
-        assert q.declaration_result.message_count == 0
+    assert await _messages_left("sink", prefix) == 0
     await RabbitMQBus(AMQP_URL, prefix=prefix, topology=topology).delete_topology()
 
 
