@@ -52,6 +52,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "services" / "tally")]
 
+from tally.adapters.facts import COLUMNS as FACT_COLUMNS  # noqa: E402
+
 from shared.bus.rabbitmq import RabbitMQBus  # noqa: E402
 from shared.envelope import Envelope  # noqa: E402
 from shared.testing import AMQP_URL, amqp_prefix, auth, pg_database  # noqa: E402
@@ -242,21 +244,7 @@ async def preload(db_url: str, leaves: list[str], count: int, rng: random.Random
         await conn.copy_records_to_table(
             "facts",
             records=rows,
-            columns=[
-                "initiative_id",
-                "campaign",
-                "phase",
-                "unit_code",
-                "authors",
-                "expected_benefit_vnd",
-                "content_revision",
-                "withdrawn",
-                "decision_seq",
-                "outcome",
-                "verified_benefit_vnd",
-                "submitted_at",
-                "decided_at",
-            ],
+            columns=list(FACT_COLUMNS),
         )
         rolled: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
         for (unit, ph), a in agg.items():
