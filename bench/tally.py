@@ -22,7 +22,7 @@ Against a fresh PostgreSQL database and a fresh RabbitMQ prefix on loopback:
      Reference for both: the raw publish rate of the same events into a queue with no consumer (same broker,
      same client, same run);
   3. ``--preload`` more initiatives bulk-loaded straight into the facts and counters tables (COPY), the
-     counters computed from the generated facts (membership rows are not preloaded: the reads below do not
+     counters computed from the generated facts (members' rows are not preloaded: the reads below do not
      use them);
   4. ``GET /api/v1/tally/units/{province}`` and ``GET /api/v1/tally/rankings`` (kind=province and
      kind=district, metric=valid) p50/p99 over ``--requests`` sequential keep-alive requests each, against a

@@ -80,7 +80,9 @@ def upsert(table: Table, dialect_name: str) -> Any:
     return postgresql.insert(table) if dialect_name == "postgresql" else sqlite.insert(table)
 
 
-def _upgrade(connection: Connection, script_location: str, target_metadata: MetaData | None) -> None:
+def _migrate(
+    connection: Connection, script_location: str, target_metadata: MetaData | None, revision: str, down: bool
+) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", script_location)
     cfg.attributes["connection"] = connection
@@ -88,9 +90,20 @@ def _upgrade(connection: Connection, script_location: str, target_metadata: Meta
     if connection.dialect.name == "postgresql":
         # Several replicas of one service may start together; one migrates, the others wait.
         connection.execute(text("SELECT pg_advisory_xact_lock(72616)"))
-    command.upgrade(cfg, "head")
+    if down:
+        command.downgrade(cfg, revision)
+    else:
+        command.upgrade(cfg, revision)
 
 
-async def run_migrations(engine: AsyncEngine, migrations_dir: Path, metadata: MetaData | None = None) -> None:
+async def run_migrations(
+    engine: AsyncEngine,
+    migrations_dir: Path,
+    metadata: MetaData | None = None,
+    revision: str = "head",
+    *,
+    down: bool = False,
+) -> None:
+    """Upgrade to ``revision`` (the newest by default), or downgrade to it with ``down``, in one transaction."""
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, str(migrations_dir), metadata)
+        await conn.run_sync(_migrate, str(migrations_dir), metadata, revision, down)

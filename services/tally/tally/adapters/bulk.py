@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, String, Table, and_, bindparam, cast, delete, func, select
+from sqlalchemy import Select, String, Table, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import JSON, TypeEngine
@@ -64,40 +64,6 @@ def insert_missing(table_name: str, keys: tuple[str, ...], columns: tuple[str, .
     table = orm.metadata.tables[table_name]
     stmt = pg_insert(table).from_select(list(columns), unnest_source(table, columns))
     return stmt.on_conflict_do_nothing(index_elements=list(keys))
-
-
-@cache
-def membership_upsert() -> Any:
-    """Add the batch's membership deltas and return, per counter key, how many members appeared (or left).
-
-    A member is present in a subtree while ``n > 0``: per row, ``sign(n after) - sign(n before)`` with
-    ``n before = n after - delta``; summed per (unit, campaign, phase) in PostgreSQL, so only the changed
-    ``participants`` come back, not one row per membership."""
-    m = orm.memberships
-    keys = ("unit_code", "campaign", "phase", "member_id")
-    delta = unnest_source(m, [*keys, "n"]).cte("delta")
-    ins = pg_insert(m).from_select([*keys, "n"], select(*[delta.c[k] for k in (*keys, "n")]))
-    up = (
-        ins.on_conflict_do_update(index_elements=list(keys), set_={"n": m.c.n + ins.excluded.n})
-        .returning(*[m.c[k] for k in (*keys, "n")])
-        .cte("up")
-    )
-    change = func.sum(func.sign(up.c.n) - func.sign(up.c.n - delta.c.n))
-    return (
-        select(up.c.unit_code, up.c.campaign, up.c.phase, change.label("change"))
-        .join_from(up, delta, and_(*[up.c[k] == delta.c[k] for k in keys]))
-        .group_by(up.c.unit_code, up.c.campaign, up.c.phase)
-        .having(change != 0)
-    )
-
-
-@cache
-def delete_emptied_memberships() -> Any:
-    """Remove the given membership rows where ``n`` came back to 0."""
-    m = orm.memberships
-    keys = ("unit_code", "campaign", "phase", "member_id")
-    given = unnest_source(m, keys).subquery("given")
-    return delete(m).where(*[m.c[k] == given.c[k] for k in keys], m.c.n == 0)
 
 
 def columns_of(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> dict[str, list[Any]]:

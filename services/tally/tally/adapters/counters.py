@@ -1,31 +1,26 @@
-"""Applying counter deltas set-based: a batch's net changes per unit are expanded over the units'
-ancestor paths in Python and written with a few multi-row upserts (no query per ancestor).
+"""Applying counter deltas set-based: a batch's net changes per unit are expanded over the units' ancestor paths
+in Python and written with one multi-row upsert per table (no query per ancestor).
+
+``participants`` come from the members' rows (``tally.adapters.members``): a batch adds its authors' deltas there,
+and each unit entering or leaving a member's cover moves that unit's count by one.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy import String, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import insert_ignore, upsert
 from tally.adapters import bulk
-from tally.adapters.orm import (
-    WHOLE,
-    campaign_totals,
-    campaigns,
-    counters,
-    daily,
-    memberships,
-    milestones,
-    units,
-)
+from tally.adapters.members import MemberKey, add_member_deltas, held_units, participant_changes
+from tally.adapters.orm import WHOLE, campaign_totals, campaigns, counters, daily, milestones, units
 from tally.domain.counting import Contribution, Fact
 
 CHUNK = 2000
@@ -33,16 +28,20 @@ CODES = ARRAY(String(), dimensions=1)
 DEFAULT_MILESTONES = tuple(range(100_000, 1_000_001, 100_000))
 
 CounterKey = tuple[str, str, str]  # unit, campaign, phase
-MemberKey = tuple[str, str, str, str]  # unit, campaign, phase, member
 DayKey = tuple[str, str, date]  # unit, campaign, day
+COUNTER_KEYS = ("unit_code", "campaign", "phase")
+COUNTER_ADDS = ("submitted", "valid", "invalid", "benefit_vnd", "participants")
+DAY_KEYS = ("unit_code", "campaign", "day")
+DAY_ADDS = ("submitted", "valid")
 
 
 @dataclass
 class Deltas:
-    """Net changes of one batch (or one maintenance step), keyed by the unit whose subtree they touch."""
+    """Net changes of one batch (or one maintenance step), keyed by each fact's own unit."""
 
     counters: dict[CounterKey, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
-    members: dict[MemberKey, int] = field(default_factory=lambda: defaultdict(int))
+    # (campaign, phase, member) → own unit → change of the member's counted initiatives there
+    members: dict[MemberKey, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     days: dict[DayKey, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     # (campaign, initiative id, +1/-1, unit, authors) in the order the batch changed validity
     valid_steps: list[tuple[str, str, int, str, tuple[str, ...]]] = field(default_factory=list)
@@ -58,9 +57,9 @@ class Deltas:
                 for i, d in enumerate(diff):
                     row[i] += d
             for m in old.members - new.members:
-                self.members[(unit, campaign, phase, m)] -= 1
+                self.members[(campaign, phase, m)][unit] -= 1
             for m in new.members - old.members:
-                self.members[(unit, campaign, phase, m)] += 1
+                self.members[(campaign, phase, m)][unit] += 1
         if old.submitted_day != new.submitted_day or old.submitted != new.submitted:
             if old.submitted and old.submitted_day:
                 self.days[(unit, campaign, old.submitted_day)][0] -= 1
@@ -74,270 +73,95 @@ class Deltas:
         if new.valid != old.valid:
             self.valid_steps.append((campaign, fact.initiative_id, new.valid - old.valid, unit, fact.authors))
 
-    def expanded(self, paths: dict[str, list[str]]) -> Deltas:
-        """The same deltas for every ancestor (and the unit itself) along ``paths``."""
-        out = Deltas()
+    def units(self) -> set[str]:
+        """The own units these deltas touch."""
+        out = {k[0] for k in self.counters} | {k[0] for k in self.days}
+        out.update(held_units(self.members.values()))
+        return out
+
+    def expanded(
+        self, paths: Mapping[str, list[str]], participants: Mapping[CounterKey, int] | None = None
+    ) -> Expanded:
+        """Counters and days for every ancestor (and the unit itself) along ``paths``, with the participants'
+        changes (already per unit) added in."""
+        out = Expanded()
         for (unit, c, p), row in self.counters.items():
-            for a in paths.get(unit, [unit]):
+            for a in paths.get(unit) or (unit,):
                 target = out.counters[(a, c, p)]
                 for i, d in enumerate(row):
                     target[i] += d
-        for (unit, c, p, m), n in self.members.items():
-            for a in paths.get(unit, [unit]):
-                out.members[(a, c, p, m)] += n
+        for key, n in (participants or {}).items():
+            out.counters[key][4] += n
         for (unit, c, d), row in self.days.items():
-            for a in paths.get(unit, [unit]):
+            for a in paths.get(unit) or (unit,):
                 target = out.days[(a, c, d)]
                 target[0] += row[0]
                 target[1] += row[1]
-        out.valid_steps = list(self.valid_steps)
         return out
+
+
+@dataclass
+class Expanded:
+    """Changes per subtree row: counters as [submitted, valid, invalid, benefit_vnd, participants]; days."""
+
+    counters: dict[CounterKey, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
+    days: dict[DayKey, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
 
 
 def parse_path(path: str) -> list[str]:
     return [p for p in path.split("/") if p]
 
 
-async def unit_paths(session: AsyncSession, codes: Iterable[str], *, lock: bool = False) -> dict[str, list[str]]:
+async def unit_paths(session: AsyncSession, codes: Iterable[str]) -> dict[str, list[str]]:
     """Ancestor chains (ending with the unit) of known units; an unknown unit counts under itself only."""
     wanted = sorted(set(codes))
     out: dict[str, list[str]] = {}
     if session.bind.dialect.name == "postgresql":
         query = select(units.c.code, units.c.path).where(units.c.code == any_(bindparam("codes", type_=CODES)))
-        if lock:
-            # A concurrent move waits for this batch (and vice versa), so no count lands on a stale path.
-            query = query.with_for_update(read=True)
         for code, path in (await session.execute(query, {"codes": wanted})).all():
             out[code] = parse_path(path)
         return out
     for i in range(0, len(wanted), CHUNK):
         query = select(units.c.code, units.c.path).where(units.c.code.in_(wanted[i : i + CHUNK]))
-        if lock:
-            # A concurrent move waits for this batch (and vice versa), so no count lands on a stale path.
-            query = query.with_for_update(read=True)
         for code, path in (await session.execute(query)).all():
             out[code] = parse_path(path)
     return out
 
 
-async def apply_expanded(session: AsyncSession, deltas: Deltas) -> dict[CounterKey, int]:
-    """Write expanded deltas: memberships first (their 0↔1 transitions move ``participants``), then counters, days.
-
-    Returns the participants change per counter key (for tests and maintenance)."""
-    dialect = session.bind.dialect.name
-    if dialect == "postgresql":
-        return await _apply_expanded_pg(session, deltas)
-    participants: dict[CounterKey, int] = defaultdict(int)
-    member_rows = sorted((k, n) for k, n in deltas.members.items() if n)
-    if member_rows:
-        # executemany on one cached statement: SQLAlchemy batches it into multi-row VALUES without recompiling.
-        stmt = upsert(memberships, dialect)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["unit_code", "campaign", "phase", "member_id"],
-            set_={"n": memberships.c.n + stmt.excluded.n},
-        ).returning(
-            memberships.c.unit_code,
-            memberships.c.campaign,
-            memberships.c.phase,
-            memberships.c.member_id,
-            memberships.c.n,
-        )
-        given = dict(member_rows)
-        emptied: list[tuple[str, str, str, str]] = []
-        params = [
-            {"unit_code": u, "campaign": c, "phase": p, "member_id": m, "n": n} for (u, c, p, m), n in member_rows
-        ]
-        for u, c, p, m, n in (await session.execute(stmt, params)).all():
-            before = n - given[(u, c, p, m)]
-            participants[(u, c, p)] += int(n > 0) - int(before > 0)
-            if n == 0:
-                emptied.append((u, c, p, m))
-        cols = (memberships.c.unit_code, memberships.c.campaign, memberships.c.phase, memberships.c.member_id)
-        for i in range(0, len(emptied), CHUNK):
-            chunk = emptied[i : i + CHUNK]
-            await session.execute(delete(memberships).where(tuple_(*cols).in_(chunk), memberships.c.n == 0))
-
-    keys = sorted(set(deltas.counters) | {k for k, v in participants.items() if v})
-    rows = []
-    for key in keys:
-        s, v, inv, b = deltas.counters.get(key, (0, 0, 0, 0))
-        pt = participants.get(key, 0)
-        if s or v or inv or b or pt:
-            u, c, p = key
-            rows.append(
-                {
-                    "unit_code": u,
-                    "campaign": c,
-                    "phase": p,
-                    "submitted": s,
-                    "valid": v,
-                    "invalid": inv,
-                    "benefit_vnd": b,
-                    "participants": pt,
-                }
+async def write_expanded(session: AsyncSession, changes: Expanded) -> None:
+    """Add per-subtree changes to ``counters`` and ``daily``: one statement per table on PostgreSQL (rows as
+    arrays, in key order, so parallel consumers lock rows in the same order); executemany on SQLite."""
+    rows = sorted((*k, *v) for k, v in changes.counters.items() if any(v))
+    day_rows = sorted((*k, *v) for k, v in changes.days.items() if any(v))
+    if session.bind.dialect.name == "postgresql":
+        if rows:
+            await session.execute(
+                bulk.add_upsert("counters", COUNTER_KEYS, COUNTER_ADDS),
+                bulk.columns_of(rows, COUNTER_KEYS + COUNTER_ADDS),
             )
-    if rows:
-        stmt = upsert(counters, dialect)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["unit_code", "campaign", "phase"],
-            set_={
-                name: getattr(counters.c, name) + getattr(stmt.excluded, name)
-                for name in ("submitted", "valid", "invalid", "benefit_vnd", "participants")
-            },
-        )
-        await session.execute(stmt, rows)
+        if day_rows:
+            await session.execute(
+                bulk.add_upsert("daily", DAY_KEYS, DAY_ADDS), bulk.columns_of(day_rows, DAY_KEYS + DAY_ADDS)
+            )
+        return
+    for table, keys, adds, values in (
+        (counters, COUNTER_KEYS, COUNTER_ADDS, rows),
+        (daily, DAY_KEYS, DAY_ADDS, day_rows),
+    ):
+        if values:
+            # executemany on one cached statement: SQLAlchemy batches it into multi-row VALUES.
+            stmt = upsert(table, "sqlite")
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={a: table.c[a] + getattr(stmt.excluded, a) for a in adds}
+            )
+            await session.execute(stmt, [dict(zip(keys + adds, row, strict=True)) for row in values])
 
-    day_rows = [
-        {"unit_code": u, "campaign": c, "day": d, "submitted": s, "valid": v}
-        for (u, c, d), (s, v) in sorted(deltas.days.items())
-        if s or v
-    ]
-    if day_rows:
-        stmt = upsert(daily, dialect)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["unit_code", "campaign", "day"],
-            set_={
-                "submitted": daily.c.submitted + stmt.excluded.submitted,
-                "valid": daily.c.valid + stmt.excluded.valid,
-            },
-        )
-        await session.execute(stmt, day_rows)
-    return participants
-
-
-COUNTER_KEYS = ("unit_code", "campaign", "phase")
-COUNTER_ADDS = ("submitted", "valid", "invalid", "benefit_vnd", "participants")
-MEMBER_COLUMNS = ("unit_code", "campaign", "phase", "member_id", "n")
-DAY_KEYS = ("unit_code", "campaign", "day")
-DAY_ADDS = ("submitted", "valid")
-
-
-async def _apply_expanded_pg(session: AsyncSession, deltas: Deltas) -> dict[CounterKey, int]:
-    """``apply_expanded`` on PostgreSQL: one statement per table, rows passed as arrays, in key order
-    (row locks are taken in the same order by every consumer)."""
-    participants: dict[CounterKey, int] = {}
-    member_rows = sorted((*k, n) for k, n in deltas.members.items() if n)
-    if member_rows:
-        params = bulk.columns_of(member_rows, MEMBER_COLUMNS)
-        for u, c, p, change in (await session.execute(bulk.membership_upsert(), params)).all():
-            participants[(u, c, p)] = int(change)
-        if any(row[4] < 0 for row in member_rows):
-            # Rows back at zero are removed (a member with no counted initiative left in the subtree).
-            keys = [row[:4] for row in member_rows if row[4] < 0]
-            await session.execute(bulk.delete_emptied_memberships(), bulk.columns_of(keys, MEMBER_COLUMNS[:4]))
-
-    rows = []
-    for key in sorted(set(deltas.counters) | set(participants)):
-        s, v, inv, b = deltas.counters.get(key, (0, 0, 0, 0))
-        pt = participants.get(key, 0)
-        if s or v or inv or b or pt:
-            rows.append((*key, s, v, inv, b, pt))
-    if rows:
-        await session.execute(
-            bulk.add_upsert("counters", COUNTER_KEYS, COUNTER_ADDS), bulk.columns_of(rows, COUNTER_KEYS + COUNTER_ADDS)
-        )
-    day_rows = [(*k, s, v) for k, (s, v) in sorted(deltas.days.items()) if s or v]
-    if day_rows:
-        await session.execute(
-            bulk.add_upsert("daily", DAY_KEYS, DAY_ADDS), bulk.columns_of(day_rows, DAY_KEYS + DAY_ADDS)
-        )
-    return participants
-
-
-# Memberships and counters of a batch in one statement. The batch's own-unit deltas come in as arrays and are
-# rolled up here (not in Python) to every ancestor: the units of a row's stored path, itself included; an unknown
-# unit counts under itself only: memberships get their summed deltas, and each membership
-# row that goes 0 → n or n → 0 moves ``participants`` of its counter row by one, added with the counts.
-_OWN_DELTAS_SQL = text(
-    """
-WITH l AS (
-  SELECT * FROM unnest(CAST(:m_unit AS text[]), CAST(:m_campaign AS text[]), CAST(:m_phase AS text[]),
-                       CAST(:m_member AS text[]), CAST(:m_n AS int[]))
-    AS l(unit_code, campaign, phase, member_id, n)
-), md AS (
-  SELECT a.code AS unit_code, l.campaign, l.phase, l.member_id, CAST(sum(l.n) AS int) AS n
-  FROM l LEFT JOIN units u ON u.code = l.unit_code
-  CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM coalesce(u.path, '/' || l.unit_code || '/')), '/'))
-    AS a(code)
-  GROUP BY 1, 2, 3, 4 HAVING sum(l.n) <> 0
-), up AS (
-  INSERT INTO memberships (unit_code, campaign, phase, member_id, n)
-  SELECT unit_code, campaign, phase, member_id, n FROM md ORDER BY unit_code, campaign, phase, member_id
-  ON CONFLICT (unit_code, campaign, phase, member_id) DO UPDATE SET n = memberships.n + excluded.n
-  RETURNING unit_code, campaign, phase, member_id, n
-), pt AS (
-  SELECT up.unit_code, up.campaign, up.phase, sum(sign(up.n) - sign(up.n - md.n)) AS participants
-  FROM up JOIN md USING (unit_code, campaign, phase, member_id)
-  GROUP BY 1, 2, 3
-), cl AS (
-  SELECT * FROM unnest(CAST(:c_unit AS text[]), CAST(:c_campaign AS text[]), CAST(:c_phase AS text[]),
-                       CAST(:c_submitted AS bigint[]), CAST(:c_valid AS bigint[]), CAST(:c_invalid AS bigint[]),
-                       CAST(:c_benefit AS bigint[]))
-    AS l(unit_code, campaign, phase, submitted, valid, invalid, benefit_vnd)
-), cd AS (
-  SELECT a.code AS unit_code, l.campaign, l.phase, sum(l.submitted) AS submitted, sum(l.valid) AS valid,
-         sum(l.invalid) AS invalid, sum(l.benefit_vnd) AS benefit_vnd
-  FROM cl AS l LEFT JOIN units u ON u.code = l.unit_code
-  CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM coalesce(u.path, '/' || l.unit_code || '/')), '/'))
-    AS a(code)
-  GROUP BY 1, 2, 3
-), merged AS (
-  SELECT unit_code, campaign, phase, coalesce(cd.submitted, 0) AS submitted, coalesce(cd.valid, 0) AS valid,
-         coalesce(cd.invalid, 0) AS invalid, coalesce(cd.benefit_vnd, 0) AS benefit_vnd,
-         coalesce(pt.participants, 0) AS participants
-  FROM cd FULL JOIN pt USING (unit_code, campaign, phase)
-)
-INSERT INTO counters (unit_code, campaign, phase, submitted, valid, invalid, benefit_vnd, participants)
-SELECT * FROM merged
-WHERE submitted <> 0 OR valid <> 0 OR invalid <> 0 OR benefit_vnd <> 0 OR participants <> 0
-ORDER BY unit_code, campaign, phase
-ON CONFLICT (unit_code, campaign, phase) DO UPDATE SET
-  submitted = counters.submitted + excluded.submitted, valid = counters.valid + excluded.valid,
-  invalid = counters.invalid + excluded.invalid, benefit_vnd = counters.benefit_vnd + excluded.benefit_vnd,
-  participants = counters.participants + excluded.participants
-"""
-)
-
-# Membership rows of the given members' ancestors that came back to 0 (after a decrease) are removed.
-_EMPTIED_SQL = text(
-    """
-DELETE FROM memberships m USING (
-  SELECT DISTINCT a.code AS unit_code, l.campaign, l.phase, l.member_id
-  FROM unnest(CAST(:m_unit AS text[]), CAST(:m_campaign AS text[]), CAST(:m_phase AS text[]),
-              CAST(:m_member AS text[])) AS l(unit_code, campaign, phase, member_id)
-  LEFT JOIN units u ON u.code = l.unit_code
-  CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM coalesce(u.path, '/' || l.unit_code || '/')), '/'))
-    AS a(code)
-) d
-WHERE m.unit_code = d.unit_code AND m.campaign = d.campaign AND m.phase = d.phase AND m.member_id = d.member_id
-  AND m.n = 0
-"""
-)
-
-_DAYS_SQL = text(
-    """
-WITH l AS (
-  SELECT * FROM unnest(CAST(:d_unit AS text[]), CAST(:d_campaign AS text[]), CAST(:d_day AS date[]),
-                       CAST(:d_submitted AS bigint[]), CAST(:d_valid AS bigint[]))
-    AS l(unit_code, campaign, day, submitted, valid)
-)
-INSERT INTO daily (unit_code, campaign, day, submitted, valid)
-SELECT a.code, l.campaign, l.day, sum(l.submitted), sum(l.valid)
-FROM l LEFT JOIN units u ON u.code = l.unit_code
-  CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM coalesce(u.path, '/' || l.unit_code || '/')), '/'))
-    AS a(code)
-GROUP BY 1, 2, 3 HAVING sum(l.submitted) <> 0 OR sum(l.valid) <> 0
-ORDER BY 1, 2, 3
-ON CONFLICT (unit_code, campaign, day) DO UPDATE SET
-  submitted = daily.submitted + excluded.submitted, valid = daily.valid + excluded.valid
-"""
-)
 
 # One advisory lock orders counting against plan changes: every consumer batch holds it shared (they run side by
 # side), a change of the plan (which may move subtrees) and a rebuild hold it exclusively. So a batch reads the paths
 # as they stand after any change it waited for, and a change waits for the batches in flight. (One lock per batch,
 # where share-locking each unit's row wrote a lock into ~1,000 unit rows per batch, and MultiXacts between
-# consumers.)
+# consumers.) SQLite has one writer at a time anyway.
 PLAN_LOCK_KEY = 7210
 PLAN_SHARED = select(func.pg_advisory_xact_lock_shared(PLAN_LOCK_KEY))
 PLAN_EXCLUSIVE = select(func.pg_advisory_xact_lock(PLAN_LOCK_KEY))
@@ -346,35 +170,17 @@ PLAN_EXCLUSIVE = select(func.pg_advisory_xact_lock(PLAN_LOCK_KEY))
 async def apply_own(session: AsyncSession, deltas: Deltas) -> None:
     """Write a batch's deltas (keyed by each fact's own unit) to the unit and every ancestor.
 
-    The plan lock is taken shared first, so a concurrent move waits for the batch (and vice versa) and no count
-    lands on a stale path. PostgreSQL rolls the deltas up in SQL (three statements for the batch); SQLite (one
-    writer at a time) expands them in Python."""
-    codes = sorted({k[0] for k in deltas.counters} | {k[0] for k in deltas.members} | {k[0] for k in deltas.days})
-    if session.bind.dialect.name != "postgresql":
-        paths = await unit_paths(session, codes, lock=True)
-        await apply_expanded(session, deltas.expanded(paths))
+    The members' rows come first (locked in key order until commit), then the paths of every unit involved, then
+    one upsert of the counters (counts and participants together) and one of the days."""
+    if not deltas.units():
         return
-    if not codes:
-        return
-    await session.execute(PLAN_SHARED)
-    members = sorted((*k, n) for k, n in deltas.members.items() if n)
-    counts = sorted((*k, *v) for k, v in deltas.counters.items() if any(v))
-    if members or counts:
-        m = bulk.columns_of(members, ("m_unit", "m_campaign", "m_phase", "m_member", "m_n"))
-        c = bulk.columns_of(
-            counts, ("c_unit", "c_campaign", "c_phase", "c_submitted", "c_valid", "c_invalid", "c_benefit")
-        )
-        await session.execute(_OWN_DELTAS_SQL, m | c)
-        decreased = [row[:4] for row in members if row[4] < 0]
-        if decreased:
-            await session.execute(
-                _EMPTIED_SQL, bulk.columns_of(decreased, ("m_unit", "m_campaign", "m_phase", "m_member"))
-            )
-    days = sorted((*k, *v) for k, v in deltas.days.items() if any(v))
-    if days:
-        await session.execute(
-            _DAYS_SQL, bulk.columns_of(days, ("d_unit", "d_campaign", "d_day", "d_submitted", "d_valid"))
-        )
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(PLAN_SHARED)
+    before, after = await add_member_deltas(session, deltas.members)
+    codes = deltas.units() | held_units(before.values()) | held_units(after.values())
+    paths = await unit_paths(session, codes)
+    participants = participant_changes(before, after, paths, paths)
+    await write_expanded(session, deltas.expanded(paths, participants))
 
 
 async def campaign_milestones(session: AsyncSession, campaign: str) -> set[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,14 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tally.adapters.counters import CHUNK, PLAN_EXCLUSIVE, Deltas, parse_path
 from tally.adapters.facts import fact_from_row
-from tally.adapters.orm import campaign_totals, counters, daily, facts, memberships, units
+from tally.adapters.members import MemberKey, UnitCounts, participant_changes
+from tally.adapters.orm import campaign_totals, counters, daily, facts, member_units, units
 from tally.domain.counting import NOTHING, contribution
 
 
 @dataclass
 class Expected:
     counters: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
-    members: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    members: dict[MemberKey, UnitCounts] = field(default_factory=dict)
     days: dict[tuple[str, str, Any], list[int]] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)
 
@@ -30,18 +30,13 @@ async def recompute(session: AsyncSession) -> Expected:
     async for row in result:
         fact = fact_from_row(row)
         own.add_change(fact, NOTHING, contribution(fact))
-    expanded = own.expanded(paths)
     exp = Expected()
-    participants: dict[tuple[str, str, str], int] = defaultdict(int)
-    for key, n in expanded.members.items():
-        if n:
-            exp.members[key] = n
-            participants[key[:3]] += 1
-    for key in set(expanded.counters) | set(participants):
-        s, v, i, b = expanded.counters.get(key, [0, 0, 0, 0])
-        row = [s, v, i, b, participants.get(key, 0)]
-        if any(row):
-            exp.counters[key] = row
+    for key, held in own.members.items():
+        kept = {u: n for u, n in held.items() if n}
+        if kept:
+            exp.members[key] = kept
+    expanded = own.expanded(paths, participant_changes({}, exp.members, paths, paths))
+    exp.counters = {k: list(v) for k, v in expanded.counters.items() if any(v)}
     exp.days = {k: list(v) for k, v in expanded.days.items() if any(v)}
     for campaign, _id, step, _u, _a in own.valid_steps:
         exp.totals[campaign] = exp.totals.get(campaign, 0) + step
@@ -63,17 +58,17 @@ async def verify(engine: AsyncEngine) -> list[dict[str, Any]]:
             if list(map(int, got)) != want:
                 diffs.append({"table": "counters", "key": list(key), "expected": want, "actual": got})
         stored_m = {
-            (r.unit_code, r.campaign, r.phase, r.member_id): r.n
-            for r in (await session.execute(select(memberships))).all()
+            (r.campaign, r.phase, r.member_id): dict(r.units)
+            for r in (await session.execute(select(member_units))).all()
         }
         for key in sorted(set(stored_m) | set(exp.members)):
-            if stored_m.get(key, 0) != exp.members.get(key, 0):
+            if stored_m.get(key, {}) != exp.members.get(key, {}):
                 diffs.append(
                     {
-                        "table": "memberships",
+                        "table": "member_units",
                         "key": list(key),
-                        "expected": exp.members.get(key, 0),
-                        "actual": stored_m.get(key, 0),
+                        "expected": exp.members.get(key, {}),
+                        "actual": stored_m.get(key, {}),
                     }
                 )
         stored_d = {
@@ -109,7 +104,7 @@ async def rebuild(engine: AsyncEngine) -> int:
             # Consumer batches in flight finish first, later ones wait: none is counted twice or lost.
             await session.execute(PLAN_EXCLUSIVE)
         exp = await recompute(session)
-        for table in (counters, memberships, daily, campaign_totals):
+        for table in (counters, member_units, daily, campaign_totals):
             await session.execute(delete(table))
         rows: list[dict[str, Any]] = [
             {
@@ -127,11 +122,8 @@ async def rebuild(engine: AsyncEngine) -> int:
         await _insert(session, counters, rows)
         await _insert(
             session,
-            memberships,
-            [
-                {"unit_code": u, "campaign": c, "phase": p, "member_id": m, "n": n}
-                for (u, c, p, m), n in exp.members.items()
-            ],
+            member_units,
+            [{"campaign": c, "phase": p, "member_id": m, "units": held} for (c, p, m), held in exp.members.items()],
         )
         await _insert(
             session,

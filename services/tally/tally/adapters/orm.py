@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.messaging import messaging_tables
 
@@ -113,15 +114,17 @@ counters = Table(
     Column("participants", BigInteger, nullable=False),
 )
 
-# How many counted initiatives of a subtree each member authored: participants stay exact under withdrawals.
-memberships = Table(
-    "memberships",
+# Where each member authored counted initiatives: one row per (campaign, phase, member), ``units`` mapping each
+# grassroots/department unit to how many of the member's counted initiatives it holds (only n > 0). A member
+# counts as a participant of every unit on the paths of those units; the row is also the lock that keeps
+# ``participants`` exact when parallel consumers count the same member.
+member_units = Table(
+    "member_units",
     metadata,
-    Column("unit_code", String(64), primary_key=True),
     Column("campaign", String(64), primary_key=True),
     Column("phase", String(64), primary_key=True),
     Column("member_id", String(64), primary_key=True),
-    Column("n", Integer, nullable=False),
+    Column("units", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
 )
 
 daily = Table(

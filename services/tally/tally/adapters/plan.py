@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db import insert_ignore, upsert
 from shared.http import ApiError
 from shared.units import path_string, subtree_clause
-from tally.adapters.counters import CHUNK, CODES, PLAN_EXCLUSIVE, Deltas, apply_expanded, parse_path
-from tally.adapters.orm import counters, daily, effective_quotas, memberships, plan_sequences, quotas, units
+from tally.adapters.counters import CHUNK, CODES, PLAN_EXCLUSIVE, Expanded, parse_path, unit_paths, write_expanded
+from tally.adapters.members import MemberKey, held_units, load_members, participant_changes
+from tally.adapters.orm import WHOLE, counters, daily, effective_quotas, facts, plan_sequences, quotas, units
 from tally.domain.plan import UnitIn, UnitRecord, check_units
 
 
@@ -163,6 +164,15 @@ async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn]) -> list[d
         touched_ancestors.update(new_anc)
         if removed or added:
             await _reattribute(session, code, removed, added)
+    if movers:
+        # Every unit whose path changes (movers and their descendants); one not known before counted under itself.
+        repathed = {}
+        for code in final:
+            if code in stored or code in counted_new:
+                old_path = parse_path(stored[code].path) if code in stored else [code]
+                if old_path != paths[code]:
+                    repathed[code] = (old_path, paths[code])
+        await _reattribute_participants(session, repathed)
 
     dialect = session.bind.dialect.name
     if changed:
@@ -189,23 +199,51 @@ def _chain(code: str, parent: dict[str, str | None]) -> list[str]:
 
 
 async def _reattribute(session: AsyncSession, code: str, removed: Sequence[str], added: Sequence[str]) -> None:
-    """Subtract the subtree figures of ``code`` from ``removed`` ancestors and add them to ``added``."""
-    deltas = Deltas()
+    """Subtract the subtree counts of ``code`` from ``removed`` ancestors and add them to ``added``
+    (participants are re-attributed for the whole change at once, by ``_reattribute_participants``)."""
+    changes = Expanded()
+    moves = [(a, -1) for a in removed] + [(a, 1) for a in added]
     for row in (await session.execute(select(counters).where(counters.c.unit_code == code))).all():
         vals = (row.submitted, row.valid, row.invalid, row.benefit_vnd)
-        for a, sign in [(a, -1) for a in removed] + [(a, 1) for a in added]:
-            target = deltas.counters[(a, row.campaign, row.phase)]
+        for a, sign in moves:
+            target = changes.counters[(a, row.campaign, row.phase)]
             for i, v in enumerate(vals):
                 target[i] += sign * v
-    for row in (await session.execute(select(memberships).where(memberships.c.unit_code == code))).all():
-        for a, sign in [(a, -1) for a in removed] + [(a, 1) for a in added]:
-            deltas.members[(a, row.campaign, row.phase, row.member_id)] += sign * row.n
     for row in (await session.execute(select(daily).where(daily.c.unit_code == code))).all():
-        for a, sign in [(a, -1) for a in removed] + [(a, 1) for a in added]:
-            target = deltas.days[(a, row.campaign, row.day)]
+        for a, sign in moves:
+            target = changes.days[(a, row.campaign, row.day)]
             target[0] += sign * row.submitted
             target[1] += sign * row.valid
-    await apply_expanded(session, deltas)
+    await write_expanded(session, changes)
+
+
+async def _reattribute_participants(session: AsyncSession, repathed: dict[str, tuple[list[str], list[str]]]) -> None:
+    """Move ``participants`` for units whose path changes (unit → (old path, new path)).
+
+    The members concerned are the authors of facts in those units; each one's cover is worked out with the old
+    and the new paths, and every unit entering or leaving it moves by one. Runs under the exclusive plan lock, so
+    no consumer batch changes the members' rows meanwhile."""
+    codes = sorted(repathed)
+    keys: set[MemberKey] = set()
+    for i in range(0, len(codes), CHUNK):
+        query = select(facts.c.campaign, facts.c.phase, facts.c.authors).where(
+            _among(session, facts.c.unit_code, codes[i : i + CHUNK])
+        )
+        for campaign, phase, authors in (await session.execute(query)).all():
+            for member in authors or ():
+                keys.add((campaign, WHOLE, member))
+                if phase is not None:
+                    keys.add((campaign, phase, member))
+    held = await load_members(session, keys)
+    paths_before = await unit_paths(session, held_units(held.values()) - set(repathed))
+    paths_after = dict(paths_before)
+    for code, (old, new) in repathed.items():
+        paths_before[code], paths_after[code] = old, new
+    moved = participant_changes(held, held, paths_before, paths_after)
+    changes = Expanded()
+    for key, n in moved.items():
+        changes.counters[key][4] += n
+    await write_expanded(session, changes)
 
 
 async def recompute_effective_quotas(session: AsyncSession, codes: Iterable[str]) -> None:
