@@ -1,7 +1,7 @@
 """What tally costs at national scale, each figure against a reference measured in the same run.
 
     .venv/bin/python bench/tally.py [--full] [--workers N] [--pack-size N] [--grassroots N] [--events N] [--drain N]
-                                    [--preload N]
+                                    [--preload N] [--review-lag L] [--sustain-seconds S [--offered R]]
 
 The default run (30,000 grassroots, 20,000 + 40,000 events, 200,000 preloaded initiatives) takes a few minutes;
 ``--full`` is the issue's size (150,000 grassroots, 30,000 + 60,000 events, 1,000,000 initiatives).
@@ -21,6 +21,9 @@ Against a fresh PostgreSQL database and a fresh RabbitMQ prefix on loopback:
          national figures show them all). The start is when the queue's ready count first drops.
      Reference for both: the raw publish rate of the same events into a queue with no consumer (same broker,
      same client, same run);
+     (iii) with ``--sustain-seconds S``: events offered at a steady ``--offered`` rate (default 5,000/s) for S
+         seconds while the service consumes: the queue's depth each second (bounded, or growing?) and how long
+         after the last publish the national figures show them all;
   3. ``--preload`` more initiatives bulk-loaded straight into the facts and counters tables (COPY), the
      counters computed from the generated facts (members' rows are not preloaded: the reads below do not
      use them);
@@ -184,6 +187,63 @@ def _events(n: int, leaves: list[str], rng: random.Random) -> list[Envelope]:
     return out
 
 
+async def sustained(
+    client: httpx.AsyncClient,
+    *,
+    probe_queue: str,
+    args: argparse.Namespace,
+    leaves: list[str],
+    rng: random.Random,
+    want: int,
+    prefix: str,
+) -> int:
+    """(iii) Events offered at a steady ``--offered`` rate for ``--sustain-seconds``: the queue's depth is read
+    every second (does it stay bounded, or grow?) and, after the last publish, how long until the national figures
+    show every event. Returns the submissions the figures now hold."""
+    n = args.offered * args.sustain_seconds
+    evs = events(n, leaves, rng, args.review_lag)
+    bus = RabbitMQBus(AMQP_URL, prefix=prefix, pack_size=args.pack_size)
+    await bus.start()
+    probe = await aio_pika.connect(AMQP_URL)
+    channel = await probe.channel()
+    depths: list[int] = []
+    tick = 0.1
+    per_tick = max(1, int(args.offered * tick))
+    t0 = time.perf_counter()
+    next_probe = t0 + 1
+    for k, i in enumerate(range(0, len(evs), per_tick)):
+        await bus.publish(evs[i : i + per_tick])
+        now = time.perf_counter()
+        if now >= next_probe:
+            depths.append((await channel.declare_queue(probe_queue, passive=True)).declaration_result.message_count)
+            next_probe += 1
+        delay = t0 + (k + 1) * tick - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    t_last = time.perf_counter()
+    offered = len(evs) / (t_last - t0)
+    await bus.close()
+    await probe.close()
+    want += n // 2
+    while True:
+        r = await client.get("/api/v1/tally/units/VN", params={"campaign": "1M"}, headers=OP)
+        f = r.json()["figures"]
+        if f["submitted"] == want and f["valid"] == want:
+            break
+        await asyncio.sleep(0.1)
+    catch_up = time.perf_counter() - t_last
+    third = max(1, len(depths) // 3)
+    print(
+        f"consumption (iii) sustained: {len(evs):,} events offered at {offered:,.0f} events/s for "
+        f"{t_last - t0:.0f} s; queue depth (messages of up to {args.pack_size} events) per second: "
+        f"first third max {max(depths[:third], default=0)}, last third max {max(depths[-third:], default=0)}, "
+        f"overall max {max(depths, default=0)}; all counted {catch_up:.1f} s after the last publish "
+        f"(effective {len(evs) / (t_last - t0 + catch_up):,.0f} events/s)",
+        flush=True,
+    )
+    return want
+
+
 async def percentiles(
     client: httpx.AsyncClient, url: str, n: int, headers: dict[str, str] | None = None
 ) -> tuple[float, float]:
@@ -304,6 +364,8 @@ async def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="uvicorn workers of the service (consumer replicas)")
     ap.add_argument("--pack-size", type=int, default=100, help="events per AMQP message (1: no packs)")
     ap.add_argument("--review-lag", type=int, default=0, help="a review follows the submission this many later")
+    ap.add_argument("--offered", type=int, default=5000, help="(iii): events/s offered at a steady pace")
+    ap.add_argument("--sustain-seconds", type=int, default=0, help="(iii): for this long (0: skip (iii))")
     ap.add_argument(
         "--full", action="store_true", help="the issue's size: 150,000 grassroots, 90,000 events, 1M initiatives"
     )
@@ -469,6 +531,12 @@ async def main() -> None:
                     flush=True,
                 )
                 rss_after_consume = rss_mib(svc.pid)
+
+                if args.sustain_seconds:
+                    want = await sustained(
+                        client, probe_queue=tally_queue, args=args, leaves=leaves, rng=rng, want=want, prefix=prefix
+                    )
+                    rss_after_consume = rss_mib(svc.pid)
 
                 t = time.perf_counter()
                 await preload(db_url, leaves, args.preload, rng)
