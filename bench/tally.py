@@ -22,8 +22,8 @@ Against a fresh PostgreSQL database and a fresh RabbitMQ prefix on loopback:
      Reference for both: the raw publish rate of the same events into a queue with no consumer (same broker,
      same client, same run);
      (iii) with ``--sustain-seconds S``: events offered at a steady ``--offered`` rate (default 5,000/s) for S
-         seconds while the service consumes: the queue's depth each second (bounded, or growing?) and how long
-         after the last publish the national figures show them all;
+         seconds while the service consumes: each second, how many published events the national figures do
+         not show yet (bounded, or growing?), and how long after the last publish they show them all;
   3. ``--preload`` more initiatives bulk-loaded straight into the facts and counters tables (COPY), the
      counters computed from the generated facts (members' rows are not preloaded: the reads below do not
      use them);
@@ -190,32 +190,39 @@ def _events(n: int, leaves: list[str], rng: random.Random) -> list[Envelope]:
 async def sustained(
     client: httpx.AsyncClient,
     *,
-    probe_queue: str,
     args: argparse.Namespace,
     leaves: list[str],
     rng: random.Random,
     want: int,
     prefix: str,
 ) -> int:
-    """(iii) Events offered at a steady ``--offered`` rate for ``--sustain-seconds``: the queue's depth is read
-    every second (does it stay bounded, or grow?) and, after the last publish, how long until the national figures
-    show every event. Returns the submissions the figures now hold."""
+    """(iii) Events offered at a steady ``--offered`` rate for ``--sustain-seconds``: every second, how many
+    published events the national figures do not show yet (the backlog: queued, prefetched or in a batch), and,
+    after the last publish, how long until they show every event. Returns the submissions the figures now hold."""
     n = args.offered * args.sustain_seconds
     evs = events(n, leaves, rng, args.review_lag)
     bus = RabbitMQBus(AMQP_URL, prefix=prefix, pack_size=args.pack_size)
     await bus.start()
-    probe = await aio_pika.connect(AMQP_URL)
-    channel = await probe.channel()
-    depths: list[int] = []
+    base_submitted = base_valid = want
+
+    async def backlog(published: int) -> int:
+        r = await client.get("/api/v1/tally/units/VN", params={"campaign": "1M"}, headers=OP)
+        f = r.json()["figures"]
+        sent = evs[:published]
+        subs = sum(1 for e in sent if e.type == "initiative.submitted")
+        return (subs - (f["submitted"] - base_submitted)) + (len(sent) - subs - (f["valid"] - base_valid))
+
+    lags: list[int] = []
     tick = 0.1
     per_tick = max(1, int(args.offered * tick))
     t0 = time.perf_counter()
     next_probe = t0 + 1
+    published = 0
     for k, i in enumerate(range(0, len(evs), per_tick)):
         await bus.publish(evs[i : i + per_tick])
-        now = time.perf_counter()
-        if now >= next_probe:
-            depths.append((await channel.declare_queue(probe_queue, passive=True)).declaration_result.message_count)
+        published = min(len(evs), i + per_tick)
+        if time.perf_counter() >= next_probe:
+            lags.append(await backlog(published))
             next_probe += 1
         delay = t0 + (k + 1) * tick - time.perf_counter()
         if delay > 0:
@@ -223,22 +230,19 @@ async def sustained(
     t_last = time.perf_counter()
     offered = len(evs) / (t_last - t0)
     await bus.close()
-    await probe.close()
     want += n // 2
     while True:
-        r = await client.get("/api/v1/tally/units/VN", params={"campaign": "1M"}, headers=OP)
-        f = r.json()["figures"]
-        if f["submitted"] == want and f["valid"] == want:
+        if await backlog(len(evs)) <= 0:
             break
         await asyncio.sleep(0.1)
     catch_up = time.perf_counter() - t_last
-    third = max(1, len(depths) // 3)
+    third = max(1, len(lags) // 3)
     print(
         f"consumption (iii) sustained: {len(evs):,} events offered at {offered:,.0f} events/s for "
-        f"{t_last - t0:.0f} s; queue depth (messages of up to {args.pack_size} events) per second: "
-        f"first third max {max(depths[:third], default=0)}, last third max {max(depths[-third:], default=0)}, "
-        f"overall max {max(depths, default=0)}; all counted {catch_up:.1f} s after the last publish "
-        f"(effective {len(evs) / (t_last - t0 + catch_up):,.0f} events/s)",
+        f"{t_last - t0:.0f} s; events published but not yet counted, read each second: max {max(lags[:third])} in "
+        f"the first third, {max(lags[-third:])} in the last third (mean {sum(lags[-third:]) / third:,.0f}); "
+        f"all counted {catch_up:.1f} s after the last publish (effective {len(evs) / (t_last - t0 + catch_up):,.0f} "
+        f"events/s)",
         flush=True,
     )
     return want
@@ -533,9 +537,7 @@ async def main() -> None:
                 rss_after_consume = rss_mib(svc.pid)
 
                 if args.sustain_seconds:
-                    want = await sustained(
-                        client, probe_queue=tally_queue, args=args, leaves=leaves, rng=rng, want=want, prefix=prefix
-                    )
+                    want = await sustained(client, args=args, leaves=leaves, rng=rng, want=want, prefix=prefix)
                     rss_after_consume = rss_mib(svc.pid)
 
                 t = time.perf_counter()
