@@ -137,7 +137,7 @@ async def counted_paths(session: AsyncSession, codes: Iterable[str]) -> dict[str
     if cache.revision != revision or len(cache.paths) > PATH_CACHE_LIMIT:
         cache.revision, cache.paths = revision, {}
     wanted = set(codes)
-    missing = wanted - cache.paths.keys()
+    missing = [code for code in wanted if code not in cache.paths]
     if missing:
         found = await unit_paths(session, missing)
         for code in missing:
@@ -169,14 +169,9 @@ async def write_expanded(session: AsyncSession, changes: Expanded) -> None:
     day_rows = sorted((*k, *v) for k, v in changes.days.items() if any(v))
     if session.bind.dialect.name == "postgresql":
         if rows:
-            await session.execute(
-                bulk.add_upsert("counters", COUNTER_KEYS, COUNTER_ADDS),
-                bulk.columns_of(rows, COUNTER_KEYS + COUNTER_ADDS),
-            )
+            await session.execute(bulk.add_upsert("counters", COUNTER_KEYS, COUNTER_ADDS), bulk.rows_param(rows))
         if day_rows:
-            await session.execute(
-                bulk.add_upsert("daily", DAY_KEYS, DAY_ADDS), bulk.columns_of(day_rows, DAY_KEYS + DAY_ADDS)
-            )
+            await session.execute(bulk.add_upsert("daily", DAY_KEYS, DAY_ADDS), bulk.rows_param(day_rows))
         return
     for table, keys, adds, values in (
         (counters, COUNTER_KEYS, COUNTER_ADDS, rows),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from sqlalchemy import any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,13 +75,13 @@ def fact_values(fact: Fact) -> dict[str, Any]:
 
 
 def fact_tuple(fact: Fact) -> tuple[Any, ...]:
-    """The row of a fact in ``COLUMNS`` order, authors as JSON text (the PostgreSQL array path)."""
+    """The row of a fact in ``COLUMNS`` order (the PostgreSQL JSON rows path)."""
     return (
         fact.initiative_id,
         fact.campaign,
         fact.phase,
         fact.unit_code,
-        orjson.dumps(list(fact.authors)).decode(),
+        fact.authors,
         fact.expected_benefit_vnd,
         fact.content_revision,
         fact.withdrawn,
@@ -103,7 +102,7 @@ async def load_many_for_update(session: AsyncSession, skeletons: list[Fact]) -> 
         # Missing ones are inserted first (ON CONFLICT DO NOTHING), so that every fact of the batch has a row
         # to lock; then all of them are read under lock, in id order.
         rows = [fact_tuple(f) for f in ordered]
-        await session.execute(bulk.insert_missing("facts", KEY, COLUMNS), bulk.columns_of(rows, COLUMNS))
+        await session.execute(bulk.insert_missing("facts", KEY, COLUMNS), bulk.rows_param(rows))
         for row in (await session.execute(LOCKED, {"ids": [f.initiative_id for f in ordered]})).all():
             out[row.initiative_id] = fact_from_row(row)
         return out
@@ -127,7 +126,7 @@ async def save_many(session: AsyncSession, changed: list[Fact]) -> None:
     if dialect == "postgresql":
         if changed:
             rows = [fact_tuple(f) for f in sorted(changed, key=lambda f: f.initiative_id)]
-            await session.execute(bulk.replace_upsert("facts", KEY, COLUMNS), bulk.columns_of(rows, COLUMNS))
+            await session.execute(bulk.replace_upsert("facts", KEY, COLUMNS), bulk.rows_param(rows))
         return
     rows = [fact_values(f) for f in sorted(changed, key=lambda f: f.initiative_id)]
     if rows:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import orjson
 from sqlalchemy import select, text, tuple_
@@ -67,24 +66,27 @@ def _merged(held: UnitCounts, delta: Mapping[str, int]) -> UnitCounts:
 
 # PostgreSQL: the deltas of a batch added to the members' rows in one statement, in key order (the row locks of
 # parallel consumers are taken in the same order). A new member's row is its delta; an existing one gets the sum
-# per unit, units back at zero removed. The row's new map comes back; the old one is the new minus the delta.
+# per unit, units back at zero removed. The rows go in as one JSON document and their new maps come back as one;
+# the old map is the new minus the delta.
 _ADD_SQL = text(
     """
-INSERT INTO member_units (campaign, phase, member_id, units)
-SELECT d.campaign, d.phase, d.member_id, CAST(d.units AS jsonb)
-FROM unnest(CAST(:campaign AS text[]), CAST(:phase AS text[]), CAST(:member AS text[]), CAST(:units AS text[]))
-  AS d(campaign, phase, member_id, units)
-ORDER BY d.campaign, d.phase, d.member_id
-ON CONFLICT (campaign, phase, member_id) DO UPDATE SET units = (
-  SELECT coalesce(jsonb_object_agg(s.unit, s.n), '{}'::jsonb)
-  FROM (
-    SELECT x.unit, sum(CAST(x.n AS bigint)) AS n
-    FROM (SELECT * FROM jsonb_each_text(member_units.units) UNION ALL SELECT * FROM jsonb_each_text(excluded.units))
-      AS x(unit, n)
-    GROUP BY x.unit HAVING sum(CAST(x.n AS bigint)) > 0
-  ) AS s
+WITH up AS (
+  INSERT INTO member_units (campaign, phase, member_id, units)
+  SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, CAST(r.value -> 3 AS jsonb)
+  FROM json_array_elements(CAST(:rows AS json)) AS r
+  ORDER BY 1, 2, 3
+  ON CONFLICT (campaign, phase, member_id) DO UPDATE SET units = (
+    SELECT coalesce(jsonb_object_agg(s.unit, s.n), '{}'::jsonb)
+    FROM (
+      SELECT x.unit, sum(CAST(x.n AS bigint)) AS n
+      FROM (SELECT * FROM jsonb_each_text(member_units.units) UNION ALL SELECT * FROM jsonb_each_text(excluded.units))
+        AS x(unit, n)
+      GROUP BY x.unit HAVING sum(CAST(x.n AS bigint)) > 0
+    ) AS s
+  )
+  RETURNING campaign, phase, member_id, units
 )
-RETURNING campaign, phase, member_id, CAST(units AS text)
+SELECT CAST(json_agg(json_build_array(campaign, phase, member_id, units)) AS text) FROM up
 """
 )
 
@@ -150,14 +152,13 @@ async def add_member_deltas(
 async def _add_pg(
     session: AsyncSession, changes: dict[MemberKey, dict[str, int]]
 ) -> tuple[dict[MemberKey, UnitCounts], dict[MemberKey, UnitCounts]]:
-    params: dict[str, Any] = _key_columns(changes)
-    params["units"] = [orjson.dumps(d).decode() for d in changes.values()]
+    rows = orjson.dumps([(*key, delta) for key, delta in changes.items()]).decode()
+    returned = (await session.execute(_ADD_SQL, {"rows": rows})).scalar_one()
     before: dict[MemberKey, UnitCounts] = {}
     after: dict[MemberKey, UnitCounts] = {}
     emptied: list[MemberKey] = []
-    for c, p, m, raw in (await session.execute(_ADD_SQL, params)).all():
+    for c, p, m, held in orjson.loads(returned or "[]"):
         key = (c, p, m)
-        held = {u: int(n) for u, n in orjson.loads(raw).items()}
         after[key] = held
         old = dict(held)
         for unit, n in changes[key].items():
