@@ -52,16 +52,19 @@ class Deltas:
     def add_change(self, fact: Fact, old: Contribution, new: Contribution) -> None:
         unit, campaign = fact.unit_code, fact.campaign
         phases = [WHOLE] if fact.phase is None else [WHOLE, fact.phase]
-        diff = [new.submitted - old.submitted, new.valid - old.valid, new.invalid - old.invalid]
-        diff.append(new.benefit_vnd - old.benefit_vnd)
+        ds, dv = new.submitted - old.submitted, new.valid - old.valid
+        di, db = new.invalid - old.invalid, new.benefit_vnd - old.benefit_vnd
+        left, joined = old.members - new.members, new.members - old.members
         for phase in phases:
-            if any(diff):
+            if ds or dv or di or db:
                 row = self.counters[(unit, campaign, phase)]
-                for i, d in enumerate(diff):
-                    row[i] += d
-            for m in old.members - new.members:
+                row[0] += ds
+                row[1] += dv
+                row[2] += di
+                row[3] += db
+            for m in left:
                 self.members[(campaign, phase, m)][unit] -= 1
-            for m in new.members - old.members:
+            for m in joined:
                 self.members[(campaign, phase, m)][unit] += 1
         if old.submitted_day != new.submitted_day or old.submitted != new.submitted:
             if old.submitted and old.submitted_day:
@@ -88,18 +91,21 @@ class Deltas:
         """Counters and days for every ancestor (and the unit itself) along ``paths``, with the participants'
         changes (already per unit) added in."""
         out = Expanded()
-        for (unit, c, p), row in self.counters.items():
+        counters, days = out.counters, out.days
+        for (unit, c, p), (s, v, i, b) in self.counters.items():
             for a in paths.get(unit) or (unit,):
-                target = out.counters[(a, c, p)]
-                for i, d in enumerate(row):
-                    target[i] += d
+                target = counters[(a, c, p)]
+                target[0] += s
+                target[1] += v
+                target[2] += i
+                target[3] += b
         for key, n in (participants or {}).items():
-            out.counters[key][4] += n
-        for (unit, c, d), row in self.days.items():
+            counters[key][4] += n
+        for (unit, c, d), (s, v) in self.days.items():
             for a in paths.get(unit) or (unit,):
-                target = out.days[(a, c, d)]
-                target[0] += row[0]
-                target[1] += row[1]
+                target = days[(a, c, d)]
+                target[0] += s
+                target[1] += v
         return out
 
 

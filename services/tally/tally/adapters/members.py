@@ -160,8 +160,12 @@ async def _add_pg(
     for c, p, m, held in orjson.loads(returned or "[]"):
         key = (c, p, m)
         after[key] = held
+        delta = changes[key]
+        if held == delta:  # a new row (the common case: the member's first counted initiative in the batch)
+            before[key] = {}
+            continue
         old = dict(held)
-        for unit, n in changes[key].items():
+        for unit, n in delta.items():
             old[unit] = old.get(unit, 0) - n
         before[key] = {u: n for u, n in old.items() if n > 0}
         if not held:
