@@ -3,8 +3,8 @@
 A member's row in ``member_units`` maps the units where they authored counted initiatives to how many. The
 member is a participant of every unit on those units' paths (their *cover*). A batch adds its deltas to the
 rows of the members it touches, and each unit that enters or leaves a member's cover moves that unit's
-``participants`` by one. Before, a member had a counter-like row at every ancestor of every unit: four rows per
-author, phase and level instead of one per author and phase.
+``participants`` by one. (Before migration 0003 each author had a row per phase key at the unit and at every
+ancestor: four per phase key in a four-level tree, where there is now one.)
 """
 
 from __future__ import annotations
