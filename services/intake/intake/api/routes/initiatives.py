@@ -16,7 +16,15 @@ from starlette.responses import Response
 
 from intake.adapters.orm import fingerprints, idempotency_keys, initiative_authors, initiatives, outbox
 from intake.adapters.queries import can_act_for, can_read, encode_cursor, is_author, listing, load, record_json
-from intake.adapters.store import IdempotencyClaim, Outcome, Prepared, find_idempotency, persist, seq_of
+from intake.adapters.store import (
+    IdempotencyClaim,
+    Outcome,
+    Prepared,
+    autocommit_seq,
+    find_idempotency,
+    persist,
+    seq_of,
+)
 from intake.api.deps import ContextDep, PrincipalDep, clock, metrics, plan, writer
 from intake.domain.events import REVISED, WITHDRAWN, initiative_payload, submitted_event, withdrawn_payload
 from intake.domain.models import BatchRequest, InitiativeCreate, InitiativeUpdate, ValidBatch, validation_details
@@ -232,8 +240,8 @@ async def submit_many(
             prepared.append(outcome)
             positions.append(i)
     try:
-        async with ctx.engine.begin() as conn:
-            outcomes = await persist(conn, prepared, submitted_event(ctx.name))
+        async with autocommit_seq(ctx.engine) as allocate_seq, ctx.engine.begin() as conn:
+            outcomes = await persist(conn, prepared, submitted_event(ctx.name), allocate_seq=allocate_seq)
             for i, outcome in zip(positions, outcomes, strict=True):
                 results[i] = _batch_result(i, outcome)
             response = {
