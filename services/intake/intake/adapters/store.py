@@ -76,6 +76,8 @@ class Outcome:
 
 
 SUBMITTED_KEY = routing_key(SUBMITTED)
+FpKey = tuple[str, str, str]
+FpRow = tuple[str, str, str, str]  # FP_COLUMNS: campaign, member_id, fingerprint, initiative_id
 EventFactory = Callable[[dict[str, Any], str | None], Envelope]  # (record, correlation id) -> its event
 SeqAllocator = Callable[[str, int], Awaitable[int]]
 
@@ -131,11 +133,12 @@ async def persist(
     # 2. Exact duplicates: one fingerprint row per author; the first claim wins, in the batch and in the table.
     claimed: dict[tuple[str, str, str], int] = {}
     in_batch_dup: dict[int, int] = {}
-    fp_rows = []
+    fp_rows: list[FpRow] = []
     for i, item in enumerate(items):
         if outcomes[i] is not None:
             continue
-        keys = [(item.record["campaign"], m, item.fingerprint) for m in item.author_ids]
+        campaign, fp, initiative_id = item.record["campaign"], item.fingerprint, item.record["id"]
+        keys = [(campaign, a["member_id"], fp) for a in item.record["authors"]]
         clash = next((claimed[k] for k in keys if k in claimed), None)
         if clash is not None:
             in_batch_dup[i] = clash
@@ -143,9 +146,7 @@ async def persist(
             continue
         for k in keys:
             claimed[k] = i
-            fp_rows.append(
-                {"campaign": k[0], "member_id": k[1], "fingerprint": k[2], "initiative_id": item.record["id"]}
-            )
+            fp_rows.append((k[0], k[1], k[2], initiative_id))
     # With a seq allocator of its own connection (the group-commit writer), the numbers are reserved for
     # every candidate while the fingerprints are claimed: one round trip less per group commit. A candidate
     # then found to be a duplicate leaves its number unused (a gap; no number is ever reused).
@@ -185,7 +186,7 @@ async def _settle_duplicates(
     conn: AsyncConnection,
     items: Sequence[Prepared],
     outcomes: list[Outcome | None],
-    fp_rows: list[dict[str, Any]],
+    fp_rows: list[FpRow],
     claimed: dict[tuple[str, str, str], int],
     in_batch_dup: dict[int, int],
     seen_keys: dict[tuple[str, str], int],
@@ -193,7 +194,7 @@ async def _settle_duplicates(
     """Claim the fingerprints; mark the items that duplicate an earlier initiative (in the table or in
     the batch) and release what they had claimed."""
     if fp_rows:
-        fp_rows.sort(key=lambda r: (r["campaign"], r["member_id"], r["fingerprint"]))
+        fp_rows.sort()  # (campaign, member, fingerprint) first: rows are claimed in key order
         taken = await claim_fingerprints(conn, fp_rows)
         for k, i in claimed.items():
             if k not in taken or outcomes[i] is not None:
@@ -248,7 +249,6 @@ async def _reserve(allocate: SeqAllocator, items: Sequence[Prepared], indexes: l
 
 
 FP_COLUMNS = ("campaign", "member_id", "fingerprint", "initiative_id")
-FpKey = tuple[str, str, str]
 
 
 def _fp_claim_pg() -> Select[Any]:
@@ -277,7 +277,7 @@ def _fp_claim_pg() -> Select[Any]:
 _FP_CLAIM_PG = _fp_claim_pg()
 
 
-async def claim_fingerprints(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[FpKey]:
+async def claim_fingerprints(conn: AsyncConnection, rows: list[FpRow]) -> set[FpKey]:
     """Insert the fingerprint rows that are new; answer the keys of the rows this call could NOT insert.
 
     On PostgreSQL the rows travel as ONE JSON document (a list of row lists) read by ``json_array_elements``:
@@ -285,14 +285,15 @@ async def claim_fingerprints(conn: AsyncConnection, rows: list[dict[str, Any]]) 
     VALUES is a new statement (parsed and planned again) for every size; and one ``orjson.dumps`` costs
     this process less than asyncpg's encoding of four text arrays element by element (as in tally)."""
     if conn.dialect.name == "postgresql":
-        doc = orjson.dumps([[r[c] for c in FP_COLUMNS] for r in rows]).decode()
+        doc = orjson.dumps(rows).decode()
         result = await conn.execute(_FP_CLAIM_PG, {"fp_rows": doc})
         return {(r[0], r[1], r[2]) for r in result.all()}
     stmt = insert_ignore(fingerprints, conn.dialect.name, list(FP_COLUMNS[:3])).returning(
         fingerprints.c.campaign, fingerprints.c.member_id, fingerprints.c.fingerprint
     )
-    inserted = {(r[0], r[1], r[2]) for r in (await conn.execute(stmt, rows)).all()}
-    return {(r["campaign"], r["member_id"], r["fingerprint"]) for r in rows} - inserted
+    params = [dict(zip(FP_COLUMNS, r, strict=True)) for r in rows]
+    inserted = {(r[0], r[1], r[2]) for r in (await conn.execute(stmt, params)).all()}
+    return {(r[0], r[1], r[2]) for r in rows} - inserted
 
 
 async def insert_submitted(
