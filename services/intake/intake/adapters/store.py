@@ -251,30 +251,50 @@ async def _reserve(allocate: SeqAllocator, items: Sequence[Prepared], indexes: l
 FP_COLUMNS = ("campaign", "member_id", "fingerprint", "initiative_id")
 
 
-def _fp_claim_pg() -> Select[Any]:
-    """Insert the new fingerprint rows and answer those that were NOT inserted (another initiative holds
-    them): usually none, so the answer is empty however large the batch."""
+def _fp_given() -> Any:
+    """The fingerprint rows given as one JSON document (a list of ``FpRow`` lists), typed again."""
     rows = (
         func.json_array_elements(cast(bindparam("fp_rows", type_=Text), postgresql.JSON))
         .table_valued(column("value", postgresql.JSON))
         .render_derived(name="r")
     )
-    given = select(
-        *(cast(rows.c.value[i].astext, fingerprints.c[c].type).label(c) for i, c in enumerate(FP_COLUMNS))
-    ).cte("fp_given")
-    key = FP_COLUMNS[:3]
+    return select(*(cast(rows.c.value[i].astext, fingerprints.c[c].type).label(c) for i, c in enumerate(FP_COLUMNS)))
+
+
+def _fp_claim_pg() -> Select[Any]:
+    """Insert the new fingerprint rows; answer how many were inserted (usually all of them: one number,
+    however large the batch, and no set operation over the batch in PostgreSQL)."""
+    given = _fp_given().cte("fp_given")
     inserted = (
         postgresql.insert(fingerprints)
         .from_select(list(FP_COLUMNS), select(given))
-        .on_conflict_do_nothing(index_elements=list(key))
-        .returning(*(fingerprints.c[c] for c in key))
+        .on_conflict_do_nothing(index_elements=list(FP_COLUMNS[:3]))
+        .returning(fingerprints.c.initiative_id)
         .cte("fp_inserted")
     )
-    return select(*(given.c[c] for c in key)).except_(select(*(inserted.c[c] for c in key)))  # type: ignore[return-value]
+    return select(func.count()).select_from(inserted)
 
 
-# Built once: the statement does not depend on the rows (SQLAlchemy then finds it in its compiled cache).
+def _fp_not_ours_pg() -> Select[Any]:
+    """The given keys whose row (in this transaction's view) is not the given initiative's: those the claim
+    could not insert, another initiative holding them."""
+    given = _fp_given().subquery("fp_given")
+    ours = (
+        select(fingerprints.c.initiative_id)
+        .where(
+            fingerprints.c.campaign == given.c.campaign,
+            fingerprints.c.member_id == given.c.member_id,
+            fingerprints.c.fingerprint == given.c.fingerprint,
+            fingerprints.c.initiative_id == given.c.initiative_id,
+        )
+        .exists()
+    )
+    return select(given.c.campaign, given.c.member_id, given.c.fingerprint).where(~ours)
+
+
+# Built once: the statements do not depend on the rows (SQLAlchemy then finds them in its compiled cache).
 _FP_CLAIM_PG = _fp_claim_pg()
+_FP_NOT_OURS_PG = _fp_not_ours_pg()
 
 
 async def claim_fingerprints(conn: AsyncConnection, rows: list[FpRow]) -> set[FpKey]:
@@ -283,17 +303,21 @@ async def claim_fingerprints(conn: AsyncConnection, rows: list[FpRow]) -> set[Fp
     On PostgreSQL the rows travel as ONE JSON document (a list of row lists) read by ``json_array_elements``:
     the statement's text never changes with the batch size, so it is prepared once, where a multi-row
     VALUES is a new statement (parsed and planned again) for every size; and one ``orjson.dumps`` costs
-    this process less than asyncpg's encoding of four text arrays element by element (as in tally)."""
+    this process less than asyncpg's encoding of four text arrays element by element (as in tally). The
+    claim answers only how many rows it inserted; the keys it could not insert are asked for only when
+    that falls short (a duplicate in the batch)."""
     if conn.dialect.name == "postgresql":
-        doc = orjson.dumps(rows).decode()
-        result = await conn.execute(_FP_CLAIM_PG, {"fp_rows": doc})
-        return {(r[0], r[1], r[2]) for r in result.all()}
+        params = {"fp_rows": orjson.dumps(rows).decode()}
+        inserted = (await conn.execute(_FP_CLAIM_PG, params)).scalar_one()
+        if inserted == len(rows):
+            return set()
+        return {(r[0], r[1], r[2]) for r in (await conn.execute(_FP_NOT_OURS_PG, params)).all()}
     stmt = insert_ignore(fingerprints, conn.dialect.name, list(FP_COLUMNS[:3])).returning(
         fingerprints.c.campaign, fingerprints.c.member_id, fingerprints.c.fingerprint
     )
-    params = [dict(zip(FP_COLUMNS, r, strict=True)) for r in rows]
-    inserted = {(r[0], r[1], r[2]) for r in (await conn.execute(stmt, params)).all()}
-    return {(r[0], r[1], r[2]) for r in rows} - inserted
+    params_many = [dict(zip(FP_COLUMNS, r, strict=True)) for r in rows]
+    inserted_keys = {(r[0], r[1], r[2]) for r in (await conn.execute(stmt, params_many)).all()}
+    return {(r[0], r[1], r[2]) for r in rows} - inserted_keys
 
 
 async def insert_submitted(
