@@ -18,11 +18,13 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     DateTime,
     LargeBinary,
     Select,
     String,
     Text,
+    and_,
     bindparam,
     cast,
     column,
@@ -209,8 +211,7 @@ async def _settle_duplicates(
                 )
             ).scalar_one()
             outcomes[i] = Outcome("duplicate", existing_id=existing)
-            own_id = items[i].record["id"]
-            await conn.execute(delete(fingerprints).where(fingerprints.c.initiative_id == own_id))
+            await conn.execute(delete(fingerprints).where(fingerprints_of(items[i].record)))
             if items[i].idem is not None:
                 await conn.execute(
                     delete(idempotency_keys).where(
@@ -229,6 +230,19 @@ async def _settle_duplicates(
                     idempotency_keys.c.principal == claim.principal, idempotency_keys.c.key == claim.key
                 )
             )
+
+
+def fingerprints_of(record: Any) -> ColumnElement[bool]:
+    """The fingerprint rows of an initiative (a record or a row: its id, campaign and authors), through the
+    primary key's prefix: each row is claimed for one of its authors in its campaign, and there is no index
+    on ``initiative_id`` alone."""
+    get = record.get if isinstance(record, dict) else record._mapping.get
+    members = sorted({str(a["member_id"]) for a in get("authors") or []})
+    return and_(
+        fingerprints.c.campaign == get("campaign"),
+        fingerprints.c.member_id.in_(members),
+        fingerprints.c.initiative_id == get("id"),
+    )
 
 
 def _by_campaign(items: Sequence[Prepared], indexes: list[int]) -> dict[str, list[int]]:

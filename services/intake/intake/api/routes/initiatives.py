@@ -22,6 +22,7 @@ from intake.adapters.store import (
     Prepared,
     autocommit_seq,
     find_idempotency,
+    fingerprints_of,
     persist,
     seq_of,
 )
@@ -403,7 +404,7 @@ async def revise_initiative(
         )
         if done.rowcount == 0:  # type: ignore[attr-defined]
             raise ApiError(409, "conflict", "Sáng kiến vừa được thay đổi, vui lòng tải lại")
-        await conn.execute(delete(fingerprints).where(fingerprints.c.initiative_id == row.id))
+        await conn.execute(delete(fingerprints).where(fingerprints_of(row)))
         fp = fingerprint(candidate.title, values["solution"])
         member_ids = sorted({a.member_id for a in candidate.authors})
         claimed = (
@@ -448,7 +449,7 @@ async def withdraw_initiative(initiative_id: str, ctx: ContextDep, principal: Pr
         if done.rowcount == 0:  # type: ignore[attr-defined]
             raise ApiError(409, "conflict", "Sáng kiến vừa được thay đổi, vui lòng tải lại")
         # A withdrawn initiative no longer blocks its author from submitting it again.
-        await conn.execute(delete(fingerprints).where(fingerprints.c.initiative_id == row.id))
+        await conn.execute(delete(fingerprints).where(fingerprints_of(row)))
         payload = withdrawn_payload(dict(row._mapping), now)
         await conn.execute(outbox.insert(), [outbox_row(ctx.event(WITHDRAWN, payload))])
     ctx.relay.wake()
