@@ -256,3 +256,11 @@ async def test_revision_and_withdrawal_release_fingerprints_on_postgres(kit: Any
         assert held == 0
         resubmit = await c.post("/api/v1/initiatives", json=kit.body(title="Sáng kiến đã sửa"), headers=kit.member())
         assert resubmit.status_code == 201
+
+
+async def test_started_service_sets_its_collector_thresholds(world: Any) -> None:
+    import gc
+
+    from intake.app import GC_THRESHOLDS
+
+    assert gc.get_threshold() == GC_THRESHOLDS
