@@ -343,8 +343,9 @@ async def insert_submitted(
 ) -> None:
     """Insert new initiatives, their authors and their events (outbox rows) in the caller's transaction.
 
-    On PostgreSQL this is ONE statement: the initiatives travel as one JSON document (the records as they
-    are; the author rows come from each one's ``authors``), which ``json_to_recordset`` types again, and
+    On PostgreSQL this is ONE statement: the initiatives travel as one JSON document (the columns that
+    differ between the records; those of one value in all of them go once, as parameters; the author rows
+    come from each one's ``authors``), which ``json_to_recordset`` types again, and
     the events as two arrays (id, body) and their one routing key; the initiatives' and authors' inserts
     are data-modifying CTEs of the outbox's. A row's ~20 columns as arrays cost this process an encoding
     step per element, several times one ``orjson.dumps`` of the rows; the event bodies stay bytes (inside
