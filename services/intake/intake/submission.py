@@ -138,7 +138,8 @@ def prepared(
         "expected_benefit_vnd": item.expected_benefit_vnd,
         "applied_on": item.applied_on,
         "confidential": confidential,
-        "authors": [a.model_dump() for a in item.authors],
+        # What ``Author.model_dump()`` answers, without pydantic's serializer per author.
+        "authors": [{"member_id": a.member_id, "full_name": a.full_name} for a in item.authors],
         "entered_by": principal.sub,
         "submitted_at": at,
         "revision": 0,

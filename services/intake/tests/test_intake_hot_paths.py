@@ -3,6 +3,7 @@ the batch's one-pass validation, and the group commit's one-statement write on P
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 import unicodedata
@@ -14,6 +15,7 @@ import pytest
 from intake.domain.ids import new_id, new_ids
 from intake.domain.rules import normalise
 from sqlalchemy import func, select
+from sqlalchemy import inspect as sa_inspect
 
 from shared.envelope import Envelope
 from shared.testing import pg_database
@@ -124,3 +126,141 @@ async def test_group_commit_write_on_postgres_keeps_bodies_and_releases_partial_
             row = rows[item.record["id"]]
             assert {k: getattr(row, k) for k in item.record} == item.record
         assert held == 0
+
+
+def test_bulk_submitted_bodies_are_the_envelopes_bytes() -> None:
+    """``SubmittedEvents.bodies`` serialises without an ``Envelope`` each: byte for byte what the envelope
+    the same factory makes would serialise to, correlation ids included."""
+    from datetime import UTC, date, datetime
+
+    from intake.domain.events import PAYLOAD_FIELDS, submitted_event
+
+    make = submitted_event("intake")
+    at = datetime(2022, 3, 5, 2, 0, 0, 123456, tzinfo=UTC)
+    records = [
+        {k: None for k in PAYLOAD_FIELDS}
+        | {
+            "id": f"id-{i}",
+            "seq": i,
+            "title": 'Tên "lạ" ✓\n',
+            "applied_on": date(2022, 3, 1),
+            "submitted_at": at,
+            "authors": [{"member_id": "M-1", "full_name": "Nguyễn Văn A"}],
+            "confidential": bool(i % 2),
+            "revision": 0,
+        }
+        for i in range(3)
+    ]
+    correlations = ["corr-0", None, "corr-2"]
+    ids, bodies = make.bodies(records, correlations)
+    for record, correlation, event_id, body in zip(records, correlations, ids, bodies, strict=True):
+        envelope = dataclasses.replace(make(record, correlation), id=event_id)
+        assert body == envelope.to_bytes()
+
+
+def test_prepared_authors_are_what_model_dump_gives(kit: Any) -> None:
+    from intake.domain.models import InitiativeCreate
+
+    item = InitiativeCreate.model_validate(
+        kit.body(authors=[{"member_id": " M-1 ", "full_name": "A "}, {"member_id": "M-2", "full_name": "B"}])
+    )
+    built = [{"member_id": a.member_id, "full_name": a.full_name} for a in item.authors]
+    assert built == [a.model_dump() for a in item.authors]
+
+
+@pytest.mark.integration
+async def test_batch_rows_with_differing_columns_keep_their_own_values_on_postgres(kit: Any) -> None:
+    """Columns of one value in the whole batch travel once as parameters; a column that differs between
+    rows (unit, field, confidentiality, submitter, instant) stays per row: every row is stored as given."""
+    from datetime import timedelta
+
+    from intake.adapters.orm import initiative_authors, initiatives
+    from intake.adapters.store import persist
+    from intake.domain.events import submitted_event
+    from intake.domain.models import InitiativeCreate
+    from intake.submission import prepare
+
+    from shared.auth import principal_from_claims
+
+    async with pg_database() as url, kit.world_on(url) as w:
+        w.ctx.relay.paused = True
+        plan = w.ctx.extras["plan"]
+        ops = [principal_from_claims({"sub": s, "roles": ["operator"], "unit": None}) for s in ("op-1", "op-2")]
+        bodies = [
+            kit.body(title="Cùng cột", authors=[{"member_id": "M-1", "full_name": "A"}]),
+            kit.body(
+                title="Khác cột",
+                unit_code="TH-01-002",
+                field="safety",
+                confidential=True,
+                problem=None,
+                solution=None,
+                authors=[{"member_id": "M-2", "full_name": "B"}, {"member_id": "M-3", "full_name": "C"}],
+            ),
+        ]
+        items = [
+            await prepare(plan, ops[i], InitiativeCreate.model_validate(b), kit.NOW + timedelta(seconds=i))
+            for i, b in enumerate(bodies)
+        ]
+        async with w.ctx.engine.begin() as conn:
+            outcomes = await persist(conn, items, submitted_event(w.ctx.name))
+        assert [o.kind for o in outcomes] == ["created", "created"]
+        async with w.ctx.engine.connect() as conn:
+            rows = {r.id: r for r in (await conn.execute(select(initiatives))).all()}
+            authors = sorted(tuple(r) for r in (await conn.execute(select(initiative_authors))).all())
+        for item in items:
+            row = rows[item.record["id"]]
+            assert {k: getattr(row, k) for k in item.record} == item.record
+        ids = [item.record["id"] for item in items]
+        assert authors == sorted([(ids[0], "M-1"), (ids[1], "M-2"), (ids[1], "M-3")])
+
+
+@pytest.mark.integration
+async def test_revision_and_withdrawal_release_fingerprints_on_postgres(kit: Any) -> None:
+    """Without an index on ``initiative_id`` (migration 0002) an initiative's fingerprint rows are found
+    through its campaign and authors: a revised text and a withdrawn initiative no longer block their
+    authors, and the revised text does."""
+    from intake.adapters.orm import fingerprints
+
+    async with pg_database() as url, kit.world_on(url) as w:
+        c = w.client
+        async with w.ctx.engine.connect() as conn:
+            indexes = await conn.run_sync(lambda s: sa_inspect(s).get_indexes("initiative_fingerprint"))
+        assert [i["name"] for i in indexes] == []
+        pair = [{"member_id": "M-0001", "full_name": "A"}, {"member_id": "M-0002", "full_name": "B"}]
+        first = kit.body(title="Sáng kiến sẽ sửa", authors=pair)
+        iid = (await c.post("/api/v1/initiatives", json=first, headers=kit.member())).json()["id"]
+        reviewed = Envelope(
+            type="initiative.reviewed",
+            producer="review",
+            data={"initiative_id": iid, "outcome": "revision", "reason": None, "decision_seq": 1, "campaign": "1M"},
+        )
+        await w.publish(reviewed)
+        assert (await c.get(f"/api/v1/initiatives/{iid}", headers=kit.member())).json()[
+            "status"
+        ] == "revision_requested"
+        r = await c.patch(f"/api/v1/initiatives/{iid}", json={"title": "Sáng kiến đã sửa"}, headers=kit.member())
+        assert r.status_code == 200, r.text
+        # The old text is free again for both authors; the new one is taken.
+        again = await c.post("/api/v1/initiatives", json=kit.body(title="Sáng kiến sẽ sửa"), headers=kit.member())
+        assert again.status_code == 201
+        dup = await c.post("/api/v1/initiatives", json=kit.body(title="Sáng kiến đã sửa"), headers=kit.member())
+        assert dup.status_code == 409
+        assert (await c.post(f"/api/v1/initiatives/{iid}/withdraw", headers=kit.member())).status_code == 200
+        async with w.ctx.engine.connect() as conn:
+            held = (
+                await conn.execute(
+                    select(func.count()).select_from(fingerprints).where(fingerprints.c.initiative_id == iid)
+                )
+            ).scalar_one()
+        assert held == 0
+        resubmit = await c.post("/api/v1/initiatives", json=kit.body(title="Sáng kiến đã sửa"), headers=kit.member())
+        assert resubmit.status_code == 201
+
+
+async def test_started_service_sets_its_collector_thresholds(world: Any) -> None:
+    import gc
+
+    from intake.app import GC_THRESHOLDS
+
+    assert gc.get_threshold() == GC_THRESHOLDS

@@ -1,4 +1,4 @@
-"""Intake's tables (created by migrations/versions/0001_initial.py)."""
+"""Intake's tables (created by migrations/versions/0001_initial.py, changed by the later ones)."""
 
 from __future__ import annotations
 
@@ -96,8 +96,9 @@ fingerprints = Table(
     Column("campaign", String(64), primary_key=True),
     Column("member_id", String(64), primary_key=True),
     Column("fingerprint", String(64), primary_key=True),
+    # No index on initiative_id (migration 0002): an initiative's rows are found by the primary key's prefix,
+    # its campaign and authors (``fingerprints_of``).
     Column("initiative_id", String(36), nullable=False),
-    Index("ix_fingerprint_initiative", "initiative_id"),
 )
 
 idempotency_keys = Table(

@@ -16,7 +16,16 @@ from starlette.responses import Response
 
 from intake.adapters.orm import fingerprints, idempotency_keys, initiative_authors, initiatives, outbox
 from intake.adapters.queries import can_act_for, can_read, encode_cursor, is_author, listing, load, record_json
-from intake.adapters.store import IdempotencyClaim, Outcome, Prepared, find_idempotency, persist, seq_of
+from intake.adapters.store import (
+    IdempotencyClaim,
+    Outcome,
+    Prepared,
+    autocommit_seq,
+    find_idempotency,
+    fingerprints_of,
+    persist,
+    seq_of,
+)
 from intake.api.deps import ContextDep, PrincipalDep, clock, metrics, plan, writer
 from intake.domain.events import REVISED, WITHDRAWN, initiative_payload, submitted_event, withdrawn_payload
 from intake.domain.models import BatchRequest, InitiativeCreate, InitiativeUpdate, ValidBatch, validation_details
@@ -232,8 +241,8 @@ async def submit_many(
             prepared.append(outcome)
             positions.append(i)
     try:
-        async with ctx.engine.begin() as conn:
-            outcomes = await persist(conn, prepared, submitted_event(ctx.name))
+        async with autocommit_seq(ctx.engine) as allocate_seq, ctx.engine.begin() as conn:
+            outcomes = await persist(conn, prepared, submitted_event(ctx.name), allocate_seq=allocate_seq)
             for i, outcome in zip(positions, outcomes, strict=True):
                 results[i] = _batch_result(i, outcome)
             response = {
@@ -395,7 +404,7 @@ async def revise_initiative(
         )
         if done.rowcount == 0:  # type: ignore[attr-defined]
             raise ApiError(409, "conflict", "Sáng kiến vừa được thay đổi, vui lòng tải lại")
-        await conn.execute(delete(fingerprints).where(fingerprints.c.initiative_id == row.id))
+        await conn.execute(delete(fingerprints).where(fingerprints_of(row)))
         fp = fingerprint(candidate.title, values["solution"])
         member_ids = sorted({a.member_id for a in candidate.authors})
         claimed = (
@@ -440,7 +449,7 @@ async def withdraw_initiative(initiative_id: str, ctx: ContextDep, principal: Pr
         if done.rowcount == 0:  # type: ignore[attr-defined]
             raise ApiError(409, "conflict", "Sáng kiến vừa được thay đổi, vui lòng tải lại")
         # A withdrawn initiative no longer blocks its author from submitting it again.
-        await conn.execute(delete(fingerprints).where(fingerprints.c.initiative_id == row.id))
+        await conn.execute(delete(fingerprints).where(fingerprints_of(row)))
         payload = withdrawn_payload(dict(row._mapping), now)
         await conn.execute(outbox.insert(), [outbox_row(ctx.event(WITHDRAWN, payload))])
     ctx.relay.wake()
