@@ -129,3 +129,18 @@ async def test_validation_errors_name_the_field_and_the_bound_in_vietnamese() ->
             {"field": "title", "message": "Quá ngắn (5)"},
             {"field": "benefit", "message": "Giá trị quá nhỏ (0)"},
         ]
+
+
+async def test_a_running_service_raises_the_collector_thresholds_and_restores_them(
+    tmp_path: Path, broker: InMemoryBroker
+) -> None:
+    import gc
+
+    from shared.service import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    assert before != GC_THRESHOLDS
+    consumer = create_app(CONSUMER, _settings(tmp_path, "c"), broker=broker, topology=TOPOLOGY)
+    async with running_app(consumer):
+        assert gc.get_threshold() == GC_THRESHOLDS
+    assert gc.get_threshold() == before

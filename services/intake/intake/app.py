@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -26,11 +25,6 @@ from shared.service import ServiceContext, ServiceDefinition, create_app
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-# The cyclic collector's thresholds in intake's process (Python's defaults: 700, 10, 10). A batch of 1,000
-# keeps ~50,000 containers alive across its awaits (models, records, rows); with the defaults they were
-# traversed again and again as they aged, up to full collections several times a second: 1.2-1.5 s of
-# every 13 s of the batch bench (~6 µs per initiative). With these: ~0.6 s, young collections of ~10 ms.
-GC_THRESHOLDS = (20_000, 10, 100)
 
 
 def _metrics(ctx: ServiceContext) -> IntakeMetrics:
@@ -66,7 +60,6 @@ def _throttled(wake: Callable[[], None], interval_s: float) -> Callable[[], None
 
 
 async def start(ctx: ServiceContext) -> None:
-    gc.set_threshold(*GC_THRESHOLDS)
     settings = ctx.settings
     assert isinstance(settings, IntakeSettings)
     m = _metrics(ctx)

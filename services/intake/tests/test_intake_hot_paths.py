@@ -261,6 +261,6 @@ async def test_revision_and_withdrawal_release_fingerprints_on_postgres(kit: Any
 async def test_started_service_sets_its_collector_thresholds(world: Any) -> None:
     import gc
 
-    from intake.app import GC_THRESHOLDS
+    from shared.service import GC_THRESHOLDS
 
     assert gc.get_threshold() == GC_THRESHOLDS
