@@ -41,7 +41,7 @@ def json_rows(columns: Sequence[tuple[str, Any]]) -> Select[Any]:
     return select(*exprs)
 
 
-def unnest_source(table: Table, columns: Sequence[str]) -> Select[Any]:
+def table_rows(table: Table, columns: Sequence[str]) -> Select[Any]:
     """The rows of ``rows_param`` as the given columns of ``table``."""
     return json_rows([(name, table.c[name].type) for name in columns])
 
@@ -53,9 +53,9 @@ def rows_param(rows: Sequence[Sequence[Any]]) -> dict[str, str]:
 
 @cache
 def add_upsert(table_name: str, keys: tuple[str, ...], adds: tuple[str, ...]) -> Any:
-    """``INSERT … SELECT unnest … ON CONFLICT (keys) DO UPDATE SET a = t.a + excluded.a`` for each added column."""
+    """``INSERT … SELECT (JSON rows) … ON CONFLICT (keys) DO UPDATE SET a = t.a + excluded.a`` per added column."""
     table = orm.metadata.tables[table_name]
-    stmt = pg_insert(table).from_select([*keys, *adds], unnest_source(table, [*keys, *adds]))
+    stmt = pg_insert(table).from_select([*keys, *adds], table_rows(table, [*keys, *adds]))
     return stmt.on_conflict_do_update(
         index_elements=list(keys), set_={a: table.c[a] + getattr(stmt.excluded, a) for a in adds}
     )
@@ -63,9 +63,9 @@ def add_upsert(table_name: str, keys: tuple[str, ...], adds: tuple[str, ...]) ->
 
 @cache
 def replace_upsert(table_name: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
-    """``INSERT … SELECT unnest … ON CONFLICT (keys) DO UPDATE SET c = excluded.c`` for the other columns."""
+    """``INSERT … SELECT (the JSON rows) … ON CONFLICT (keys) DO UPDATE SET c = excluded.c`` for the other columns."""
     table = orm.metadata.tables[table_name]
-    stmt = pg_insert(table).from_select(list(columns), unnest_source(table, columns))
+    stmt = pg_insert(table).from_select(list(columns), table_rows(table, columns))
     return stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in columns if c not in keys}
     )
@@ -73,7 +73,7 @@ def replace_upsert(table_name: str, keys: tuple[str, ...], columns: tuple[str, .
 
 @cache
 def insert_missing(table_name: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
-    """``INSERT … SELECT unnest … ON CONFLICT (keys) DO NOTHING``."""
+    """``INSERT … SELECT (the JSON rows) … ON CONFLICT (keys) DO NOTHING``."""
     table = orm.metadata.tables[table_name]
-    stmt = pg_insert(table).from_select(list(columns), unnest_source(table, columns))
+    stmt = pg_insert(table).from_select(list(columns), table_rows(table, columns))
     return stmt.on_conflict_do_nothing(index_elements=list(keys))
