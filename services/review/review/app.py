@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from review.adapters.orm import items, metadata
 from review.api.routes import items as item_routes
 from review.api.routes import queue as queue_routes
-from review.handlers import make_subscriptions
+from review.handlers import SUBSCRIPTIONS, make_apply_batch
 from review.runtime import ReviewMetrics, ReviewRuntime, runtime_of
 from review.settings import ReviewSettings
 from shared.bus.base import EventBus
@@ -57,7 +57,8 @@ def definition(runtime: ReviewRuntime) -> ServiceDefinition:
         metadata=metadata,
         migrations=MIGRATIONS,
         routers=[queue_routes.router, item_routes.router],
-        subscriptions=make_subscriptions(runtime),
+        subscriptions=SUBSCRIPTIONS,
+        after_batch=make_apply_batch(runtime),
         on_start=[start],
         workers=[queue_gauge],
         title="Sáng kiến — review",

@@ -1,25 +1,31 @@
 """The near-duplicate index of the running service: rebuilt from ``review_signature`` and kept in step with it.
 
 Every replica follows the table by its ``id`` (a replica catches up with rows written by the
-others before each lookup), so the in-memory LSH is a cache of the persisted signatures. On
+others, and its own committed ones, once per consumed batch), so the in-memory LSH is a cache of
+the persisted signatures. On
 PostgreSQL ids are drawn before commit, so a row with a smaller id can become visible after a
-larger one: the last ``GAP_WINDOW`` ids are re-checked for rows that appeared late.
+larger one: the ids skipped within the last ``GAP_WINDOW`` (usually none) are looked for again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import BigInteger, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from review.adapters.orm import items, signatures
-from review.domain.similarity import Match, SimilarityIndex, shingles, signature, text_of
+from review.adapters.orm import signatures
+from review.domain.similarity import TOP_K, Match, SimilarityIndex, shingles, signature, text_of
 
 SYNC_CHUNK = 5000
 GAP_WINDOW = 2000
+YIELD_EVERY = 64
 
 
 class SimilarityStore:
@@ -27,7 +33,7 @@ class SimilarityStore:
         self.threshold = threshold
         self.indexes: dict[str, SimilarityIndex] = {}
         self.last_id = 0
-        self._window: set[int] = set()  # ids loaded within GAP_WINDOW of last_id
+        self._holes: set[int] = set()  # ids below last_id (within GAP_WINDOW of it) not seen yet
         self._lock = asyncio.Lock()
 
     def index(self, campaign: str) -> SimilarityIndex:
@@ -37,47 +43,50 @@ class SimilarityStore:
 
     async def sync(self, session: AsyncSession) -> int:
         """Load the signature rows written since the last sync (all of them at start-up)."""
-        loaded = 0
         async with self._lock:
-            if session.bind.dialect.name == "postgresql" and self.last_id:
-                floor = max(0, self.last_id - GAP_WINDOW)
-                recent = (
-                    await session.execute(
-                        select(signatures.c.id).where(signatures.c.id > floor).where(signatures.c.id <= self.last_id)
-                    )
-                ).scalars()
-                late = [i for i in recent if i not in self._window]
-                if late:
-                    rows = (await session.execute(select(signatures).where(signatures.c.id.in_(late)))).all()
-                    self._load(rows)
-                    loaded += len(rows)
-            while True:
-                rows = (
-                    await session.execute(
-                        select(signatures)
-                        .where(signatures.c.id > self.last_id)
-                        .order_by(signatures.c.id)
-                        .limit(SYNC_CHUNK)
-                    )
-                ).all()
-                self._load(rows)
-                loaded += len(rows)
-                if len(rows) < SYNC_CHUNK:
-                    break
-                await asyncio.sleep(0)  # let requests through while a large index loads
-            floor = self.last_id - GAP_WINDOW
-            if len(self._window) > 2 * GAP_WINDOW:
-                self._window = {i for i in self._window if i > floor}
-            return loaded
+            return await self._sync(session)
+
+    @contextlib.asynccontextmanager
+    async def batch(self, session: AsyncSession) -> AsyncIterator[None]:
+        """Catch up once, then hold the index still while a consumed batch looks up its entries."""
+        async with self._lock:
+            await self._sync(session)
+            yield
+
+    async def _sync(self, session: AsyncSession) -> int:
+        loaded = 0
+        if self._holes and session.bind.dialect.name == "postgresql":
+            # Ids skipped so far: drawn by a transaction still open then (or rolled back for good).
+            query = select(signatures).where(signatures.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+            rows = (await session.execute(query, {"ids": sorted(self._holes)})).all()
+            self._load(rows)
+            loaded += len(rows)
+        while True:
+            rows = (
+                await session.execute(
+                    select(signatures).where(signatures.c.id > self.last_id).order_by(signatures.c.id).limit(SYNC_CHUNK)
+                )
+            ).all()
+            self._load(rows)
+            loaded += len(rows)
+            if len(rows) < SYNC_CHUNK:
+                break
+            await asyncio.sleep(0)  # let requests through while a large index loads
+        floor = self.last_id - GAP_WINDOW
+        self._holes = {i for i in self._holes if i > floor}
+        return loaded
 
     def _load(self, rows: list[Any]) -> None:
         by_campaign: dict[str, list[Any]] = {}
-        floor = self.last_id - GAP_WINDOW
         for r in rows:
             by_campaign.setdefault(r.campaign, []).append(r)
-            self.last_id = max(self.last_id, int(r.id))
-            if int(r.id) > floor:
-                self._window.add(int(r.id))
+            rid = int(r.id)
+            if rid > self.last_id:
+                # Ids between the last one seen and this one are holes to look for again (recent ones only).
+                self._holes.update(range(max(self.last_id + 1, rid - GAP_WINDOW), rid))
+                self.last_id = rid
+            else:
+                self._holes.discard(rid)
         for campaign, group in by_campaign.items():
             index = self.index(campaign)
             sets = [np.frombuffer(r.shingles, dtype=np.uint32) for r in group]
@@ -88,31 +97,66 @@ class SimilarityStore:
             sigs = np.stack([np.frombuffer(r.signature, dtype=np.uint64) for r in group])
             index.add_many([r.initiative_id for r in group], [int(r.seq) for r in group], sets, sigs)
 
-    async def find_and_record(self, session: AsyncSession, item: dict[str, Any]) -> list[dict[str, Any]]:
-        """The top earlier similar initiatives of ``item``; its signature is stored in the same transaction."""
-        await self.sync(session)
-        sh = shingles(text_of(item["title"], item["solution"] or item["effect"]))
-        sig = signature(sh)
-        index = self.index(item["campaign"])
-        matches: list[Match] = index.similar(
-            sh, before_seq=int(item["seq"]), exclude=item["initiative_id"], threshold=self.threshold
-        )
-        await session.execute(delete(signatures).where(signatures.c.initiative_id == item["initiative_id"]))
-        await session.execute(
-            signatures.insert().values(
-                initiative_id=item["initiative_id"],
-                campaign=item["campaign"],
-                seq=int(item["seq"]),
-                shingles=sh.tobytes(),
-                signature=sig.tobytes(),
-            )
-        )
-        if not matches:
-            return []
-        ids = [m.initiative_id for m in matches]
-        rows = await session.execute(select(items.c.initiative_id, items.c.title).where(items.c.initiative_id.in_(ids)))
-        titles = {r.initiative_id: r.title for r in rows}
-        return [
-            {"initiative_id": m.initiative_id, "seq": m.seq, "title": titles.get(m.initiative_id), "score": m.score}
-            for m in matches
-        ]
+    async def lookup_batch(self, entries: list[Entry]) -> dict[str, Found]:
+        """Each entry's earlier near-duplicates, in ``seq`` order: among the indexed initiatives and among the
+        batch's own entries before it (kept in an overlay until the batch commits and ``sync`` loads them)."""
+        found: dict[str, Found] = {}
+        overlays: dict[str, SimilarityIndex] = {}
+        for n, e in enumerate(sorted(entries, key=lambda e: (e.campaign, e.seq)), 1):
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # CPU-bound: let requests through between slices of a large batch
+            sh = shingles(text_of(e.title, e.solution or e.effect))
+            sig = signature(sh)
+            matches: list[Match] = []
+            if e.look:
+                matches = self._similar(self.index(e.campaign), e, sh, sig)
+                overlay = overlays.get(e.campaign)
+                if overlay is not None:
+                    matches = self._merge(matches, self._similar(overlay, e, sh, sig))
+            overlays.setdefault(e.campaign, SimilarityIndex()).add(e.initiative_id, e.seq, sh, sig)
+            found[e.initiative_id] = Found(matches, sh, sig)
+        return found
+
+    def _similar(self, index: SimilarityIndex, e: Entry, sh: np.ndarray, sig: np.ndarray) -> list[Match]:
+        return index.similar(sh, before_seq=e.seq, exclude=e.initiative_id, threshold=self.threshold, sig=sig)
+
+    @staticmethod
+    def _merge(a: list[Match], b: list[Match]) -> list[Match]:
+        # A revised initiative may sit in both (old text indexed, new text in the overlay): the overlay's wins.
+        ids = {m.initiative_id for m in b}
+        merged = [m for m in a if m.initiative_id not in ids] + b
+        merged.sort(key=lambda m: (-m.score, m.seq))
+        return merged[:TOP_K]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An initiative whose newest text a batch accepted; ``look`` says whether its near-duplicates are wanted."""
+
+    initiative_id: str
+    campaign: str
+    seq: int
+    title: str
+    solution: str | None
+    effect: str | None
+    look: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    matches: list[Match]
+    shingles: np.ndarray
+    signature: np.ndarray
+
+
+def signature_rows(entries: list[Entry], found: dict[str, Found]) -> list[dict[str, Any]]:
+    return [
+        {
+            "initiative_id": e.initiative_id,
+            "campaign": e.campaign,
+            "seq": e.seq,
+            "shingles": found[e.initiative_id].shingles.tobytes(),
+            "signature": found[e.initiative_id].signature.tobytes(),
+        }
+        for e in entries
+    ]

@@ -232,9 +232,12 @@ class SimilarityIndex:
         exclude: str | None = None,
         threshold: float = THRESHOLD,
         k: int = TOP_K,
+        sig: np.ndarray | None = None,
     ) -> list[Match]:
-        """The ``k`` most similar indexed initiatives (earlier than ``before_seq``) scoring ≥ threshold."""
-        positions, counts = self.candidates(signature(shingle_set))
+        """The ``k`` most similar indexed initiatives (earlier than ``before_seq``) scoring ≥ threshold.
+
+        ``sig`` is ``signature(shingle_set)`` when the caller has it already."""
+        positions, counts = self.candidates(signature(shingle_set) if sig is None else sig)
         if positions.size > MAX_CANDIDATES:
             # The candidates sharing the most bands are the likeliest near-copies.
             keep = np.argpartition(-counts, MAX_CANDIDATES)[:MAX_CANDIDATES]

@@ -1,18 +1,18 @@
-"""The one list of what review listens to (a subset of shared/topology.py QUEUES["review"])."""
+"""The one list of what review listens to (a subset of shared/topology.py QUEUES["review"]).
+
+The initiative handlers only note their events; ``make_apply_batch`` queues them set-based once per batch."""
 
 from __future__ import annotations
 
-from review.handlers.initiatives import make_handlers
+from review.handlers.initiatives import make_apply_batch, on_initiative, on_withdrawn
 from review.handlers.plan import on_unit_upserted
-from review.runtime import ReviewRuntime
 from shared.messaging import Subscription
 
+__all__ = ["SUBSCRIPTIONS", "make_apply_batch"]
 
-def make_subscriptions(runtime: ReviewRuntime) -> list[Subscription]:
-    initiative = make_handlers(runtime)
-    return [
-        Subscription("initiative.submitted.v1", initiative["submitted"]),
-        Subscription("initiative.revised.v1", initiative["revised"]),
-        Subscription("initiative.withdrawn.v1", initiative["withdrawn"]),
-        Subscription("unit.upserted.v1", on_unit_upserted),
-    ]
+SUBSCRIPTIONS: list[Subscription] = [
+    Subscription("initiative.submitted.v1", on_initiative),
+    Subscription("initiative.revised.v1", on_initiative),
+    Subscription("initiative.withdrawn.v1", on_withdrawn),
+    Subscription("unit.upserted.v1", on_unit_upserted),
+]

@@ -1,132 +1,118 @@
-"""What review does when intake reports an initiative: queue it, re-queue it, or drop it.
+"""What review does when intake reports initiatives: queue them, re-queue them, or drop them, a batch at a time.
 
-Events may come twice or out of order: the highest ``revision`` wins, and ``withdrawn`` is
-terminal even when it arrives before the submission itself.
+Each event is only noted as it is handled; ``apply_batch`` (the dispatcher's ``after_batch``) then reads the
+batch's items under lock once, folds the events into them in arrival order (``review.domain.arrivals``: the
+highest ``revision`` wins, a withdrawal is terminal even before its submission), looks up near-duplicates in
+memory in ``seq`` order (the batch's own earlier items included), and writes items and signatures back in a
+few statements, whatever the batch's size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from review.adapters.orm import items
+from review.adapters import arrivals as store
+from review.adapters.similar_store import Entry, Found, signature_rows
+from review.domain.arrivals import ItemState, apply_content, apply_withdrawal, content_of
 from review.runtime import ReviewRuntime
 from shared.envelope import Envelope
+from shared.messaging import AfterBatch
 
-NO_CONTENT = -1  # the revision of a row made by a withdrawal that arrived before its submission
-
-
-def _instant(value: Any) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+PENDING_KEY = "review_pending"
+# A new item another replica inserted between our read and our insert is folded again over the stored row.
+MAX_FOLDS = 5
 
 
-def _author_ids(authors: list[dict[str, Any]]) -> str:
-    return "|" + "|".join(str(a.get("member_id", "")) for a in authors) + "|"
+def _note(session: AsyncSession, kind: str, initiative_id: Any, data: dict[str, Any]) -> None:
+    initiative_id = str(initiative_id or "")
+    if not initiative_id or len(initiative_id) > 36:
+        raise ValueError("initiative event without a valid id")
+    if kind == "content":
+        data = content_of(data)  # a payload that cannot be read fails here, on its own event
+    session.info.setdefault(PENDING_KEY, []).append((initiative_id, kind, data))
 
 
-def _content(d: dict[str, Any]) -> dict[str, Any]:
-    authors = list(d.get("authors") or [])
-    return {
-        "campaign": str(d["campaign"]),
-        "phase": d.get("phase"),
-        "unit_code": str(d["unit_code"]),
-        "seq": int(d.get("seq") or 0),
-        "field": d.get("field"),
-        "title": str(d.get("title") or "")[:300],
-        "problem": d.get("problem"),
-        "solution": d.get("solution"),
-        "effect": d.get("effect"),
-        "expected_benefit_vnd": int(d.get("expected_benefit_vnd") or 0),
-        "applied_on": d.get("applied_on"),
-        "confidential": bool(d.get("confidential")),
-        "authors": authors,
-        "author_ids": _author_ids(authors)[:2000],
-        "entered_by": d.get("entered_by"),
-        "submitted_at": _instant(d.get("submitted_at")),
-        "revision": int(d.get("revision") or 0),
-    }
+async def on_initiative(session: AsyncSession, env: Envelope) -> None:
+    """initiative.submitted.v1 and initiative.revised.v1 carry the whole initiative."""
+    _note(session, "content", env.data.get("id"), env.data)
 
 
-async def _current(session: AsyncSession, initiative_id: str) -> Any:
-    query = select(items).where(items.c.initiative_id == initiative_id)
-    if session.bind.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return (await session.execute(query)).first()
+async def on_withdrawn(session: AsyncSession, env: Envelope) -> None:
+    _note(session, "withdrawn", env.data.get("id"), env.data)
 
 
-def make_handlers(runtime: ReviewRuntime) -> dict[str, Any]:
-    async def on_initiative(session: AsyncSession, env: Envelope) -> None:
-        """initiative.submitted.v1 and initiative.revised.v1 carry the whole initiative."""
-        d = env.data
-        initiative_id = str(d["id"])
-        content = _content(d)
-        row = await _current(session, initiative_id)
-        if row is not None and row.revision >= content["revision"]:
-            return  # a duplicate or an older revision arriving late
+def _fold(states: dict[str, ItemState], pending: Sequence[tuple[str, str, dict[str, Any]]], now: datetime) -> None:
+    for initiative_id, kind, data in pending:
+        state = states[initiative_id]
+        state.events.append((kind, data))
+        if kind == "content":
+            apply_content(state, initiative_id, data, now)
+        else:
+            apply_withdrawal(state, initiative_id, data)
+
+
+def make_apply_batch(runtime: ReviewRuntime) -> AfterBatch:
+    async def apply_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        pending: list[tuple[str, str, dict[str, Any]]] | None = session.info.pop(PENDING_KEY, None)
+        if not pending:
+            return
         now = datetime.now(UTC)
-        item = {"initiative_id": initiative_id, **content}
-        if row is not None and row.status == "withdrawn":
-            await session.execute(update(items).where(items.c.initiative_id == initiative_id).values(**content))
-            await runtime.similarity.find_and_record(session, item)
-            return
-        similar = await runtime.similarity.find_and_record(session, item)
-        if row is None:
-            await session.execute(
-                items.insert().values(
-                    initiative_id=initiative_id,
-                    **content,
-                    status="pending",
-                    decision_seq=0,
-                    similar=similar,
-                    appraisal_count=0,
-                    queued_at=now,
-                )
-            )
-            return
-        values: dict[str, Any] = {**content, "similar": similar}
-        if row.status in ("pending", "revision_requested"):
-            # A revision re-enters the queue; any lease on the old text ends.
-            values.update(status="pending", lease_holder=None, lease_expires_at=None, queued_at=now)
-        await session.execute(update(items).where(items.c.initiative_id == initiative_id).values(**values))
+        stored = await store.lock_items(session, {p[0] for p in pending})
+        states = {iid: ItemState(stored.get(iid), iid in stored) for iid, _, _ in pending}
+        _fold(states, pending, now)
+        for _ in range(MAX_FOLDS):
+            lost = await _write(session, runtime, states)
+            if not lost:
+                return
+            # Another replica inserted these meanwhile: fold their events again over what it stored.
+            again = await store.lock_items(session, lost)
+            redo = [(iid, kind, data) for iid in lost for kind, data in states[iid].events]
+            for iid in lost:
+                states[iid] = ItemState(again.get(iid), iid in again)
+            _fold(states, redo, now)
+            states = {iid: states[iid] for iid in lost}
+        raise RuntimeError("items kept being inserted by another replica; the batch is retried")
 
-    async def on_withdrawn(session: AsyncSession, env: Envelope) -> None:
-        d = env.data
-        initiative_id = str(d["id"])
-        row = await _current(session, initiative_id)
-        if row is None:
-            authors = list(d.get("authors") or [])
-            await session.execute(
-                items.insert().values(
-                    initiative_id=initiative_id,
-                    campaign=str(d.get("campaign") or ""),
-                    phase=d.get("phase"),
-                    unit_code=str(d.get("unit_code") or ""),
-                    seq=0,
-                    title="",
-                    expected_benefit_vnd=0,
-                    confidential=False,
-                    authors=authors,
-                    author_ids=_author_ids(authors)[:2000],
-                    revision=NO_CONTENT,
-                    status="withdrawn",
-                    decision_seq=0,
-                    similar=[],
-                    appraisal_count=0,
-                )
-            )
-            return
-        if row.status in ("valid", "invalid"):
-            return  # intake refuses a withdrawal after a decision; a stray one changes nothing
-        await session.execute(
-            update(items)
-            .where(items.c.initiative_id == initiative_id)
-            .values(status="withdrawn", lease_holder=None, lease_expires_at=None)
-        )
+    return apply_batch
 
-    return {"submitted": on_initiative, "revised": on_initiative, "withdrawn": on_withdrawn}
+
+async def _write(session: AsyncSession, runtime: ReviewRuntime, states: dict[str, ItemState]) -> set[str]:
+    """Look up near-duplicates and write the changed items and their signatures; answers the new items that
+    another replica stored first (nothing of theirs is written)."""
+    changed = {iid: s for iid, s in states.items() if s.changed and s.values is not None}
+    entries = [
+        Entry(iid, v["campaign"], int(v["seq"]), v["title"], v["solution"], v["effect"], s.shows_similar)
+        for iid, s in changed.items()
+        if s.indexed and (v := s.values) is not None
+    ]
+    found: dict[str, Found] = {}
+    if entries:
+        async with runtime.similarity.batch(session):
+            found = await runtime.similarity.lookup_batch(entries)
+    await _attach_similar(session, changed, found)
+    new = [s.values for s in changed.values() if not s.stored and s.values is not None]
+    inserted = await store.insert_items(session, new)
+    lost = {v["initiative_id"] for v in new} - inserted
+    await store.update_items(session, [s.values for s in changed.values() if s.stored and s.values is not None])
+    written = [e for e in entries if e.initiative_id not in lost]
+    stale = [e.initiative_id for e in written if changed[e.initiative_id].stored]
+    await store.replace_signatures(session, stale, signature_rows(written, found))
+    return lost
+
+
+async def _attach_similar(session: AsyncSession, changed: dict[str, ItemState], found: dict[str, Found]) -> None:
+    """The ``similar`` column: each match with its title (the batch's newest, else the stored one)."""
+    wanted = {m.initiative_id for iid, f in found.items() if changed[iid].shows_similar for m in f.matches}
+    known = {iid: s.values["title"] for iid, s in changed.items() if iid in wanted and s.values is not None}
+    known.update(await store.titles(session, sorted(wanted - set(known))))
+    for iid, f in found.items():
+        state = changed[iid]
+        if state.shows_similar and state.values is not None:
+            state.values["similar"] = [
+                {"initiative_id": m.initiative_id, "seq": m.seq, "title": known.get(m.initiative_id), "score": m.score}
+                for m in f.matches
+            ]

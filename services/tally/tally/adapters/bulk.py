@@ -1,79 +1,21 @@
-"""PostgreSQL set-based writes: a whole batch's rows go in as one JSON document (an array of row arrays), so a
-table gets one statement per batch whatever the number of rows, and the statement is prepared once.
-
-One JSON text, made by orjson, costs the client ~0.3 ms for 3,500 rows of 8 columns; the same rows as eight
-PostgreSQL arrays cost asyncpg ~6 ms to encode (an ``isinstance`` check per element), and the server more to
-read (measured: 9.2 ms per statement as arrays, 3.1 ms as JSON).
-
-Each builder returns a statement built once per process (SQLAlchemy caches its compiled form); its one
-parameter is ``rows_param(rows)``. SQLite keeps the plain executemany path of the callers.
-"""
+"""Tally's set-based writes: the shared JSON-rows statements (``shared.bulk``) on tally's tables, by name."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
-import orjson
-from sqlalchemy import Select, String, Table, bindparam, cast, column, func, select
-from sqlalchemy.dialects.postgresql import JSON as PG_JSON
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.types import JSON
-
+from shared import bulk
+from shared.bulk import rows_param as rows_param
 from tally.adapters import orm
 
-ROWS = "rows"
 
-
-def json_rows(columns: Sequence[tuple[str, Any]]) -> Select[Any]:
-    """``SELECT CAST(r.value ->> 0 AS t0) AS c0, …`` over the elements of the ``rows`` parameter, a JSON array of
-    row arrays; ``columns`` are (name, SQLAlchemy type) in row order. A JSON column takes its element as JSON."""
-    rows = func.json_array_elements(cast(bindparam(ROWS, type_=String), PG_JSON))
-    value = rows.table_valued(column("value", PG_JSON), name="r").c.value
-    exprs = []
-    for i, (name, type_) in enumerate(columns):
-        if isinstance(type_, JSON | JSONB):
-            exprs.append(cast(value[i], type_).label(name))
-        else:
-            exprs.append(cast(value[i].astext, type_).label(name))
-    return select(*exprs)
-
-
-def table_rows(table: Table, columns: Sequence[str]) -> Select[Any]:
-    """The rows of ``rows_param`` as the given columns of ``table``."""
-    return json_rows([(name, table.c[name].type) for name in columns])
-
-
-def rows_param(rows: Sequence[Sequence[Any]]) -> dict[str, str]:
-    """Row tuples (dates, datetimes (naive ones are UTC), None and JSON values) → a ``json_rows`` parameter."""
-    return {ROWS: orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()}
-
-
-@cache
 def add_upsert(table_name: str, keys: tuple[str, ...], adds: tuple[str, ...]) -> Any:
-    """``INSERT … SELECT (JSON rows) … ON CONFLICT (keys) DO UPDATE SET a = t.a + excluded.a`` per added column."""
-    table = orm.metadata.tables[table_name]
-    stmt = pg_insert(table).from_select([*keys, *adds], table_rows(table, [*keys, *adds]))
-    return stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={a: table.c[a] + getattr(stmt.excluded, a) for a in adds}
-    )
+    return bulk.add_upsert(orm.metadata.tables[table_name], keys, adds)
 
 
-@cache
 def replace_upsert(table_name: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
-    """``INSERT … SELECT (the JSON rows) … ON CONFLICT (keys) DO UPDATE SET c = excluded.c`` for the other columns."""
-    table = orm.metadata.tables[table_name]
-    stmt = pg_insert(table).from_select(list(columns), table_rows(table, columns))
-    return stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in columns if c not in keys}
-    )
+    return bulk.replace_upsert(orm.metadata.tables[table_name], keys, columns)
 
 
-@cache
 def insert_missing(table_name: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
-    """``INSERT … SELECT (the JSON rows) … ON CONFLICT (keys) DO NOTHING``."""
-    table = orm.metadata.tables[table_name]
-    stmt = pg_insert(table).from_select(list(columns), table_rows(table, columns))
-    return stmt.on_conflict_do_nothing(index_elements=list(keys))
+    return bulk.insert_missing(orm.metadata.tables[table_name], keys, columns)
