@@ -15,7 +15,7 @@ from awards.adapters.orm import metadata
 from awards.adapters.tally_client import TallyClient
 from awards.api.routes import awards as awards_routes
 from awards.api.routes import schemes as scheme_routes
-from awards.handlers import SUBSCRIPTIONS
+from awards.handlers import AFTER_BATCH, SUBSCRIPTIONS
 from awards.settings import AwardsSettings
 from shared.bus.base import EventBus
 from shared.bus.memory import InMemoryBroker
@@ -48,6 +48,7 @@ def create(
         # The awards router's "/{award_id}" must come after the schemes' fixed paths.
         routers=[scheme_routes.router, awards_routes.router],
         subscriptions=SUBSCRIPTIONS,
+        after_batch=AFTER_BATCH,
         on_start=[start_tally_client],
         title="Sáng kiến — awards",
         description="Khen thưởng: hình thức, đề nghị từ số liệu đã chốt, quyết định bất biến, xuất danh sách.",

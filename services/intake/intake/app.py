@@ -16,7 +16,7 @@ from intake.adapters.plan import PlanReader
 from intake.adapters.writer import GroupCommitWriter
 from intake.api.routes import imports, initiatives
 from intake.domain.events import submitted_event
-from intake.handlers import make_subscriptions
+from intake.handlers import AFTER_BATCH, make_subscriptions
 from intake.settings import IntakeSettings
 from intake.submission import IntakeMetrics
 from shared.bus.base import EventBus
@@ -100,6 +100,7 @@ def definition(settings: IntakeSettings) -> ServiceDefinition:
         migrations=MIGRATIONS,
         routers=[initiatives.router, imports.router],
         subscriptions=make_subscriptions(plan),
+        after_batch=AFTER_BATCH,
         on_start=[remember, start],
         workers=[group_commit, import_worker],
         fast_routes={

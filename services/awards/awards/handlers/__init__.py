@@ -2,19 +2,22 @@
 
 Every handler is idempotent and order-independent: facts are keyed by their sequence numbers
 (``decision_seq``, ``appraisal_seq``, ``revision``) and inserted with ON CONFLICT DO NOTHING or
-kept only when newer, so duplicates and late older events change nothing. Member figures are
+kept only when newer, so duplicates and late older events change nothing. The initiative handlers
+only note their facts; ``apply_batch`` writes a batch's in one statement per table. Member figures are
 never incremented; they are derived from these facts when a snapshot is first used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from awards.adapters.orm import appraisals, campaigns, decisions, initiatives, snapshots, units
+from awards.adapters import facts
+from awards.adapters.orm import campaigns, snapshots, units
 from shared.db import insert_ignore, upsert
 from shared.envelope import Envelope
 from shared.messaging import Subscription
@@ -40,7 +43,16 @@ def _authors(data: dict[str, Any]) -> str:
     return orjson.dumps(authors).decode()
 
 
-async def _keep_initiative(session: AsyncSession, data: dict[str, Any], initiative_id: str, seq: int) -> None:
+INITIATIVES_KEY = "awards_initiatives"
+DECISIONS_KEY = "awards_decisions"
+APPRAISALS_KEY = "awards_appraisals"
+
+
+def _note(session: AsyncSession, key: str, row: dict[str, Any]) -> None:
+    session.info.setdefault(key, []).append(row)
+
+
+def _note_initiative(session: AsyncSession, data: dict[str, Any], initiative_id: str, seq: int) -> None:
     if not data.get("campaign") or not data.get("unit_code"):
         return
     row = {
@@ -51,13 +63,7 @@ async def _keep_initiative(session: AsyncSession, data: dict[str, Any], initiati
         "authors": _authors(data),
         "source_seq": seq,
     }
-    stmt = upsert(initiatives, session.bind.dialect.name).values(**row)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["id"],
-        set_={k: stmt.excluded[k] for k in row if k != "id"},
-        where=initiatives.c.source_seq <= stmt.excluded.source_seq,
-    )
-    await session.execute(stmt)
+    _note(session, INITIATIVES_KEY, row)
 
 
 async def on_unit_upserted(session: AsyncSession, env: Envelope) -> None:
@@ -83,38 +89,48 @@ async def on_campaign_upserted(session: AsyncSession, env: Envelope) -> None:
 
 async def on_initiative_submitted(session: AsyncSession, env: Envelope) -> None:
     # Authors' names; any review decision (seq ≥ 1) carries the same facts and takes precedence.
-    await _keep_initiative(session, env.data, str(env.data["id"]), 0)
+    _note_initiative(session, env.data, _id(env.data, "id"), 0)
 
 
 async def on_initiative_reviewed(session: AsyncSession, env: Envelope) -> None:
     data = env.data
-    initiative_id = str(data["initiative_id"])
+    initiative_id = _id(data, "initiative_id")
     seq = int(data["decision_seq"])
-    await _keep_initiative(session, data, initiative_id, seq)
+    _note_initiative(session, data, initiative_id, seq)
     verified = data.get("verified_benefit_vnd")
-    benefit = int(verified if verified is not None else data.get("expected_benefit_vnd") or 0)
     row = {
         "initiative_id": initiative_id,
         "decision_seq": seq,
         "outcome": str(data["outcome"]),
-        "benefit_vnd": benefit,
+        "benefit_vnd": int(verified if verified is not None else data.get("expected_benefit_vnd") or 0),
         "decided_at": parse_instant(data.get("decided_at") or env.occurred_at),
     }
-    dialect = session.bind.dialect.name
-    await session.execute(insert_ignore(decisions, dialect, ["initiative_id", "decision_seq"]).values(**row))
+    _note(session, DECISIONS_KEY, row)
 
 
 async def on_initiative_appraised(session: AsyncSession, env: Envelope) -> None:
     data = env.data
-    initiative_id = str(data["initiative_id"])
     row = {
-        "initiative_id": initiative_id,
+        "initiative_id": _id(data, "initiative_id"),
         "appraisal_seq": int(data["appraisal_seq"]),
         "grade": str(data.get("grade") or "none"),
         "appraised_at": parse_instant(data.get("appraised_at") or env.occurred_at),
     }
-    dialect = session.bind.dialect.name
-    await session.execute(insert_ignore(appraisals, dialect, ["initiative_id", "appraisal_seq"]).values(**row))
+    _note(session, APPRAISALS_KEY, row)
+
+
+async def apply_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+    """``after_batch``: the facts noted by the handlers, one statement per table per batch."""
+    await facts.keep_initiatives(session, session.info.pop(INITIATIVES_KEY, ()))
+    await facts.keep_decisions(session, session.info.pop(DECISIONS_KEY, ()))
+    await facts.keep_appraisals(session, session.info.pop(APPRAISALS_KEY, ()))
+
+
+def _id(data: dict[str, Any], key: str) -> str:
+    initiative_id = str(data.get(key) or "")
+    if not initiative_id or len(initiative_id) > 36:
+        raise ValueError(f"initiative event without a valid {key}")
+    return initiative_id
 
 
 async def on_snapshot_frozen(session: AsyncSession, env: Envelope) -> None:
@@ -136,3 +152,5 @@ SUBSCRIPTIONS: list[Subscription] = [
     Subscription("initiative.appraised.v1", on_initiative_appraised),
     Subscription("tally.snapshot_frozen.v1", on_snapshot_frozen),
 ]
+
+AFTER_BATCH = apply_batch

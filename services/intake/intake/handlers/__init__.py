@@ -8,9 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.adapters.plan import PlanReader
 from intake.handlers.plan import on_campaign_upserted, on_unit_upserted
-from intake.handlers.review import on_initiative_appraised, on_initiative_reviewed
+from intake.handlers.review import apply_batch, on_initiative_appraised, on_initiative_reviewed
 from shared.envelope import Envelope
 from shared.messaging import Handler, Subscription
+
+AFTER_BATCH = apply_batch
 
 
 def make_subscriptions(plan: Callable[[], PlanReader | None]) -> list[Subscription]:
