@@ -34,6 +34,7 @@ import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -172,10 +173,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+PG = "review's PostgreSQL"
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+async def backend_pids(dsn: str, datname: str) -> list[int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        query = "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
+        rows = await conn.fetch(query, datname)
+        return [r["pid"] for r in rows]
+    finally:
+        await conn.close()
+
+
 @contextlib.contextmanager
-def uvicorn(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+def uvicorn(args: list[str], env: dict[str, str], port: int, pids: list[int] | None = None) -> Iterator[str]:
     cmd = [sys.executable, "-m", "uvicorn", *args, "--port", str(port), "--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=REPO)
+    if pids is not None:
+        pids.append(proc.pid)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -301,18 +327,44 @@ async def bare_rate(base: str, concurrency: int, total: int) -> float:
         return per * concurrency / (time.perf_counter() - start)
 
 
+@dataclass
+class Service:
+    base: str
+    pid: int
+    dsn: str
+    datname: str
+
+    async def cpu_s(self) -> dict[str, float]:
+        """CPU seconds so far of the service process, its PostgreSQL backends, and this client process."""
+        backends = await backend_pids(self.dsn, self.datname)
+        return {
+            "review": proc_cpu_s(self.pid),
+            PG: sum(proc_cpu_s(p) for p in backends),
+            "client": time.process_time(),
+        }
+
+
 @contextlib.asynccontextmanager
-async def review_service(n_items: int) -> AsyncIterator[str]:
+async def review_service(n_items: int) -> AsyncIterator[Service]:
     async with pg_database() as url:
         env = {
             "DATABASE_URL": url,
             "PYTHONPATH": f"{REPO}:{REPO / 'services' / 'review'}",
             "LOG_LEVEL": "WARNING",
             "JWT_SECRET": DEV_JWT_SECRET,
+            "ENVIRONMENT": "development",
         }
-        with uvicorn(["--factory", "review.app:create"], env, free_port()) as base:
-            await seed(f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{url.rsplit('/', 1)[1]}", n_items)
-            yield base
+        pids: list[int] = []
+        with uvicorn(["--factory", "review.app:create"], env, free_port(), pids) as base:
+            datname = url.rsplit("/", 1)[1]
+            dsn = f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{datname}"
+            await seed(dsn, n_items)
+            yield Service(base, pids[0], dsn, datname)
+
+
+def cpu_per(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    """µs of CPU per unit of work, by process."""
+    return {k: (after[k] - before[k]) * 1e6 / max(n, 1) for k in before}
 
 
 async def bench_api(n_items: int, reviewers: int) -> dict[str, Any]:
@@ -322,16 +374,26 @@ async def bench_api(n_items: int, reviewers: int) -> dict[str, Any]:
     with uvicorn(["bare_app:app"], {"PYTHONPATH": str(bare_dir)}, free_port()) as bare:
         ref = await bare_rate(bare, reviewers, 4000)
     print(f"reference bare FastAPI POST: {ref:,.0f} requests/s", flush=True)
-    async with review_service(n_items) as base:
-        batch_n, batch_s = await hammer(base, reviewers, per_item=False, stop_after=n_items // 2)
-        single_n, single_s = await hammer(base, reviewers, per_item=True, stop_after=n_items // 2 - 500)
+    async with review_service(n_items) as svc:
+        await asyncio.sleep(1)  # the service's start-up work (index load, gauges) out of the figures
+        before = await svc.cpu_s()
+        batch_n, batch_s = await hammer(svc.base, reviewers, per_item=False, stop_after=n_items // 2)
+        await asyncio.sleep(1)  # the relay publishes the decisions' events (and deletes their outbox rows)
+        cpu = cpu_per(before, await svc.cpu_s(), batch_n)
+        print(
+            "claim+decide batch, µs of CPU per decision: "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in cpu.items())
+            + f"; service side {cpu['review'] + cpu[PG]:,.0f}",
+            flush=True,
+        )
+        single_n, single_s = await hammer(svc.base, reviewers, per_item=True, stop_after=n_items // 2 - 500)
     batch_rate, single_rate = batch_n / batch_s, single_n / single_s
     print(
         f"claim+decide: batch {batch_rate:,.0f} decisions/s ({batch_n} in {batch_s:.1f} s), "
         f"one per request {single_rate:,.0f} decisions/s ({single_n} in {single_s:.1f} s)",
         flush=True,
     )
-    return {"ref_rps": ref, "batch_rate": batch_rate, "single_rate": single_rate}
+    return {"ref_rps": ref, "batch_rate": batch_rate, "single_rate": single_rate, "cpu": cpu}
 
 
 def main() -> None:
@@ -343,8 +405,12 @@ def main() -> None:
     ap.add_argument("--reviewers", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-api", action="store_true")
+    ap.add_argument("--only-api", action="store_true", help="only step 4 (claim+decide through the HTTP API)")
     args = ap.parse_args()
     t0 = time.perf_counter()
+    if args.only_api:
+        asyncio.run(bench_api(args.items, args.reviewers))
+        return
     idx = bench_index(args.n, args.texts, args.queries, args.seed)
     api = None if args.skip_api else asyncio.run(bench_api(args.items, args.reviewers))
     print("\nsummary")

@@ -82,6 +82,12 @@ def insert_missing(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]
 
 
 @cache
+def insert_rows(table: Table, columns: tuple[str, ...]) -> Any:
+    """``INSERT … SELECT (the JSON rows)`` (the table's own defaults, e.g. an identity, fill the other columns)."""
+    return pg_insert(table).from_select(list(columns), table_rows(table, columns))
+
+
+@cache
 def update_rows(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
     """``UPDATE t SET c = r.c … FROM (the JSON rows) r WHERE t.key = r.key`` for the non-key columns."""
     source = table_rows(table, columns).subquery("r")

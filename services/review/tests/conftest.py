@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from review_testkit import broker, review  # noqa: E402
+from review_testkit import broker, pg_review, review  # noqa: E402
 
-__all__ = ["broker", "review"]
+__all__ = ["broker", "pg_review", "review"]

@@ -20,7 +20,7 @@ from review.settings import ReviewSettings
 from shared.bus.base import Delivery
 from shared.bus.memory import InMemoryBroker
 from shared.envelope import Envelope
-from shared.testing import running_app
+from shared.testing import pg_database, running_app
 from shared.topology import QUEUES
 
 TOPOLOGY = {"review": QUEUES["review"], "probe": ("initiative.reviewed.v1", "initiative.appraised.v1")}
@@ -131,6 +131,15 @@ async def start_review(app: FastAPI) -> AsyncIterator[Review]:
         await app.state.ctx.bus.consume("probe", collect, batch_size=100, batch_wait_s=0.001)
         await probe.send("unit.upserted", *({**u, "revision": 1} for u in TREE))
         yield probe
+
+
+@pytest.fixture
+async def pg_review() -> AsyncIterator[Review]:
+    """Review on a fresh PostgreSQL database, with the in-process bus."""
+    async with pg_database() as url:
+        app = create(review_settings(url), broker=InMemoryBroker(TOPOLOGY, delivery_limit=3), topology=TOPOLOGY)
+        async with start_review(app) as r:
+            yield r
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +17,9 @@ import pytest
 from review.adapters.orm import items, signatures
 from review.app import create
 from review.handlers import SUBSCRIPTIONS, make_apply_batch
-from review_testkit import TOPOLOGY, TREE, Review, initiative, review_settings, start_review
+from review_testkit import TREE, Review, initiative, review_settings
 from sqlalchemy import func, select
 
-from shared.bus.memory import InMemoryBroker
 from shared.bus.rabbitmq import RabbitMQBus
 from shared.envelope import Envelope
 from shared.messaging import Dispatcher
@@ -56,14 +55,6 @@ def event(event_type: str, data: dict[str, Any], event_id: str | None = None) ->
 
 def withdrawal(item: dict[str, Any]) -> dict[str, Any]:
     return {k: item[k] for k in ("id", "campaign", "phase", "unit_code", "authors")}
-
-
-@pytest.fixture
-async def pg_review() -> AsyncIterator[Review]:
-    async with pg_database() as url:
-        app = create(review_settings(url), broker=InMemoryBroker(TOPOLOGY, delivery_limit=3), topology=TOPOLOGY)
-        async with start_review(app) as r:
-            yield r
 
 
 def dispatcher(r: Review) -> Dispatcher:

@@ -13,21 +13,12 @@ from review.adapters.orm import items, signatures
 from review.adapters.similar_store import SimilarityStore
 from review.app import create
 from review.domain.similarity import shingles, signature
-from review_testkit import TOPOLOGY, TREE, Review, initiative, review_settings, start_review
+from review_testkit import TREE, Review, initiative, review_settings
 from sqlalchemy import func, select
 
-from shared.bus.memory import InMemoryBroker
 from shared.testing import AMQP_URL, amqp_prefix, auth, eventually, pg_database, running_app
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pg_review() -> AsyncIterator[Review]:
-    async with pg_database() as url:
-        app = create(review_settings(url), broker=InMemoryBroker(TOPOLOGY, delivery_limit=3), topology=TOPOLOGY)
-        async with start_review(app) as r:
-            yield r
 
 
 async def test_twenty_reviewers_claiming_at_once_lease_each_of_5000_items_exactly_once(pg_review: Review) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from shared.db import BigIntId
@@ -65,6 +66,14 @@ items = Table(
     Column("queued_at", DateTime(timezone=True), nullable=True),
     Index("ix_review_item_queue", "status", "seq"),
     Index("ix_review_item_unit", "unit_code"),
+    # A small subtree's claim reads each unit's oldest pending items (migration 0002).
+    Index(
+        "ix_review_item_claimable",
+        "unit_code",
+        "seq",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
 )
 
 # The audit history: every decision, who made it, when, and whether it overrode an earlier one.

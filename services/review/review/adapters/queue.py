@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from review.adapters import claims
 from review.adapters.orm import appraisals, decisions, items, units
 from review.domain.rules import (
     CRITERIA,
@@ -77,6 +78,20 @@ async def claim(
     """Lease the ``count`` oldest claimable initiatives (by ``seq``) of the caller's subtree."""
     now = utcnow()
     expires = now + timedelta(minutes=runtime.settings.lease_minutes)
+    if _is_pg(session):
+        picked = await claims.lease(session, principal, count, now, expires)
+        expired = sum(1 for r in picked if r.old_lease is not None)
+    else:
+        picked, expired = await _claim_sqlite(session, principal, count, now, expires)
+    if expired and runtime.metrics:
+        runtime.metrics.leases_expired.inc(expired)
+    return expires, sorted(picked, key=lambda r: r.seq)
+
+
+async def _claim_sqlite(
+    session: AsyncSession, principal: Principal, count: int, now: datetime, expires: datetime
+) -> tuple[list[Any], int]:
+    """One writer at a time: select, lease, read back."""
     query = (
         select(items.c.initiative_id, items.c.lease_expires_at)
         .select_from(items.join(units, units.c.code == items.c.unit_code))
@@ -89,21 +104,15 @@ async def claim(
         query = query.where(subtree_clause(units.c.path, str(principal.unit)))
     if principal.member_id:
         query = query.where(~items.c.author_ids.contains(f"|{principal.member_id}|", autoescape=True))
-    if _is_pg(session):
-        # Concurrent reviewers skip each other's locked rows instead of waiting for them.
-        query = query.with_for_update(skip_locked=True, of=items)
     picked = (await session.execute(query)).all()
     if not picked:
-        return expires, []
+        return [], 0
     ids = [r.initiative_id for r in picked]
-    expired = sum(1 for r in picked if r.lease_expires_at is not None)
-    if expired and runtime.metrics:
-        runtime.metrics.leases_expired.inc(expired)
     await session.execute(
         update(items).where(items.c.initiative_id.in_(ids)).values(lease_holder=principal.sub, lease_expires_at=expires)
     )
-    rows = (await session.execute(select(items).where(items.c.initiative_id.in_(ids)).order_by(items.c.seq))).all()
-    return expires, list(rows)
+    rows = (await session.execute(select(items).where(items.c.initiative_id.in_(ids)))).all()
+    return list(rows), sum(1 for r in picked if r.lease_expires_at is not None)
 
 
 async def release(session: AsyncSession, principal: Principal, initiative_ids: Sequence[str] | None) -> int:
@@ -167,16 +176,7 @@ async def decide_many(
     Returns, in order, the decision made or the ApiError refusing it; nothing is written for a refusal.
     """
     ids = sorted({r["initiative_id"] for r in requests})
-    query = (
-        select(items, units.c.path)
-        .select_from(items.outerjoin(units, units.c.code == items.c.unit_code))
-        .where(items.c.initiative_id.in_(ids))
-        .where(items.c.revision >= 0)
-        .order_by(items.c.initiative_id)  # one lock order for every caller: no deadlocks
-    )
-    if _is_pg(session):
-        query = query.with_for_update(of=items)
-    rows = {r.initiative_id: r for r in (await session.execute(query)).all()}
+    rows = await claims.lock_for_decision(session, ids)
     now = utcnow()
     results: list[dict[str, Any] | ApiError] = []
     accepted: list[tuple[Any, dict[str, Any]]] = []
@@ -196,31 +196,7 @@ async def decide_many(
         results.append(_decision_view(decision))
     if not accepted:
         return results
-    await session.execute(decisions.insert(), [d for _row, d in accepted])
-    await session.execute(
-        update(items)
-        .where(items.c.initiative_id == bindparam("b_id"))
-        .values(
-            status=bindparam("b_status"),
-            decision_seq=bindparam("b_seq"),
-            reason=bindparam("b_reason"),
-            verified_benefit_vnd=bindparam("b_benefit"),
-            decided_at=bindparam("b_at"),
-            lease_holder=None,
-            lease_expires_at=None,
-        ),
-        [
-            {
-                "b_id": d["initiative_id"],
-                "b_status": STATUS_OF[d["outcome"]],
-                "b_seq": d["decision_seq"],
-                "b_reason": d["reason"],
-                "b_benefit": d["verified_benefit_vnd"],
-                "b_at": now,
-            }
-            for _row, d in accepted
-        ],
-    )
+    await claims.record_decisions(session, [d for _row, d in accepted])
     await ctx.emit(
         session, *(ctx.event("initiative.reviewed", reviewed_event(dict(row._mapping), d)) for row, d in accepted)
     )

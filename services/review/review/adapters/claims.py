@@ -1,0 +1,230 @@
+"""Claims and decisions in as few statements as a national queue allows.
+
+**Claims (PostgreSQL).** One statement picks the oldest claimable items (``FOR UPDATE SKIP LOCKED``, so
+concurrent reviewers pass each other's rows), leases them and answers them. How it finds them depends on
+the size of the caller's subtree, read from the unit replica by a range on the path (``/VN/TH/`` …, in the
+"C" collation, where a path's subtree is exactly the range from it to its successor):
+
+- a small subtree (at most ``SMALL_SUBTREE`` units): per unit, the oldest few pending items through the
+  partial index ``(unit_code, seq) WHERE status = 'pending'``, merged by ``seq``: a handful of index
+  probes, however long the national queue;
+- a large one: the whole queue in ``seq`` order through ``(status, seq)``, keeping the items whose unit
+  lies in the subtree; a large subtree holds a large share of the queue, so the first matches come soon.
+
+**Decisions.** The batch's items are read under lock in one statement, and its audit rows and item changes
+are written in one statement each (PostgreSQL: the rows as one JSON document, ``shared.bulk``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, any_, bindparam, func, or_, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from review.adapters.orm import decisions, items, units
+from review.domain.rules import STATUS_OF
+from shared import bulk
+from shared.auth import Principal
+
+SMALL_SUBTREE = 64
+# How many candidates per unit (and in all) the small-subtree path considers: more than one claim's worth, so
+# that reviewers claiming in the same units at the same moment still find unlocked rows.
+WINDOW_FACTOR = 4
+CODES = ARRAY(String)
+# The columns a reviewer is shown (review.adapters.queue.public_item) and a claim's bookkeeping needs.
+SHOWN = (
+    "initiative_id",
+    "seq",
+    "campaign",
+    "phase",
+    "unit_code",
+    "field",
+    "title",
+    "problem",
+    "solution",
+    "effect",
+    "authors",
+    "expected_benefit_vnd",
+    "applied_on",
+    "confidential",
+    "submitted_at",
+    "revision",
+    "similar",
+)
+
+
+def _claimable(now: datetime, principal: Principal) -> list[Any]:
+    conditions: list[Any] = [
+        items.c.status == "pending",
+        or_(items.c.lease_expires_at.is_(None), items.c.lease_expires_at <= now),
+    ]
+    if principal.member_id:
+        conditions.append(~items.c.author_ids.contains(f"|{principal.member_id}|", autoescape=True))
+    return conditions
+
+
+async def subtree(session: AsyncSession, root_code: str, limit: int) -> tuple[str | None, list[str]]:
+    """The root's path and up to ``limit`` unit codes of its subtree (itself included)."""
+    path = (await session.execute(select(units.c.path).where(units.c.code == root_code))).scalar_one_or_none()
+    if path is None:
+        return None, []
+    codes = (
+        await session.execute(
+            select(units.c.code).where(*_in_range(path)).limit(limit),
+        )
+    ).scalars()
+    return path, list(codes)
+
+
+def _in_range(path: str) -> list[Any]:
+    # "/VN/TH/" .. "/VN/TH0": every path that starts with the root's ('/' + 1 is '0' in code-point order).
+    column = units.c.path.collate("C")
+    return [column >= path, column < path[:-1] + chr(ord(path[-1]) + 1)]
+
+
+async def lease(session: AsyncSession, principal: Principal, count: int, now: datetime, expires: datetime) -> list[Any]:
+    """Lease up to ``count`` items; each answered row carries the columns in ``SHOWN`` and ``old_lease``."""
+    codes: list[str] | None = None
+    path: str | None = None
+    if not principal.is_operator:
+        path, codes = await subtree(session, str(principal.unit), SMALL_SUBTREE + 1)
+        if path is None:
+            return []
+    stmt, params = lease_statement(principal, count, now, expires, path, codes)
+    return list((await session.execute(stmt, params)).all())
+
+
+def lease_statement(
+    principal: Principal,
+    count: int,
+    now: datetime,
+    expires: datetime,
+    path: str | None,
+    codes: list[str] | None,
+) -> tuple[Any, dict[str, Any]]:
+    """The one statement that picks, locks, leases and answers (``path``/``codes``: the caller's subtree, or
+    None for an operator)."""
+    claimable = _claimable(now, principal)
+    params: dict[str, Any] = {}
+    if path is None or codes is None:
+        pick = select(items.c.initiative_id).where(*claimable)
+    elif len(codes) <= SMALL_SUBTREE:
+        window = count * WINDOW_FACTOR
+        unit = func.unnest(bindparam("codes", type_=CODES)).table_valued("code").render_derived(name="u")
+        per_unit = (
+            select(items.c.initiative_id, items.c.seq)
+            .where(items.c.unit_code == unit.c.code, *claimable)
+            .order_by(items.c.seq)
+            .limit(window)
+            .lateral("c")
+        )
+        candidates = select(per_unit.c.initiative_id).select_from(unit.join(per_unit, true()))
+        candidates = candidates.order_by(per_unit.c.seq).limit(window)
+        pick = select(items.c.initiative_id).where(items.c.initiative_id.in_(candidates), *claimable)
+        params["codes"] = codes
+    else:
+        in_subtree = select(units.c.code).where(*_in_range(path))
+        pick = select(items.c.initiative_id).where(items.c.unit_code.in_(in_subtree), *claimable)
+    picked = (
+        pick.add_columns(items.c.lease_expires_at.label("old_lease"))
+        .order_by(items.c.seq)
+        .limit(count)
+        .with_for_update(skip_locked=True, of=items)
+        .cte("picked")
+    )
+    stmt = (
+        update(items)
+        .where(items.c.initiative_id == picked.c.initiative_id)
+        .values(lease_holder=principal.sub, lease_expires_at=expires)
+        .returning(*(items.c[c] for c in SHOWN), picked.c.old_lease)
+    )
+    return stmt, params
+
+
+# ---- decisions -----------------------------------------------------------------------------------
+
+LOCK_COLUMNS = (
+    "initiative_id",
+    "campaign",
+    "phase",
+    "unit_code",
+    "seq",
+    "title",
+    "authors",
+    "author_ids",
+    "submitted_at",
+    "expected_benefit_vnd",
+    "status",
+    "lease_holder",
+    "lease_expires_at",
+    "decision_seq",
+)
+DECISION_COLUMNS = (
+    "initiative_id",
+    "decision_seq",
+    "outcome",
+    "reason",
+    "note",
+    "verified_benefit_vnd",
+    "decided_by",
+    "decided_at",
+    "redecision",
+)
+ITEM_COLUMNS = (
+    "initiative_id",
+    "status",
+    "decision_seq",
+    "reason",
+    "verified_benefit_vnd",
+    "decided_at",
+    "lease_holder",
+    "lease_expires_at",
+)
+
+
+async def lock_for_decision(session: AsyncSession, ids: Sequence[str]) -> dict[str, Any]:
+    """The items (with their unit's path), locked in one order for every caller: no deadlocks."""
+    query = (
+        select(*(items.c[c] for c in LOCK_COLUMNS), units.c.path)
+        .select_from(items.outerjoin(units, units.c.code == items.c.unit_code))
+        .where(items.c.revision >= 0)
+        .order_by(items.c.initiative_id)
+    )
+    if session.bind.dialect.name == "postgresql":
+        query = query.where(items.c.initiative_id == any_(bindparam("ids", type_=CODES))).with_for_update(of=items)
+        result = await session.execute(query, {"ids": list(ids)})
+    else:
+        result = await session.execute(query.where(items.c.initiative_id.in_(list(ids))))
+    return {r.initiative_id: r for r in result.all()}
+
+
+async def record_decisions(session: AsyncSession, accepted: Sequence[dict[str, Any]]) -> None:
+    """The audit rows and the items' new state (lease ended) of the accepted decisions."""
+    changes = [
+        {
+            "initiative_id": d["initiative_id"],
+            "status": STATUS_OF[d["outcome"]],
+            "decision_seq": d["decision_seq"],
+            "reason": d["reason"],
+            "verified_benefit_vnd": d["verified_benefit_vnd"],
+            "decided_at": d["decided_at"],
+            "lease_holder": None,
+            "lease_expires_at": None,
+        }
+        for d in accepted
+    ]
+    if session.bind.dialect.name == "postgresql":
+        audit = bulk.rows_param([[d[c] for c in DECISION_COLUMNS] for d in accepted])
+        await session.execute(bulk.insert_rows(decisions, DECISION_COLUMNS), audit)
+        key = ("initiative_id",)
+        state = bulk.rows_param([[c[k] for k in ITEM_COLUMNS] for c in changes])
+        await session.execute(bulk.update_rows(items, key, ITEM_COLUMNS), state)
+        return
+    await session.execute(decisions.insert(), [{c: d[c] for c in DECISION_COLUMNS} for d in accepted])
+    values = {c: bindparam(f"b_{c}") for c in ITEM_COLUMNS if c != "initiative_id"}
+    stmt = update(items).where(items.c.initiative_id == bindparam("b_initiative_id")).values(values)
+    await session.execute(stmt, [{f"b_{k}": v for k, v in c.items()} for c in changes])

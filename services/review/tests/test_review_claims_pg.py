@@ -1,0 +1,127 @@
+"""Claims on PostgreSQL: the same answers by both ways of finding a subtree's items, and an index, not a scan,
+for a small subtree in a long national queue."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from review.adapters import claims
+from review.adapters.orm import items
+from review_testkit import Review
+from sqlalchemy import text
+
+from shared.auth import Principal
+from shared.testing import auth
+
+pytestmark = pytest.mark.integration
+
+
+def item_row(n: int, unit_code: str, *, author: str | None = None, lease: datetime | None = None) -> dict[str, Any]:
+    return {
+        "initiative_id": str(uuid.uuid4()),
+        "campaign": "1M",
+        "phase": "P1",
+        "unit_code": unit_code,
+        "seq": n,
+        "title": f"Sáng kiến số {n}",
+        "expected_benefit_vnd": 0,
+        "confidential": False,
+        "authors": [{"member_id": author or f"M-{n}", "full_name": "Tác giả"}],
+        "author_ids": f"|{author or f'M-{n}'}|",
+        "revision": 0,
+        "status": "pending",
+        "decision_seq": 0,
+        "similar": [],
+        "appraisal_count": 0,
+        "queued_at": datetime.now(UTC),
+        "lease_holder": None if lease is None else "someone",
+        "lease_expires_at": lease,
+    }
+
+
+@pytest.mark.parametrize("small_subtree", [claims.SMALL_SUBTREE, 0], ids=["per-unit", "queue-order"])
+async def test_claims_take_the_oldest_claimable_in_scope_by_either_way(
+    pg_review: Review, monkeypatch: pytest.MonkeyPatch, small_subtree: int
+) -> None:
+    monkeypatch.setattr(claims, "SMALL_SUBTREE", small_subtree)
+    now = datetime.now(UTC)
+    rows = [
+        item_row(1, "HN-001"),  # out of the TH reviewer's scope
+        item_row(2, "TH-01-001", author="M-R1"),  # the reviewer's own
+        item_row(3, "TH-02", lease=now + timedelta(minutes=5)),  # leased by another
+        item_row(4, "TH-02", lease=now - timedelta(minutes=5)),  # a lease that has run out
+        item_row(5, "TH-01-001"),
+        item_row(6, "TH"),
+        item_row(7, "TH-01"),
+    ]
+    async with pg_review.app.state.ctx.sessions() as session, session.begin():
+        await session.execute(items.insert(), rows)
+    reviewer = auth("reviewer", "TH", sub="rev-1", member_id="M-R1")
+    r = await pg_review.client.post("/api/v1/review/claims", json={"count": 3}, headers=reviewer)
+    assert [i["seq"] for i in r.json()["items"]] == [4, 5, 6]
+    r = await pg_review.client.post("/api/v1/review/claims", json={"count": 3}, headers=reviewer)
+    assert [i["seq"] for i in r.json()["items"]] == [7]
+    assert set(r.json()["items"][0]) >= {"title", "authors", "similar", "submitted_at"}
+    district = auth("reviewer", "TH-01", sub="rev-2")
+    r = await pg_review.client.post("/api/v1/review/claims", json={"count": 10}, headers=district)
+    assert [i["seq"] for i in r.json()["items"]] == [2]
+    operator = auth("operator", "VN", sub="op-1")
+    r = await pg_review.client.post("/api/v1/review/claims", json={"count": 10}, headers=operator)
+    assert [i["seq"] for i in r.json()["items"]] == [1]
+    unknown = auth("reviewer", "XX", sub="rev-3")
+    r = await pg_review.client.post("/api/v1/review/claims", json={"count": 10}, headers=unknown)
+    assert r.json()["items"] == []
+    metrics = (await pg_review.client.get("/metrics")).text
+    assert "sangkien_review_leases_expired_total 1.0" in metrics
+
+
+async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: Review) -> None:
+    """200,000 pending items over 2,000 units; a grassroots reviewer's claim must read its unit's index
+    entries, not the queue (the 2.5 M figure is in docs/benchmarks.md: bench/review.py --claims-queue)."""
+    async with pg_review.app.state.ctx.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO unit_replica (code, name, kind, parent_code, path, revision) "
+                "SELECT 'G-' || g, 'CĐCS ' || g, 'grassroots', 'TH-02', '/VN/TH/TH-02/G-' || g || '/', 1 "
+                "FROM generate_series(1, 2000) AS g"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO review_item (initiative_id, campaign, phase, unit_code, seq, title,"
+                " expected_benefit_vnd, confidential, authors, author_ids, revision, status, decision_seq, \"similar\","
+                " appraisal_count) "
+                "SELECT md5(n::text), '1M', 'P1', 'G-' || (n % 2000 + 1), n, 'Sáng kiến ' || n, 0, false,"
+                " '[]', '|M-' || n || '|', 0, 'pending', 0, '[]', 0 FROM generate_series(1, 200000) AS n"
+            )
+        )
+        await conn.execute(text("ANALYZE review_item"))
+        await conn.execute(text("ANALYZE unit_replica"))
+    principal = Principal(sub="rev-g", name="rev-g", roles=frozenset({"reviewer"}), unit="G-7", member_id="M-x")
+    now = datetime.now(UTC)
+    async with pg_review.app.state.ctx.sessions() as session, session.begin():
+        path, codes = await claims.subtree(session, "G-7", claims.SMALL_SUBTREE + 1)
+        assert (path, codes) == ("/VN/TH/TH-02/G-7/", ["G-7"])
+        stmt, params = claims.lease_statement(principal, 50, now, now + timedelta(minutes=15), path, codes)
+        plan = await explain(session, stmt, params)
+        rows = (await session.execute(stmt, params)).all()
+    # Per unit through an index on unit_code (the partial one, or the plain one where the unit's items are few),
+    # never the whole queue.
+    assert "Seq Scan on review_item" not in plan, plan
+    assert "ix_review_item_claimable" in plan or "ix_review_item_unit" in plan, plan
+    assert "ix_review_item_queue" not in plan, plan
+    assert len(rows) == 50 and {r.unit_code for r in rows} == {"G-7"}
+    assert sorted(r.seq for r in rows) == [2000 * k + 6 for k in range(50)]
+
+
+async def explain(session: Any, stmt: Any, params: dict[str, Any]) -> str:
+    """The plan PostgreSQL chooses for the statement as the service sends it (bound parameters)."""
+    compiled = stmt.compile(dialect=session.bind.dialect)
+    values = compiled.construct_params(params)
+    positional = tuple(values[name] for name in compiled.positiontup)
+    conn = await session.connection()
+    result = await conn.exec_driver_sql("EXPLAIN " + compiled.string, positional)
+    return "\n".join(r[0] for r in result.all())
