@@ -92,7 +92,7 @@ async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: R
         await conn.execute(
             text(
                 "INSERT INTO review_item (initiative_id, campaign, phase, unit_code, seq, title,"
-                " expected_benefit_vnd, confidential, authors, author_ids, revision, status, decision_seq, \"similar\","
+                ' expected_benefit_vnd, confidential, authors, author_ids, revision, status, decision_seq, "similar",'
                 " appraisal_count) "
                 "SELECT md5(n::text), '1M', 'P1', 'G-' || (n % 2000 + 1), n, 'Sáng kiến ' || n, 0, false,"
                 " '[]', '|M-' || n || '|', 0, 'pending', 0, '[]', 0 FROM generate_series(1, 200000) AS n"
@@ -105,9 +105,9 @@ async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: R
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
         path, codes = await claims.subtree(session, "G-7", claims.SMALL_SUBTREE + 1)
         assert (path, codes) == ("/VN/TH/TH-02/G-7/", ["G-7"])
-        stmt, params = claims.lease_statement(principal, 50, now, now + timedelta(minutes=15), path, codes)
+        stmt, params = claims.pick_statement(principal, 50, now, path, codes)
         plan = await explain(session, stmt, params)
-        rows = (await session.execute(stmt, params)).all()
+        rows, _ = await claims.lease(session, principal, 50, now, now + timedelta(minutes=15))
     # Per unit through an index on unit_code (the partial one, or the plain one where the unit's items are few),
     # never the whole queue.
     assert "Seq Scan on review_item" not in plan, plan

@@ -1,15 +1,15 @@
 """Claims and decisions in as few statements as a national queue allows.
 
 **Claims (PostgreSQL).** One statement picks the oldest claimable items (``FOR UPDATE SKIP LOCKED``, so
-concurrent reviewers pass each other's rows), leases them and answers them. How it finds them depends on
-the size of the caller's subtree, read from the unit replica by a range on the path (``/VN/TH/`` …, in the
-"C" collation, where a path's subtree is exactly the range from it to its successor):
+concurrent reviewers pass each other's rows), one leases them and answers them. How the pick finds them
+depends on the size of the caller's subtree, read from the unit replica by a range on the path
+(``/VN/TH/`` …, in the "C" collation, where a path's subtree is exactly the range from it to its successor):
 
-- a small subtree (at most ``SMALL_SUBTREE`` units): per unit, the oldest few pending items through the
-  partial index ``(unit_code, seq) WHERE status = 'pending'``, merged by ``seq``: a handful of index
-  probes, however long the national queue;
-- a large one: the whole queue in ``seq`` order through ``(status, seq)``, keeping the items whose unit
-  lies in the subtree; a large subtree holds a large share of the queue, so the first matches come soon.
+- a small subtree (at most ``SMALL_SUBTREE`` units): ``unit_code = ANY(codes)``, which the planner answers
+  from the unit indexes (the partial ``(unit_code, seq) WHERE status = 'pending'``, or ``unit_code``)
+  whatever the length of the national queue;
+- a large one: the queue in ``seq`` order through ``(status, seq)``, keeping the items whose unit lies in
+  the subtree; a large subtree holds a large share of the queue, so the first matches come soon.
 
 **Decisions.** The batch's items are read under lock in one statement, and its audit rows and item changes
 are written in one statement each (PostgreSQL: the rows as one JSON document, ``shared.bulk``).
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, func, or_, select, true, update
+from sqlalchemy import String, any_, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,9 +31,6 @@ from shared import bulk
 from shared.auth import Principal
 
 SMALL_SUBTREE = 64
-# How many candidates per unit (and in all) the small-subtree path considers: more than one claim's worth, so
-# that reviewers claiming in the same units at the same moment still find unlocked rows.
-WINDOW_FACTOR = 4
 CODES = ARRAY(String)
 # The columns a reviewer is shown (review.adapters.queue.public_item) and a claim's bookkeeping needs.
 SHOWN = (
@@ -86,63 +83,44 @@ def _in_range(path: str) -> list[Any]:
     return [column >= path, column < path[:-1] + chr(ord(path[-1]) + 1)]
 
 
-async def lease(session: AsyncSession, principal: Principal, count: int, now: datetime, expires: datetime) -> list[Any]:
-    """Lease up to ``count`` items; each answered row carries the columns in ``SHOWN`` and ``old_lease``."""
+async def lease(
+    session: AsyncSession, principal: Principal, count: int, now: datetime, expires: datetime
+) -> tuple[list[Any], int]:
+    """Lease up to ``count`` items: their rows (the columns in ``SHOWN``), and how many had an expired lease."""
     codes: list[str] | None = None
     path: str | None = None
     if not principal.is_operator:
         path, codes = await subtree(session, str(principal.unit), SMALL_SUBTREE + 1)
         if path is None:
-            return []
-    stmt, params = lease_statement(principal, count, now, expires, path, codes)
-    return list((await session.execute(stmt, params)).all())
-
-
-def lease_statement(
-    principal: Principal,
-    count: int,
-    now: datetime,
-    expires: datetime,
-    path: str | None,
-    codes: list[str] | None,
-) -> tuple[Any, dict[str, Any]]:
-    """The one statement that picks, locks, leases and answers (``path``/``codes``: the caller's subtree, or
-    None for an operator)."""
-    claimable = _claimable(now, principal)
-    params: dict[str, Any] = {}
-    if path is None or codes is None:
-        pick = select(items.c.initiative_id).where(*claimable)
-    elif len(codes) <= SMALL_SUBTREE:
-        window = count * WINDOW_FACTOR
-        unit = func.unnest(bindparam("codes", type_=CODES)).table_valued("code").render_derived(name="u")
-        per_unit = (
-            select(items.c.initiative_id, items.c.seq)
-            .where(items.c.unit_code == unit.c.code, *claimable)
-            .order_by(items.c.seq)
-            .limit(window)
-            .lateral("c")
-        )
-        candidates = select(per_unit.c.initiative_id).select_from(unit.join(per_unit, true()))
-        candidates = candidates.order_by(per_unit.c.seq).limit(window)
-        pick = select(items.c.initiative_id).where(items.c.initiative_id.in_(candidates), *claimable)
-        params["codes"] = codes
-    else:
-        in_subtree = select(units.c.code).where(*_in_range(path))
-        pick = select(items.c.initiative_id).where(items.c.unit_code.in_(in_subtree), *claimable)
-    picked = (
-        pick.add_columns(items.c.lease_expires_at.label("old_lease"))
-        .order_by(items.c.seq)
-        .limit(count)
-        .with_for_update(skip_locked=True, of=items)
-        .cte("picked")
-    )
+            return [], 0
+    pick, params = pick_statement(principal, count, now, path, codes)
+    picked = (await session.execute(pick, params)).all()
+    if not picked:
+        return [], 0
     stmt = (
         update(items)
-        .where(items.c.initiative_id == picked.c.initiative_id)
+        .where(items.c.initiative_id == any_(bindparam("ids", type_=CODES)))
         .values(lease_holder=principal.sub, lease_expires_at=expires)
-        .returning(*(items.c[c] for c in SHOWN), picked.c.old_lease)
+        .returning(*(items.c[c] for c in SHOWN))
     )
-    return stmt, params
+    rows = (await session.execute(stmt, {"ids": [r.initiative_id for r in picked]})).all()
+    return list(rows), sum(1 for r in picked if r.lease_expires_at is not None)
+
+
+def pick_statement(
+    principal: Principal, count: int, now: datetime, path: str | None, codes: list[str] | None
+) -> tuple[Any, dict[str, Any]]:
+    """The oldest claimable items of the caller's subtree (``path``/``codes``; None for an operator), locked,
+    skipping rows another reviewer holds locked."""
+    query = select(items.c.initiative_id, items.c.lease_expires_at).where(*_claimable(now, principal))
+    params: dict[str, Any] = {}
+    if path is not None and codes is not None:
+        if len(codes) <= SMALL_SUBTREE:
+            query = query.where(items.c.unit_code == any_(bindparam("codes", type_=CODES)))
+            params["codes"] = codes
+        else:
+            query = query.where(items.c.unit_code.in_(select(units.c.code).where(*_in_range(path))))
+    return query.order_by(items.c.seq).limit(count).with_for_update(skip_locked=True, of=items), params
 
 
 # ---- decisions -----------------------------------------------------------------------------------

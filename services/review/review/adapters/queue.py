@@ -79,8 +79,7 @@ async def claim(
     now = utcnow()
     expires = now + timedelta(minutes=runtime.settings.lease_minutes)
     if _is_pg(session):
-        picked = await claims.lease(session, principal, count, now, expires)
-        expired = sum(1 for r in picked if r.old_lease is not None)
+        picked, expired = await claims.lease(session, principal, count, now, expires)
     else:
         picked, expired = await _claim_sqlite(session, principal, count, now, expires)
     if expired and runtime.metrics:
