@@ -51,7 +51,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -410,7 +410,7 @@ async def wait_healthy(port: int, proc: asyncio.subprocess.Process) -> None:
 # ---- measurement: CPU per process group, queue depths, outboxes ---------------------------------------
 
 
-async def cancel(task: asyncio.Task[None] | None) -> None:
+async def cancel(task: asyncio.Task[Any] | None) -> None:
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -688,21 +688,21 @@ def decision_for(title: str, province: Province) -> dict[str, Any]:
 
 
 async def enter_batches(
-    system: System, province: Province, start: int, stop: int, clients: int, progress: Progress, size: int = 1000
-) -> None:
-    """Items ``start``..``stop`` of the generator, 1,000 a request (intake's limit), ``clients`` support
-    accounts at once (one per district, round robin), each on its own keep-alive connection."""
-    spans = [(i, min(stop, i + size)) for i in range(start, stop, size)]
-    queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
-    for s in spans:
-        queue.put_nowait(s)
-    code = province.shape.code
+    system: System, spans: Iterable[tuple[Province, int, int]], unit: str, clients: int, progress: Progress,
+    size: int = 1000,
+) -> None:  # fmt: skip
+    """Items ``a``..``b`` of each span's generator, 1,000 a request (intake's limit), by ``clients`` support
+    accounts of ``unit`` at once, each on its own keep-alive connection."""
+    queue: asyncio.Queue[tuple[Province, int, int]] = asyncio.Queue()
+    for province, start, stop in spans:
+        for i in range(start, stop, size):
+            queue.put_nowait((province, i, min(stop, i + size)))
 
     async def client(n: int) -> None:
-        conn = Conn(system.gateway, token("support", code, f"bench-support-{code}-{n}"))
+        conn = Conn(system.gateway, token("support", unit, f"bench-support-{unit}-{n}"))
         try:
             while not queue.empty():
-                a, b = queue.get_nowait()
+                province, a, b = queue.get_nowait()
                 body = b'{"items":[' + b",".join(orjson.dumps(province.body(it)) for it in province.items(a, b)) + b"]}"
                 if not progress.first_submission:
                     progress.first_submission = time.monotonic()
@@ -807,19 +807,18 @@ async def wait_counted(system: System, unit: str, campaign: str, submitted: int,
 
 
 async def enter_and_review(
-    system: System, provinces: list[Province], spans: Iterable[tuple[Province, int, int]], reviewer_unit: str,
-    top_unit: str, opts: argparse.Namespace, progress: Progress, counted: tuple[int, int],
+    system: System, provinces: list[Province], entry: Callable[[], Awaitable[None]], unit: str,
+    opts: argparse.Namespace, progress: Progress, counted: tuple[int, int],
 ) -> float:  # fmt: skip
-    """Batch entry of ``spans`` with the reviewers working meanwhile, until tally counts ``counted`` (submitted,
-    decided) at ``top_unit``; answers the time tally first did."""
-
-    async def entry() -> None:
-        for province, a, b in spans:
-            await enter_batches(system, province, a, b, opts.entry_clients, progress)
-
+    """``entry`` (batch entry) with the reviewers of ``unit`` working meanwhile, until tally counts ``counted``
+    (submitted, decided) at ``unit``; answers the time tally first did."""
     limit = opts.limit_s
-    review_task = asyncio.create_task(reviewers(system, provinces, reviewer_unit, opts.reviewers, progress, limit))
-    await entry()
+    review_task = asyncio.create_task(reviewers(system, provinces, unit, opts.reviewers, progress, limit))
+    try:
+        await entry()
+    except BaseException:
+        await cancel(review_task)
+        raise
     if progress.refused:  # the reviewers and tally then wait only for what was accepted
         log(f"warning: {progress.refused} initiatives refused at entry")
         progress.expected -= progress.refused
@@ -827,7 +826,7 @@ async def enter_and_review(
     await review_task
     if progress.decided < progress.expected:
         raise RuntimeError(f"reviewers decided {progress.decided} of {progress.expected} in {limit:.0f} s")
-    return await wait_counted(system, top_unit, provinces[0].campaign, *counted, limit)
+    return await wait_counted(system, unit, provinces[0].campaign, *counted, limit)
 
 
 # ---- the run -------------------------------------------------------------------------------------------
@@ -888,8 +887,15 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
             progress = Progress(expected=opts.n)
             cpu0 = await meter.snapshot()
             t_load0 = time.monotonic()
+            spans = [(province, 0, opts.n)]
             t_counted = await enter_and_review(
-                system, [province], [(province, 0, opts.n)], code, code, opts, progress, (opts.n, opts.n)
+                system,
+                [province],
+                lambda: enter_batches(system, spans, code, opts.entry_clients, progress),
+                code,
+                opts,
+                progress,
+                (opts.n, opts.n),
             )
             t0 = progress.first_submission
             elapsed = max(t_counted, progress.all_decided) - t0

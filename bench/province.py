@@ -190,6 +190,11 @@ class Province:
             order.extend([g] * n)
         rng.shuffle(order)  # type: ignore[arg-type]
         self.order = order
+        self.kth = array("i", bytes(4 * sh.submissions))  # item i is the kth[i]-th of its unit
+        seen = [0] * sh.grassroots
+        for i, g in enumerate(order):
+            self.kth[i] = seen[g]
+            seen[g] += 1
         # Benefits: many small, a few large; scaled so the valid ones add up to the target.
         raw = array("q", (int(rng.paretovariate(1.2) * 1_000_000) if rng.random() < 0.7 else 0
                           for _ in range(sh.submissions)))  # fmt: skip
@@ -241,11 +246,8 @@ class Province:
     def items(self, start: int = 0, stop: int | None = None) -> Iterator[Item]:
         """Initiatives ``start``..``stop`` in submission order (the k-th of a unit has member k as first author)."""
         stop = self.shape.submissions if stop is None else stop
-        seen = self._seen_before(start)
         for i in range(start, stop):
-            g = self.order[i]
-            k = seen[g]
-            seen[g] += 1
+            g, k = self.order[i], self.kth[i]
             m = self.members[g]
             authors = [k % m]
             if m > 1 and i % 5 == 0:
@@ -255,12 +257,6 @@ class Province:
             valid = bool(self.outcomes[i])
             yield Item(i, g, "P1" if i < self.n1 else "P2", authors, self.benefits[i], valid,
                        None if valid else REASONS[i % len(REASONS)])  # fmt: skip
-
-    def _seen_before(self, start: int) -> list[int]:
-        seen = [0] * self.shape.grassroots
-        for i in range(start):
-            seen[self.order[i]] += 1
-        return seen
 
     def member_id(self, g: int, k: int) -> str:
         return f"{self.shape.code}-M{self.member_base[g] + k:07d}"
