@@ -878,6 +878,7 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
     today = date.today()
     async with running_system(workdir) as system:
         log(f"system up: ports {system.ports}, databases {system.db_prefix}*, prefix {system.amqp_prefix}")
+        report["db_prefix"], report["amqp_prefix"] = system.db_prefix, system.amqp_prefix
         await load_plan(system, [province], today)
         async with Depths(system) as depths, CpuMeter(system) as meter:
             if await depths.wait_drained(120) is None:

@@ -207,6 +207,7 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
         f"{valid:,} valid, benefits {benefit:,} VND")  # fmt: skip
     today = date.today()
     async with running_system(Path(os.environ.get("TMPDIR", "/tmp"))) as system:
+        report["db_prefix"], report["amqp_prefix"] = system.db_prefix, system.amqp_prefix
         await load_plan(system, provinces, today, [NATIONAL_ROOT] if root else None)
         async with Depths(system) as depths, CpuMeter(system) as meter:
             await depths.wait_drained(300)
