@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import random
 import socket
@@ -70,6 +71,30 @@ def pct(values: list[float], q: float) -> float:
 # ---- 1–3: the index ------------------------------------------------------------------------------
 
 
+def rss_bytes(field: str = "VmRSS") -> int:
+    """This process's resident memory (or its peak, ``VmHWM``), from /proc/self/status."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def index_bytes(index: SimilarityIndex) -> dict[str, int]:
+    """What the index's own objects take (Python object headers included; ids and their positions share the
+    strings): the shingle sets, the ids, the seqs, the id -> position dict, the band tables and the recent
+    inserts."""
+    sets = sys.getsizeof(index.sets) + sum(sys.getsizeof(a) for a in index.sets)
+    ids = sys.getsizeof(index.ids) + sum(sys.getsizeof(i) for i in index.ids)
+    seqs = sys.getsizeof(index.seqs) + sum(sys.getsizeof(q) for q in index.seqs if q > 256)
+    positions = sys.getsizeof(index.positions) + sum(sys.getsizeof(p) for p in index.positions.values() if p > 256)
+    bands = sum(a.nbytes for a in index._keys) + sum(a.nbytes for a in index._docs)
+    recent = sum(sys.getsizeof(d) + sum(sys.getsizeof(v) for v in d.values()) for d in index._recent)
+    out = {"shingle sets": sets, "ids": ids, "seqs": seqs, "positions": positions, "band tables": bands,
+           "recent": recent}  # fmt: skip
+    out["total"] = sum(out.values())
+    return out
+
+
 def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     texts = [initiative(rng) for _ in range(n_texts)]
@@ -81,6 +106,8 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
         exact.setdefault(zlib.crc32(text.encode()), i)
     ref_rate = n_texts / (time.perf_counter() - start)
 
+    gc.collect()
+    rss_before = rss_bytes()
     index = SimilarityIndex()
     start = time.perf_counter()
     for i, text in enumerate(raw):
@@ -90,9 +117,11 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
 
     # The fill: initiatives composed of pre-shingled sentences.
     pool_size = 50_000
+    rss_pool = rss_bytes()
     pool_text = [_sentence(rng) for _ in range(pool_size)]
     pool_sets = [shingles(s) for s in pool_text]
     pool_sigs = np.stack([signature(s) for s in pool_sets])
+    rss_pool = rss_bytes() - rss_pool  # the bench's own pool, not the index: subtracted below
     fill = max(0, n - n_texts)
     np_rng = np.random.default_rng(seed)
     composed: dict[int, np.ndarray] = {}
@@ -110,6 +139,19 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
             composed[doc] = picks[j]
     fill_s = time.perf_counter() - start
     print(f"filled to {len(index):,} in {fill_s:.1f} s ({fill / max(fill_s, 1e-9):,.0f}/s)", flush=True)
+    gc.collect()
+    memory = {"rss_before": rss_before, "rss_after": rss_bytes(), "rss_peak": rss_bytes("VmHWM"), "pool": rss_pool,
+              "own": index_bytes(index)}  # fmt: skip
+    memory["index_rss"] = memory["rss_after"] - rss_before - rss_pool
+    own = memory["own"]
+    print(
+        f"memory at {len(index):,}: process RSS {rss_before / 2**20:,.0f} MiB before the index, "
+        f"{memory['rss_after'] / 2**20:,.0f} MiB after the fill (peak {memory['rss_peak'] / 2**20:,.0f} MiB); "
+        f"the index's share {memory['index_rss'] / 2**20:,.0f} MiB (less the bench's sentence pool, "
+        f"{rss_pool / 2**20:,.0f} MiB); its own objects {own['total'] / 2**20:,.0f} MiB: "
+        + ", ".join(f"{k} {v / 2**20:,.0f}" for k, v in own.items() if k != "total"),
+        flush=True,
+    )
 
     # Lookups from raw text: altered copies (half from step 1, half composed) and unrelated texts.
     queries: list[tuple[str, str | None]] = []
@@ -152,6 +194,7 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
         flush=True,
     )
     return {
+        "memory": memory,
         "index_rate": rate,
         "index_ref_rate": ref_rate,
         "size": len(index),
@@ -426,6 +469,12 @@ def main() -> None:
             f"  claim+decide        batch {api['batch_rate']:,.0f}/s = {api['batch_rate'] / api['ref_rps']:.3f} x bare "
             f"req/s; single {api['single_rate']:,.0f}/s = {api['single_rate'] / api['ref_rps']:.3f} x bare req/s"
         )
+    mem = idx["memory"]
+    print(
+        f"  memory at {idx['size']:,}  index {mem['index_rss'] / 2**30:.2f} GiB of RSS, own objects "
+        f"{mem['own']['total'] / 2**30:.2f} GiB; process RSS {mem['rss_after'] / 2**30:.2f} GiB "
+        f"(peak {mem['rss_peak'] / 2**30:.2f} GiB); issue 13 target <= 2 GB per replica"
+    )
     print(f"  total {time.perf_counter() - t0:.0f} s")
 
 

@@ -1,0 +1,64 @@
+"""bench/pipeline.py and bench/replay.py at a tiny size, so that they cannot rot: the five processes of
+scripts/run-distributed.sh on fresh databases and queues, entry, review, the figures checked, clean-up.
+The two run side by side (about 30 s on a quiet machine); each exits 1 when anything is refused or differs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared.testing import PG_ADMIN_DSN
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bench_databases() -> set[str]:
+    async def names() -> set[str]:
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            return {r[0] for r in await admin.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'skbench_%'")}
+        finally:
+            await admin.close()
+
+    return asyncio.run(names())
+
+
+def test_pipeline_and_replay_benches_run_and_check_at_a_tiny_size(tmp_path: Path) -> None:
+    pipeline = subprocess.Popen(
+        [sys.executable, "bench/pipeline.py", "--n", "200", "--rates", "40", "--step-seconds", "1",
+         "--echo-seconds", "0.5", "--limit-s", "150", "--drain-limit-s", "30", "--json", str(tmp_path / "p.json")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    replay = subprocess.Popen(
+        [sys.executable, "bench/replay.py", "--scale", "0.0005", "--limit-s", "150", "--drain-limit-s", "30",
+         "--json", str(tmp_path / "r.json")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        out_p, _ = pipeline.communicate(timeout=240)
+        out_r, _ = replay.communicate(timeout=240)
+    finally:
+        for proc in (pipeline, replay):
+            if proc.poll() is None:
+                proc.terminate()  # SIGTERM: the bench stops its system and removes its databases and queues
+                proc.wait(60)
+    assert pipeline.returncode == 0, out_p[-4000:]
+    assert replay.returncode == 0, out_r[-4000:]
+    p = json.loads((tmp_path / "p.json").read_text())
+    assert p["b"]["entered"] == p["b"]["decided"] == 200
+    assert p["a"]["rps"] > 0 and p["b"]["initiatives_per_s"] > 0
+    assert p["c"]["steps"][0]["accepted"] == 40
+    assert p["b"]["cpu_us_per_initiative"]["review"] > 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["check"]["different"] == 0 and r["check"]["units_checked"] > 0
+    assert r["check"]["tally_verify_rc"] == 0
+    left = [db for db in bench_databases() if db.startswith((p["db_prefix"], r["db_prefix"]))]
+    assert not left  # each bench dropped its databases
