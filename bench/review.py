@@ -17,7 +17,15 @@
    on a fresh PostgreSQL database with ``--items`` pending initiatives; ``--reviewers`` concurrent reviewers
    loop ``POST /review/claims {count: 50}`` then ``POST /review/decisions/batch`` (50 decisions, each with
    its outbox event). Also one decision per request (``POST /review/items/{id}/decision``). Reference: a bare
-   FastAPI POST endpoint (separate uvicorn, same client, same concurrency), requests/s.
+   FastAPI POST endpoint (separate uvicorn, same client, same concurrency), requests/s. With ``--only-api``,
+   only this step, with the machine CPU per decision of the service, its PostgreSQL backends and the client;
+5. ``--claims-queue N`` (alone): claims in a national-size queue of N pending items over ``--claims-units``
+   grassroots units (under units/100 districts of one province): the median time of claiming 50 (then
+   releasing them) for a grassroots union's reviewer, a district's and the province's; reference: the same
+   claims when the queue held 10,000.
+
+  .venv/bin/python bench/review.py --only-api [--items 6000]
+  .venv/bin/python bench/review.py --claims-queue 2500000 [--claims-units 150000]
 """
 
 from __future__ import annotations
@@ -87,8 +95,8 @@ def index_bytes(index: SimilarityIndex) -> dict[str, int]:
     ids = sys.getsizeof(index.ids) + sum(sys.getsizeof(i) for i in index.ids)
     seqs = sys.getsizeof(index.seqs) + sum(sys.getsizeof(q) for q in index.seqs if q > 256)
     positions = sys.getsizeof(index.positions) + sum(sys.getsizeof(p) for p in index.positions.values() if p > 256)
-    bands = sum(a.nbytes for a in index._keys) + sum(a.nbytes for a in index._docs)
-    recent = sum(sys.getsizeof(d) + sum(sys.getsizeof(v) for v in d.values()) for d in index._recent)
+    bands = index._keys.nbytes + index._docs.nbytes
+    recent = sys.getsizeof(index._recent) + sum(sys.getsizeof(v) for v in index._recent.values())
     out = {"shingle sets": sets, "ids": ids, "seqs": seqs, "positions": positions, "band tables": bands,
            "recent": recent}  # fmt: skip
     out["total"] = sum(out.values())
@@ -405,6 +413,75 @@ async def review_service(n_items: int) -> AsyncIterator[Service]:
             yield Service(base, pids[0], dsn, datname)
 
 
+QUEUE_UNITS = """
+INSERT INTO unit_replica (code, name, kind, parent_code, path, revision)
+SELECT 'D-' || d, 'Huyện ' || d, 'district', 'TH', '/VN/TH/D-' || d || '/', 1 FROM generate_series(1, $1::int) AS d
+UNION ALL
+SELECT 'G-' || g, 'CĐCS ' || g, 'grassroots', 'D-' || (g % $1::int + 1),
+    '/VN/TH/D-' || (g % $1::int + 1) || '/G-' || g || '/', 1
+FROM generate_series(1, $2::int) AS g
+"""
+QUEUE_ITEMS = """
+INSERT INTO review_item (initiative_id, campaign, phase, unit_code, seq, title, expected_benefit_vnd, confidential,
+    authors, author_ids, revision, status, decision_seq, "similar", appraisal_count, queued_at)
+SELECT md5(n::text), '1M', 'P1', 'G-' || (n % $2::int + 1), n, 'Sáng kiến số ' || n, 1000000, false,
+    '[{"member_id": "M-' || n || '", "full_name": "Tác giả"}]', '|M-' || n || '|', 0, 'pending', 0, '[]', 0, now()
+FROM generate_series($1::int, $1::int + $3::int - 1) AS n
+"""
+
+
+async def claim_times(base: str, unit: str, rounds: int) -> float:
+    """Median wall time (ms) of claiming 50 and giving them back, for a reviewer of ``unit``."""
+    tok = mint_token(DEV_JWT_SECRET, sub=f"q-{unit}", roles=["reviewer"], unit=unit, ttl_s=3600)
+    headers = {"Authorization": f"Bearer {tok}"}
+    times = []
+    async with httpx.AsyncClient(timeout=60) as client:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            r = await client.post(f"{base}/api/v1/review/claims", json={"count": 50}, headers=headers)
+            times.append(time.perf_counter() - start)
+            assert r.status_code == 200 and len(r.json()["items"]) == 50, r.text[:300]
+            await client.post(f"{base}/api/v1/review/claims/release", json={}, headers=headers)
+    return pct(times, 0.5) * 1000
+
+
+async def bench_claims_queue(n_items: int, n_units: int, rounds: int) -> dict[str, Any]:
+    """5. claims in a national-size queue: a grassroots union's reviewer, a district's and the province's, each
+    claiming 50 (and releasing them) ``rounds`` times; reference: the same claims in a queue of 10,000."""
+    districts = max(1, n_units // 100)
+    out: dict[str, Any] = {}
+    async with review_service(0) as svc:
+        conn = await asyncpg.connect(svc.dsn)
+        try:
+            await conn.execute(QUEUE_UNITS, districts, n_units)
+            await conn.execute(QUEUE_ITEMS, 1, n_units, 10_000)
+            await conn.execute("ANALYZE")
+            small = {
+                kind: await claim_times(svc.base, unit, rounds)
+                for kind, unit in (("grassroots", "G-7"), ("district", "D-3"), ("province", "TH"))
+            }
+            start = time.perf_counter()
+            for first in range(10_001, n_items + 1, 500_000):
+                await conn.execute(QUEUE_ITEMS, first, n_units, min(500_000, n_items - first + 1))
+            await conn.execute("ANALYZE")
+            seeded = time.perf_counter() - start
+        finally:
+            await conn.close()
+        large = {
+            kind: await claim_times(svc.base, unit, rounds)
+            for kind, unit in (("grassroots", "G-7"), ("district", "D-3"), ("province", "TH"))
+        }
+    print(
+        f"claims, queue of {n_items:,} pending over {n_units:,} units (seeded in {seeded:.0f} s); median ms "
+        "per claim of 50, at 10,000 → at the full queue:",
+        flush=True,
+    )
+    for kind in small:
+        print(f"  {kind:10} {small[kind]:7.2f} → {large[kind]:7.2f} ms ({large[kind] / small[kind]:.2f} x)", flush=True)
+        out[kind] = {"at_10k_ms": small[kind], "at_n_ms": large[kind]}
+    return out
+
+
 def cpu_per(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
     """µs of CPU per unit of work, by process."""
     return {k: (after[k] - before[k]) * 1e6 / max(n, 1) for k in before}
@@ -449,8 +526,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-api", action="store_true")
     ap.add_argument("--only-api", action="store_true", help="only step 4 (claim+decide through the HTTP API)")
+    ap.add_argument("--claims-queue", type=int, default=0, help="only step 5: claims in a queue of this many items")
+    ap.add_argument("--claims-units", type=int, default=150_000, help="grassroots units of step 5's queue")
     args = ap.parse_args()
     t0 = time.perf_counter()
+    if args.claims_queue:
+        asyncio.run(bench_claims_queue(args.claims_queue, args.claims_units, 20))
+        return
     if args.only_api:
         asyncio.run(bench_api(args.items, args.reviewers))
         return

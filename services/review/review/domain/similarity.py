@@ -82,7 +82,11 @@ def shingles(text: str) -> np.ndarray:
     words = normalise(text).split()
     if not words:
         return np.zeros(0, dtype=np.uint32)
-    h = np.fromiter((_word_hash(w) for w in words), dtype=np.uint64, count=len(words))
+    known = _WORD_HASHES.get
+    hashes = [known(w) for w in words]  # a dict lookup per word once the syllables are known
+    if None in hashes:
+        hashes = [_word_hash(w) for w in words]
+    h = np.array(hashes, dtype=np.uint64)
     with np.errstate(over="ignore"):
         pairs = ((h[:-1] * _PAIR_MUL) ^ (h[1:] << np.uint64(7)) ^ (h[1:] >> np.uint64(13))) & np.uint64(0xFFFFFFFF)
     return np.unique(np.concatenate([h, pairs]).astype(np.uint32))
@@ -127,16 +131,19 @@ class Match:
 
 
 class SimilarityIndex:
-    """The LSH index of one campaign's initiatives (each with its campaign-wide ``seq``)."""
+    """The LSH index of one campaign's initiatives (each with its campaign-wide ``seq``).
+
+    The band keys of every band live in one sorted array (a key mixes its band in, so the bands do not meet),
+    so a lookup is two vectorised binary searches; its candidates are scored together."""
 
     def __init__(self, merge_at: int = 20_000) -> None:
         self.ids: list[str] = []
         self.seqs: list[int] = []
         self.sets: list[np.ndarray] = []
         self.positions: dict[str, int] = {}
-        self._keys = [np.zeros(0, dtype=np.uint64) for _ in range(BANDS)]
-        self._docs = [np.zeros(0, dtype=np.int64) for _ in range(BANDS)]
-        self._recent: list[dict[int, list[int]]] = [{} for _ in range(BANDS)]
+        self._keys = np.zeros(0, dtype=np.uint64)
+        self._docs = np.zeros(0, dtype=np.int64)
+        self._recent: dict[int, list[int]] = {}
         self._recent_count = 0
         self._merge_at = merge_at
 
@@ -157,9 +164,8 @@ class SimilarityIndex:
             self.ids.append(initiative_id)
             self.seqs.append(seq)
             self.sets.append(shingle_set)
-        keys = band_keys(signature(shingle_set) if sig is None else sig)
-        for band, key in enumerate(keys.tolist()):
-            self._recent[band].setdefault(key, []).append(pos)
+        for key in band_keys(signature(shingle_set) if sig is None else sig).tolist():
+            self._recent.setdefault(key, []).append(pos)
         self._recent_count += 1
         if self._recent_count >= max(self._merge_at, len(self.ids) // 4):
             self._merge()
@@ -184,42 +190,42 @@ class SimilarityIndex:
         rows = sigs[fresh].reshape(len(fresh), BANDS, ROWS)
         with np.errstate(over="ignore"):
             keys = (rows * _MIX).sum(axis=2, dtype=np.uint64) ^ np.arange(BANDS, dtype=np.uint64)
-        docs = np.arange(base, base + len(fresh), dtype=np.int64)
-        self._merge(extra=(keys, docs))
+        docs = np.repeat(np.arange(base, base + len(fresh), dtype=np.int64), BANDS)
+        self._merge(extra=(keys.ravel(), docs))
 
     def _merge(self, extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        for band in range(BANDS):
-            recent = self._recent[band]
-            parts_k = [self._keys[band]]
-            parts_d = [self._docs[band]]
-            if recent:
-                parts_k.append(np.fromiter((k for k, docs in recent.items() for _ in docs), dtype=np.uint64))
-                parts_d.append(np.fromiter((d for ds in recent.values() for d in ds), dtype=np.int64))
-            if extra is not None:
-                parts_k.append(extra[0][:, band])
-                parts_d.append(extra[1])
-            if len(parts_k) == 1:
-                continue
+        parts_k = [self._keys]
+        parts_d = [self._docs]
+        if self._recent:
+            parts_k.append(np.fromiter((k for k, docs in self._recent.items() for _ in docs), dtype=np.uint64))
+            parts_d.append(np.fromiter((d for ds in self._recent.values() for d in ds), dtype=np.int64))
+        if extra is not None:
+            parts_k.append(extra[0])
+            parts_d.append(extra[1])
+        if len(parts_k) > 1:
             all_keys = np.concatenate(parts_k)
             # Stable sort of sorted runs: a merge, close to linear.
             order = np.argsort(all_keys, kind="stable")
-            self._keys[band] = all_keys[order]
-            self._docs[band] = np.concatenate(parts_d)[order]
-            self._recent[band] = {}
+            self._keys = all_keys[order]
+            self._docs = np.concatenate(parts_d)[order]
+        self._recent = {}
         self._recent_count = 0
+
+    def nbytes(self) -> int:
+        """The index's own arrays (band keys and their documents, shingle sets), in bytes."""
+        return int(self._keys.nbytes + self._docs.nbytes + sum(s.nbytes for s in self.sets))
 
     def candidates(self, sig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions sharing at least one band with ``sig``, and how many bands each shares."""
-        found: list[np.ndarray] = []
-        for band, key in enumerate(band_keys(sig).tolist()):
-            keys = self._keys[band]
-            lo = int(np.searchsorted(keys, np.uint64(key), "left"))
-            hi = int(np.searchsorted(keys, np.uint64(key), "right"))
-            if hi > lo:
-                found.append(self._docs[band][lo : min(hi, lo + MAX_BUCKET)])
-            recent = self._recent[band].get(key)
-            if recent:
-                found.append(np.asarray(recent[:MAX_BUCKET], dtype=np.int64))
+        keys = band_keys(sig)
+        lows = self._keys.searchsorted(keys, "left").tolist()
+        highs = self._keys.searchsorted(keys, "right").tolist()
+        found = [self._docs[lo : min(hi, lo + MAX_BUCKET)] for lo, hi in zip(lows, highs, strict=True) if hi > lo]
+        if self._recent:
+            for key in keys.tolist():
+                recent = self._recent.get(key)
+                if recent:
+                    found.append(np.asarray(recent[:MAX_BUCKET], dtype=np.int64))
         if not found:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.unique(np.concatenate(found), return_counts=True)
@@ -242,15 +248,33 @@ class SimilarityIndex:
             # The candidates sharing the most bands are the likeliest near-copies.
             keep = np.argpartition(-counts, MAX_CANDIDATES)[:MAX_CANDIDATES]
             positions = positions[keep]
-        scored: list[Match] = []
-        for pos in positions.tolist():
-            seq = self.seqs[pos]
-            if before_seq is not None and seq >= before_seq:
-                continue
-            if exclude is not None and self.ids[pos] == exclude:
-                continue
-            score = jaccard(shingle_set, self.sets[pos])
-            if score >= threshold:
-                scored.append(Match(self.ids[pos], seq, round(score, 4)))
+        seqs, ids = self.seqs, self.ids
+        picked = [
+            p
+            for p in positions.tolist()
+            if (before_seq is None or seqs[p] < before_seq) and (exclude is None or ids[p] != exclude)
+        ]
+        if not picked or shingle_set.size == 0:
+            return []
+        scores = jaccard_many(shingle_set, [self.sets[p] for p in picked])
+        scored = [
+            Match(ids[picked[i]], seqs[picked[i]], round(float(scores[i]), 4))
+            for i in np.flatnonzero(scores >= threshold).tolist()
+        ]
         scored.sort(key=lambda m: (-m.score, m.seq))
         return scored[:k]
+
+
+def jaccard_many(query: np.ndarray, sets: list[np.ndarray]) -> np.ndarray:
+    """The exact Jaccard similarity of ``query`` with each of ``sets`` (all sorted and distinct), at once."""
+    sizes = np.fromiter((s.size for s in sets), dtype=np.int64, count=len(sets))
+    flat = np.concatenate(sets)
+    if query.size == 0 or flat.size == 0:
+        return np.zeros(len(sets))
+    at = query.searchsorted(flat)
+    at[at == query.size] = 0
+    hits = np.concatenate(([0], np.cumsum(query[at] == flat)))
+    ends = np.cumsum(sizes)
+    inter = hits[ends] - hits[ends - sizes]
+    union = query.size + sizes - inter
+    return np.where(sizes > 0, inter / np.maximum(union, 1), 0.0)
