@@ -26,7 +26,7 @@ ROWS = NUM_PERM // BANDS
 # Similarity (Jaccard of word + word-pair shingles) from which an earlier initiative is shown.
 THRESHOLD = 0.50
 TOP_K = 5
-MAX_CANDIDATES = 200
+MAX_CANDIDATES = 40
 MAX_BUCKET = 500
 
 _PRIME = np.uint64(4294967311)  # the first prime above 2**32
@@ -256,13 +256,14 @@ class SimilarityIndex:
         ]
         if not picked or shingle_set.size == 0:
             return []
-        scores = jaccard_many(shingle_set, [self.sets[p] for p in picked])
-        scored = [
-            Match(ids[picked[i]], seqs[picked[i]], round(float(scores[i]), 4))
-            for i in np.flatnonzero(scores >= threshold).tolist()
-        ]
+        scores = np.round(jaccard_many(shingle_set, [self.sets[p] for p in picked]), 4)
+        hits = np.flatnonzero(scores >= threshold)
+        if hits.size > k:  # the k best, ties to the earlier initiative
+            order = np.lexsort((np.array([seqs[picked[i]] for i in hits.tolist()]), -scores[hits]))
+            hits = hits[order[:k]]
+        scored = [Match(ids[picked[i]], seqs[picked[i]], float(scores[i])) for i in hits.tolist()]
         scored.sort(key=lambda m: (-m.score, m.seq))
-        return scored[:k]
+        return scored
 
 
 def jaccard_many(query: np.ndarray, sets: list[np.ndarray]) -> np.ndarray:
