@@ -21,7 +21,15 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from review.adapters.orm import signatures
-from review.domain.similarity import TOP_K, Match, SimilarityIndex, shingles, signature, text_of
+from review.domain.similarity import (
+    Match,
+    SimilarityIndex,
+    band_keys_many,
+    best_matches,
+    shingles,
+    signatures_of,
+    text_of,
+)
 
 SYNC_CHUNK = 5000
 GAP_WINDOW = 2000
@@ -99,34 +107,38 @@ class SimilarityStore:
 
     async def lookup_batch(self, entries: list[Entry]) -> dict[str, Found]:
         """Each entry's earlier near-duplicates, in ``seq`` order: among the indexed initiatives and among the
-        batch's own entries before it (kept in an overlay until the batch commits and ``sync`` loads them)."""
+        batch's own entries before it (kept apart until the batch commits and ``sync`` loads them), scored
+        together."""
         found: dict[str, Found] = {}
-        overlays: dict[str, SimilarityIndex] = {}
-        for n, e in enumerate(sorted(entries, key=lambda e: (e.campaign, e.seq)), 1):
-            if n % YIELD_EVERY == 0:
+        ordered = sorted(entries, key=lambda e: (e.campaign, e.seq))
+        sets = [shingles(text_of(e.title, e.solution or e.effect)) for e in ordered]
+        sigs = signatures_of(sets)
+        keys = band_keys_many(sigs)
+        # The batch's own entries so far, by band key (per campaign: keys carry no campaign).
+        earlier: dict[tuple[str, int], list[int]] = {}
+        for n, e in enumerate(ordered):
+            if n and n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # CPU-bound: let requests through between slices of a large batch
-            sh = shingles(text_of(e.title, e.solution or e.effect))
-            sig = signature(sh)
+            row_keys = keys[n]
             matches: list[Match] = []
             if e.look:
-                matches = self._similar(self.index(e.campaign), e, sh, sig)
-                overlay = overlays.get(e.campaign)
-                if overlay is not None:
-                    matches = self._merge(matches, self._similar(overlay, e, sh, sig))
-            overlays.setdefault(e.campaign, SimilarityIndex()).add(e.initiative_id, e.seq, sh, sig)
-            found[e.initiative_id] = Found(matches, sh, sig)
+                ids, seqs, cands = self.index(e.campaign).shortlist(row_keys, e.seq, e.initiative_id)
+                own = {j for key in row_keys.tolist() for j in earlier.get((e.campaign, key), ())}
+                if own:
+                    # A revised initiative may be indexed with its old text: the batch's newer text wins.
+                    newer = {ordered[j].initiative_id for j in own}
+                    kept = [i for i, iid in enumerate(ids) if iid not in newer]
+                    ids, seqs, cands = [ids[i] for i in kept], [seqs[i] for i in kept], [cands[i] for i in kept]
+                    for j in sorted(own):
+                        if ordered[j].seq < e.seq and ordered[j].initiative_id != e.initiative_id:
+                            ids.append(ordered[j].initiative_id)
+                            seqs.append(ordered[j].seq)
+                            cands.append(sets[j])
+                matches = best_matches(sets[n], ids, seqs, cands, threshold=self.threshold)
+            for key in row_keys.tolist():
+                earlier.setdefault((e.campaign, key), []).append(n)
+            found[e.initiative_id] = Found(matches, sets[n], sigs[n])
         return found
-
-    def _similar(self, index: SimilarityIndex, e: Entry, sh: np.ndarray, sig: np.ndarray) -> list[Match]:
-        return index.similar(sh, before_seq=e.seq, exclude=e.initiative_id, threshold=self.threshold, sig=sig)
-
-    @staticmethod
-    def _merge(a: list[Match], b: list[Match]) -> list[Match]:
-        # A revised initiative may sit in both (old text indexed, new text in the overlay): the overlay's wins.
-        ids = {m.initiative_id for m in b}
-        merged = [m for m in a if m.initiative_id not in ids] + b
-        merged.sort(key=lambda m: (-m.score, m.seq))
-        return merged[:TOP_K]
 
 
 @dataclass(frozen=True, slots=True)

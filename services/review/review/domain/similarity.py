@@ -100,6 +100,26 @@ def signature(shingle_set: np.ndarray) -> np.ndarray:
     return ((np.outer(_A, h) + _B[:, None]) % _PRIME).min(axis=1)
 
 
+def signatures_of(shingle_sets: list[np.ndarray]) -> np.ndarray:
+    """The MinHash signatures of many shingle sets at once (one row each): one pass over all their hashes."""
+    out = np.full((len(shingle_sets), NUM_PERM), int(_PRIME), dtype=np.uint64)
+    filled = [i for i, s in enumerate(shingle_sets) if s.size]
+    if not filled:
+        return out
+    sizes = np.array([shingle_sets[i].size for i in filled], dtype=np.int64)
+    h = np.concatenate([shingle_sets[i] for i in filled]).astype(np.uint64)
+    values = (np.outer(_A, h) + _B[:, None]) % _PRIME
+    out[filled] = np.minimum.reduceat(values, np.cumsum(sizes) - sizes, axis=1).T
+    return out
+
+
+def band_keys_many(sigs: np.ndarray) -> np.ndarray:
+    """``band_keys`` of each row of ``sigs``."""
+    rows = sigs.reshape(len(sigs), BANDS, ROWS)
+    with np.errstate(over="ignore"):
+        return (rows * _MIX).sum(axis=2, dtype=np.uint64) ^ np.arange(BANDS, dtype=np.uint64)
+
+
 def band_keys(sig: np.ndarray) -> np.ndarray:
     """One uint64 key per band (the band's rows mixed together)."""
     rows = sig.reshape(BANDS, ROWS)
@@ -187,9 +207,7 @@ class SimilarityIndex:
             self.ids.append(initiative_ids[i])
             self.seqs.append(seqs[i])
             self.sets.append(shingle_sets[i])
-        rows = sigs[fresh].reshape(len(fresh), BANDS, ROWS)
-        with np.errstate(over="ignore"):
-            keys = (rows * _MIX).sum(axis=2, dtype=np.uint64) ^ np.arange(BANDS, dtype=np.uint64)
+        keys = band_keys_many(sigs[fresh])
         docs = np.repeat(np.arange(base, base + len(fresh), dtype=np.int64), BANDS)
         self._merge(extra=(keys.ravel(), docs))
 
@@ -215,9 +233,9 @@ class SimilarityIndex:
         """The index's own arrays (band keys and their documents, shingle sets), in bytes."""
         return int(self._keys.nbytes + self._docs.nbytes + sum(s.nbytes for s in self.sets))
 
-    def candidates(self, sig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Positions sharing at least one band with ``sig``, and how many bands each shares."""
-        keys = band_keys(sig)
+    def candidates(self, sig: np.ndarray, keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Positions sharing at least one band with ``sig`` (or its ``band_keys``), and how many bands each shares."""
+        keys = band_keys(sig) if keys is None else keys
         lows = self._keys.searchsorted(keys, "left").tolist()
         highs = self._keys.searchsorted(keys, "right").tolist()
         found = [self._docs[lo : min(hi, lo + MAX_BUCKET)] for lo, hi in zip(lows, highs, strict=True) if hi > lo]
@@ -229,6 +247,23 @@ class SimilarityIndex:
         if not found:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.unique(np.concatenate(found), return_counts=True)
+
+    def shortlist(
+        self, keys: np.ndarray, before_seq: int | None, exclude: str | None
+    ) -> tuple[list[str], list[int], list[np.ndarray]]:
+        """The candidates worth scoring (at most ``MAX_CANDIDATES``, those sharing the most bands), earlier than
+        ``before_seq`` and other than ``exclude``: their ids, seqs and shingle sets."""
+        positions, counts = self.candidates(np.empty(0), keys)
+        if positions.size > MAX_CANDIDATES:
+            # The candidates sharing the most bands are the likeliest near-copies.
+            positions = positions[np.argpartition(-counts, MAX_CANDIDATES)[:MAX_CANDIDATES]]
+        seqs, ids = self.seqs, self.ids
+        picked = [
+            p
+            for p in positions.tolist()
+            if (before_seq is None or seqs[p] < before_seq) and (exclude is None or ids[p] != exclude)
+        ]
+        return [ids[p] for p in picked], [seqs[p] for p in picked], [self.sets[p] for p in picked]
 
     def similar(
         self,
@@ -243,27 +278,30 @@ class SimilarityIndex:
         """The ``k`` most similar indexed initiatives (earlier than ``before_seq``) scoring ≥ threshold.
 
         ``sig`` is ``signature(shingle_set)`` when the caller has it already."""
-        positions, counts = self.candidates(signature(shingle_set) if sig is None else sig)
-        if positions.size > MAX_CANDIDATES:
-            # The candidates sharing the most bands are the likeliest near-copies.
-            keep = np.argpartition(-counts, MAX_CANDIDATES)[:MAX_CANDIDATES]
-            positions = positions[keep]
-        seqs, ids = self.seqs, self.ids
-        picked = [
-            p
-            for p in positions.tolist()
-            if (before_seq is None or seqs[p] < before_seq) and (exclude is None or ids[p] != exclude)
-        ]
-        if not picked or shingle_set.size == 0:
-            return []
-        scores = np.round(jaccard_many(shingle_set, [self.sets[p] for p in picked]), 4)
-        hits = np.flatnonzero(scores >= threshold)
-        if hits.size > k:  # the k best, ties to the earlier initiative
-            order = np.lexsort((np.array([seqs[picked[i]] for i in hits.tolist()]), -scores[hits]))
-            hits = hits[order[:k]]
-        scored = [Match(ids[picked[i]], seqs[picked[i]], float(scores[i])) for i in hits.tolist()]
-        scored.sort(key=lambda m: (-m.score, m.seq))
-        return scored
+        keys = band_keys(signature(shingle_set) if sig is None else sig)
+        return best_matches(shingle_set, *self.shortlist(keys, before_seq, exclude), threshold=threshold, k=k)
+
+
+def best_matches(
+    query: np.ndarray,
+    ids: list[str],
+    seqs: list[int],
+    sets: list[np.ndarray],
+    *,
+    threshold: float = THRESHOLD,
+    k: int = TOP_K,
+) -> list[Match]:
+    """The ``k`` candidates most similar to ``query`` scoring ≥ threshold, best first (ties: the earlier)."""
+    if not ids or query.size == 0:
+        return []
+    scores = np.round(jaccard_many(query, sets), 4)
+    hits = np.flatnonzero(scores >= threshold)
+    if hits.size > k:
+        order = np.lexsort((np.array([seqs[i] for i in hits.tolist()]), -scores[hits]))
+        hits = hits[order[:k]]
+    found = [Match(ids[i], seqs[i], float(scores[i])) for i in hits.tolist()]
+    found.sort(key=lambda m: (-m.score, m.seq))
+    return found
 
 
 def jaccard_many(query: np.ndarray, sets: list[np.ndarray]) -> np.ndarray:
