@@ -85,7 +85,7 @@ def shingles(text: str) -> np.ndarray:
     known = _WORD_HASHES.get
     hashes = [known(w) for w in words]  # a dict lookup per word once the syllables are known
     if None in hashes:
-        hashes = [_word_hash(w) for w in words]
+        hashes = [_word_hash(w) if h is None else h for h, w in zip(hashes, words, strict=True)]
     h = np.array(hashes, dtype=np.uint64)
     with np.errstate(over="ignore"):
         pairs = ((h[:-1] * _PAIR_MUL) ^ (h[1:] << np.uint64(7)) ^ (h[1:] >> np.uint64(13))) & np.uint64(0xFFFFFFFF)
