@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from review.adapters.similar_store import SimilarityStore
 from review.settings import ReviewSettings
 from shared.service import ServiceContext
 
+UNITS_RECOUNT_S = 60.0
 DECISION_BUCKETS = (60.0, 600.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0, 30 * 86400.0, 90 * 86400.0)
 
 
@@ -40,9 +44,18 @@ class ReviewRuntime:
     settings: ReviewSettings
     similarity: SimilarityStore = field(init=False)
     metrics: ReviewMetrics | None = None
+    # How many units the replica holds, and when it was counted (claims choose their plan by it).
+    _units: tuple[float, int] | None = None
 
     def __post_init__(self) -> None:
         self.similarity = SimilarityStore(self.settings.similarity_threshold)
+
+    async def units_total(self, session: AsyncSession, count: Callable[[AsyncSession], Awaitable[int]]) -> int:
+        """The number of units, counted again at most once a minute."""
+        now = time.monotonic()
+        if self._units is None or now - self._units[0] > UNITS_RECOUNT_S:
+            self._units = (now, await count(session))
+        return self._units[1]
 
 
 def runtime_of(ctx: ServiceContext) -> ReviewRuntime:

@@ -107,7 +107,7 @@ async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: R
         assert (path, codes) == ("/VN/TH/TH-02/G-7/", ["G-7"])
         stmt, params = claims.pick_statement(principal, 50, now, path, codes)
         plan = await explain(session, stmt, params)
-        rows, _ = await claims.lease(session, principal, 50, now, now + timedelta(minutes=15))
+        rows, _ = await claims.lease(session, principal, 50, now, now + timedelta(minutes=15), 2000)
     # Per unit through an index on unit_code (the partial one, or the plain one where the unit's items are few),
     # never the whole queue.
     assert "Seq Scan on review_item" not in plan, plan

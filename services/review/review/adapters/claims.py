@@ -5,9 +5,9 @@ concurrent reviewers pass each other's rows), one leases them and answers them. 
 depends on the size of the caller's subtree, read from the unit replica by a range on the path
 (``/VN/TH/`` …, in the "C" collation, where a path's subtree is exactly the range from it to its successor):
 
-- a small subtree (at most ``SMALL_SUBTREE`` units): ``unit_code = ANY(codes)``, which the planner answers
-  from the unit indexes (the partial ``(unit_code, seq) WHERE status = 'pending'``, or ``unit_code``)
-  whatever the length of the national queue;
+- a small subtree (at most ``SMALL_SUBTREE`` units, and at most 1/``SHARE`` of the tree):
+  ``unit_code = ANY(codes)``, which the planner answers from the unit indexes (the partial
+  ``(unit_code, seq) WHERE status = 'pending'``, or ``unit_code``) whatever the length of the national queue;
 - a large one: the queue in ``seq`` order through ``(status, seq)``, keeping the items whose unit lies in
   the subtree; a large subtree holds a large share of the queue, so the first matches come soon.
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, or_, select, update
+from sqlalchemy import String, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,8 @@ from shared import bulk
 from shared.auth import Principal
 
 SMALL_SUBTREE = 64
+# A subtree holding more than 1/SHARE of all units is read in queue order even when it has few units.
+SHARE = 20
 CODES = ARRAY(String)
 # The columns a reviewer is shown (review.adapters.queue.public_item) and a claim's bookkeeping needs.
 SHOWN = (
@@ -52,6 +54,11 @@ SHOWN = (
     "revision",
     "similar",
 )
+
+
+async def unit_count(session: AsyncSession) -> int:
+    """How many units the replica holds."""
+    return int((await session.execute(select(func.count()).select_from(units))).scalar_one())
 
 
 def _claimable(now: datetime, principal: Principal) -> list[Any]:
@@ -84,15 +91,18 @@ def _in_range(path: str) -> list[Any]:
 
 
 async def lease(
-    session: AsyncSession, principal: Principal, count: int, now: datetime, expires: datetime
+    session: AsyncSession, principal: Principal, count: int, now: datetime, expires: datetime, units_total: int
 ) -> tuple[list[Any], int]:
-    """Lease up to ``count`` items: their rows (the columns in ``SHOWN``), and how many had an expired lease."""
+    """Lease up to ``count`` items: their rows (the columns in ``SHOWN``), and how many had an expired lease.
+    ``units_total``: how many units the tree has (recent is enough)."""
     codes: list[str] | None = None
     path: str | None = None
     if not principal.is_operator:
         path, codes = await subtree(session, str(principal.unit), SMALL_SUBTREE + 1)
         if path is None:
             return [], 0
+        if len(codes) * SHARE > units_total:
+            codes = None  # a large share of the tree: its items are dense in the queue, read in seq order
     pick, params = pick_statement(principal, count, now, path, codes)
     picked = (await session.execute(pick, params)).all()
     if not picked:
@@ -114,8 +124,8 @@ def pick_statement(
     skipping rows another reviewer holds locked."""
     query = select(items.c.initiative_id, items.c.lease_expires_at).where(*_claimable(now, principal))
     params: dict[str, Any] = {}
-    if path is not None and codes is not None:
-        if len(codes) <= SMALL_SUBTREE:
+    if path is not None:
+        if codes is not None and len(codes) <= SMALL_SUBTREE:
             query = query.where(items.c.unit_code == any_(bindparam("codes", type_=CODES)))
             params["codes"] = codes
         else:

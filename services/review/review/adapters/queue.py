@@ -79,7 +79,8 @@ async def claim(
     now = utcnow()
     expires = now + timedelta(minutes=runtime.settings.lease_minutes)
     if _is_pg(session):
-        picked, expired = await claims.lease(session, principal, count, now, expires)
+        units_total = await runtime.units_total(session, claims.unit_count)
+        picked, expired = await claims.lease(session, principal, count, now, expires, units_total)
     else:
         picked, expired = await _claim_sqlite(session, principal, count, now, expires)
     if expired and runtime.metrics:
