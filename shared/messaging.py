@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -97,8 +98,32 @@ async def stage(session: AsyncSession, outbox: Table, *envelopes: Envelope) -> N
     """Write events into the outbox inside the session's current transaction."""
     if not envelopes:
         return
-    await session.execute(outbox.insert(), [outbox_row(e) for e in envelopes])
+    if session.bind.dialect.name == "postgresql" and len(envelopes) > 1:
+        # One statement, however many events (an executemany is one execution per row).
+        now = datetime.now(UTC)
+        params = {
+            "event_ids": [e.id for e in envelopes],
+            "routing_keys": [e.routing_key for e in envelopes],
+            "bodies": [e.to_bytes() for e in envelopes],
+            "now": now,
+        }
+        await session.execute(_outbox_many(outbox), params)
+    else:
+        await session.execute(outbox.insert(), [outbox_row(e) for e in envelopes])
     mark_outbox_dirty(session)
+
+
+@cache
+def _outbox_many(outbox: Table) -> Insert:
+    return outbox.insert().from_select(
+        ["event_id", "routing_key", "body", "created_at"],
+        select(
+            func.unnest(bindparam("event_ids", type_=ARRAY(String))),
+            func.unnest(bindparam("routing_keys", type_=ARRAY(String))),
+            func.unnest(bindparam("bodies", type_=ARRAY(LargeBinary))),
+            bindparam("now", type_=DateTime(timezone=True)),
+        ),
+    )
 
 
 class OutboxRelay:
