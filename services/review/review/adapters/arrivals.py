@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, delete, insert, select, update
+from sqlalchemy import String, any_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,14 @@ LOCKED = (
     .where(items.c.initiative_id == any_(bindparam("ids", type_=IDS)))
     .order_by(items.c.initiative_id)
     .with_for_update()
+)
+
+
+SIGNATURE_COLUMNS = ("initiative_id", "campaign", "seq", "shingles", "signature")
+# PostgreSQL: the batch's signatures in one statement, one array per column (bytes travel as bytea, no JSON).
+SIGNATURES_MANY = insert(signatures).from_select(
+    list(SIGNATURE_COLUMNS),
+    select(*(func.unnest(bindparam(c, type_=ARRAY(signatures.c[c].type))) for c in SIGNATURE_COLUMNS)),
 )
 
 
@@ -76,7 +84,12 @@ async def replace_signatures(session: AsyncSession, stale: Sequence[str], rows: 
             await session.execute(delete(signatures).where(signatures.c.initiative_id == any_(ids)), {"ids": stale})
         else:
             await session.execute(delete(signatures).where(signatures.c.initiative_id.in_(list(stale))))
-    if rows:
+    if not rows:
+        return
+    if _is_pg(session):
+        params = {c: [r[c] for r in rows] for c in SIGNATURE_COLUMNS}
+        await session.execute(SIGNATURES_MANY, params)
+    else:
         await session.execute(insert(signatures), list(rows))
 
 
