@@ -31,8 +31,10 @@ class ServiceSettings(BaseSettings):
     jwt_algorithms: list[str] = ["HS256"]
     jwks_url: str | None = None
     jwt_audience: str | None = None
-    consumer_prefetch: int = 200
-    consumer_batch_size: int = 100
+    # Consumers handle a delivered batch set-based: a few statements per batch whatever its size, so larger
+    # batches cost less per event (review's consumer: ~20% less CPU per initiative at 500 than at 100).
+    consumer_prefetch: int = 2000
+    consumer_batch_size: int = 500
     consumer_batch_wait_ms: int = 20
     delivery_limit: int = 5
     outbox_poll_interval_s: float = 0.5
