@@ -28,6 +28,7 @@ THRESHOLD = 0.50
 TOP_K = 5
 MAX_CANDIDATES = 40
 MAX_BUCKET = 500
+MAX_RECENT = 131_072
 
 _PRIME = np.uint64(4294967311)  # the first prime above 2**32
 _rng = np.random.RandomState(20210108)
@@ -187,7 +188,7 @@ class SimilarityIndex:
         for key in band_keys(signature(shingle_set) if sig is None else sig).tolist():
             self._recent.setdefault(key, []).append(pos)
         self._recent_count += 1
-        if self._recent_count >= max(self._merge_at, len(self.ids) // 4):
+        if self._recent_count >= self._merge_threshold():
             self._merge()
 
     def add_many(
@@ -208,8 +209,22 @@ class SimilarityIndex:
             self.seqs.append(seqs[i])
             self.sets.append(shingle_sets[i])
         keys = band_keys_many(sigs[fresh])
+        if self._recent_count + len(fresh) < self._merge_threshold():
+            # A consumed batch: into the recent table, like single adds; the sorted array is merged again only
+            # geometrically (sorting every key of a national index per batch would cost seconds).
+            recent = self._recent
+            for pos, row in enumerate(keys.tolist(), base):
+                for key in row:
+                    recent.setdefault(key, []).append(pos)
+            self._recent_count += len(fresh)
+            return
         docs = np.repeat(np.arange(base, base + len(fresh), dtype=np.int64), BANDS)
         self._merge(extra=(keys.ravel(), docs))
+
+    def _merge_threshold(self) -> int:
+        """Recent adds held in the dict before the sorted array is merged again: a quarter of the index (merges
+        stay geometric), bounded so that the dict of a national index stays a few hundred MB."""
+        return max(self._merge_at, min(len(self.ids) // 4, MAX_RECENT))
 
     def _merge(self, extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         parts_k = [self._keys]
