@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from review.adapters.orm import signatures
 from review.domain.similarity import (
+    MAX_CANDIDATES,
     Match,
     SimilarityIndex,
     band_keys_many,
@@ -123,7 +125,9 @@ class SimilarityStore:
             matches: list[Match] = []
             if e.look:
                 ids, seqs, cands = self.index(e.campaign).shortlist(row_keys, e.seq, e.initiative_id)
-                own = {j for key in row_keys.tolist() for j in earlier.get((e.campaign, key), ())}
+                shared = Counter(j for key in row_keys.tolist() for j in earlier.get((e.campaign, key), ()))
+                # As in the index: the batch's candidates sharing the most bands.
+                own = [j for j, _ in shared.most_common(MAX_CANDIDATES)]
                 if own:
                     # A revised initiative may be indexed with its old text: the batch's newer text wins.
                     newer = {ordered[j].initiative_id for j in own}
@@ -136,7 +140,9 @@ class SimilarityStore:
                             cands.append(sets[j])
                 matches = best_matches(sets[n], ids, seqs, cands, threshold=self.threshold)
             for key in row_keys.tolist():
-                earlier.setdefault((e.campaign, key), []).append(n)
+                bucket = earlier.setdefault((e.campaign, key), [])
+                if len(bucket) < MAX_CANDIDATES:
+                    bucket.append(n)
             found[e.initiative_id] = Found(matches, sets[n], sigs[n])
         return found
 
