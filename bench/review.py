@@ -309,6 +309,7 @@ async def review_service(n_items: int) -> AsyncIterator[str]:
             "PYTHONPATH": f"{REPO}:{REPO / 'services' / 'review'}",
             "LOG_LEVEL": "WARNING",
             "JWT_SECRET": DEV_JWT_SECRET,
+            "ENVIRONMENT": "development",
         }
         with uvicorn(["--factory", "review.app:create"], env, free_port()) as base:
             await seed(f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{url.rsplit('/', 1)[1]}", n_items)

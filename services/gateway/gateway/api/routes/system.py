@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import ipaddress
 from typing import Any
 
 import orjson
@@ -144,23 +145,37 @@ async def docs_page() -> HTMLResponse:
 
 
 # ---- development sign-in --------------------------------------------------------------------------
+# Registered only when ENVIRONMENT=development (gateway.app), and answered only to loopback clients: the
+# development secret is in the repository, so these tokens must never be handed out over a network.
+
+dev_router = APIRouter(tags=["development"])
 
 
 class DevTokenRequest(BaseModel):
     account: str = Field(min_length=1, max_length=40)
 
 
-@router.get("/api/v1/dev/accounts", tags=["development"])
-async def dev_accounts(ctx: ContextDep) -> dict[str, Any]:
-    if ctx.settings.environment != "development":
-        raise ApiError(404)
+def _loopback_only(request: Request, ctx: GatewayContext) -> None:
+    host = request.client.host if request.client else ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if ctx.settings.environment != "development" or not loopback:
+        raise ApiError(403, "forbidden", "Chỉ dùng được trên máy phát triển (127.0.0.1)")
+
+
+@dev_router.get("/api/v1/dev/accounts")
+async def dev_accounts(request: Request, ctx: ContextDep) -> dict[str, Any]:
+    _loopback_only(request, ctx)
     return {"items": [a.model_dump() for a in ctx.settings.demo_accounts()], "campaign": ctx.settings.demo_campaign}
 
 
-@router.post("/api/v1/dev/token", tags=["development"])
+@dev_router.post("/api/v1/dev/token")
 async def dev_token(body: DevTokenRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
-    """Mint an HS256 token for a demo account. Only when ENVIRONMENT=development (SPEC §6)."""
-    if ctx.settings.environment != "development" or not ctx.settings.jwt_secret:
+    """Mint an HS256 token for a demo account (SPEC §6, development only)."""
+    _loopback_only(request, ctx)
+    if not ctx.settings.jwt_secret:
         raise ApiError(404)
     await admit(request, ctx, public=True)  # rate limited like everything else
     accounts = {a.key: a for a in ctx.settings.demo_accounts()}
