@@ -9,12 +9,13 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from intake.adapters.imports import ImportFileError, create_job, parse_file, template_xlsx
+from intake.adapters.imports import ImportFileError, create_job, rows_of, template_xlsx
 from intake.adapters.orm import import_jobs, import_rows
 from intake.api.deps import ContextDep, PrincipalDep, plan, require_roles
 from shared.auth import Principal
 from shared.http import ApiError, JsonResponse
 from shared.units import path_in_scope
+from shared.uploads import TableError, TableLimits, read_table
 
 router = APIRouter(tags=["imports"])
 IMPORTERS = ("support",)
@@ -47,11 +48,10 @@ async def start_import(
             "Dữ liệu không hợp lệ",
             [{"field": "campaign", "message": "Chiến dịch không tồn tại"}],
         )
+    limits = TableLimits(max_rows=int(getattr(ctx.settings, "import_max_rows", 200_000)))
     try:
-        rows = await asyncio.to_thread(
-            parse_file, file.filename or "", content, int(getattr(ctx.settings, "import_max_rows", 200_000))
-        )
-    except ImportFileError as exc:
+        rows = rows_of(await read_table(file.filename or "", content, limits))
+    except (TableError, ImportFileError) as exc:
         raise ApiError(422, "validation_error", "Tệp không hợp lệ", [{"field": "file", "message": str(exc)}]) from exc
     async with ctx.engine.begin() as conn:
         job_id = await create_job(

@@ -15,7 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from intake.adapters.orm import fingerprints, idempotency_keys, initiative_authors, initiatives, outbox
-from intake.adapters.queries import can_act_for, can_read, encode_cursor, is_author, listing, load, record_json
+from intake.adapters.queries import (
+    SUBTREE_READERS,
+    can_act_for,
+    can_read,
+    encode_cursor,
+    is_author,
+    listing,
+    load,
+    record_json,
+)
 from intake.adapters.store import (
     IdempotencyClaim,
     Outcome,
@@ -310,7 +319,7 @@ async def list_initiatives(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JsonResponse:
-    if not principal.is_operator and not principal.has("member", "support", "reviewer", "appraiser", "unit_admin"):
+    if not principal.is_operator and not principal.has("member", *SUBTREE_READERS):
         raise ApiError(403, "forbidden", "Không có quyền xem sáng kiến")
     if unit and not principal.is_operator:
         target = await plan(ctx).unit(unit)

@@ -40,7 +40,8 @@ async def get_item(initiative_id: InitiativeId, session: SessionDep, principal: 
     async with session.begin():
         row = await queue.scoped_item(session, principal, initiative_id)
         own = queue.is_author(principal, row.author_ids)
-        staff = principal.has("support", "reviewer", "appraiser", "unit_admin") or principal.is_operator
+        # Not unit_admin: SPEC §6 gives it quotas and figures (the stats below), not the initiatives' text.
+        staff = principal.has("support", "reviewer", "appraiser") or principal.is_operator
         if not (own or staff):
             raise ApiError(403, "forbidden", "Không có quyền xem sáng kiến này")
         decided = await queue.history(session, initiative_id)
