@@ -3,6 +3,7 @@ SPEC §6 only (10), titles that show (11)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 import zipfile
@@ -111,3 +112,38 @@ async def test_empty_rows_count_toward_the_row_limit(tmp_path: Any, kit: Any) ->
         header = ",".join(COLUMNS).encode()
         r = await _import(world, kit, "z.csv", header + b"\n" + b",,,,,,,,,,\n" * 5)
         assert r.status_code == 422 and "quá 3 dòng" in r.json()["error"]["details"][0]["message"], r.text
+
+
+@pytest.mark.integration
+async def test_concurrent_batches_never_starve_the_pool(kit: Any) -> None:
+    """Finding 8: each batch holds two pooled connections; 30 at once used to take the whole pool (20) and
+    wait on each other until its 30 s timeout, then answer 500. Now they queue for a slot and all succeed."""
+    from shared.testing import pg_database
+
+    async with pg_database() as url, kit.world_on(url) as w:
+
+        async def batch(n: int) -> Any:
+            items = [kit.body(title=f"Lô song song {n}-{i}") for i in range(20)]
+            return await w.client.post("/api/v1/initiatives/batch", json={"items": items}, headers=kit.support("TH"))
+
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(batch(n) for n in range(30)))
+        elapsed = time.perf_counter() - started
+        assert [r.status_code for r in answers] == [200] * 30
+        assert sum(r.json()["accepted"] for r in answers) == 600
+        assert elapsed < 20, elapsed
+
+
+async def test_a_batch_that_finds_no_slot_answers_503_not_500(world: Any, kit: Any) -> None:
+    slots = world.ctx.extras["batch_slots"]
+    held = [await slots.acquire() for _ in range(world.ctx.settings.batch_writers)]
+    world.ctx.settings.batch_wait_s = 0.2
+    try:
+        r = await world.client.post("/api/v1/initiatives/batch", json={"items": [kit.body()]}, headers=kit.member())
+        assert r.status_code == 503 and r.headers["retry-after"], r.text
+        assert r.json()["error"]["code"] == "busy"
+    finally:
+        for _ in held:
+            slots.release()
+    r = await world.client.post("/api/v1/initiatives/batch", json={"items": [kit.body()]}, headers=kit.member())
+    assert r.status_code == 200 and r.json()["accepted"] == 1

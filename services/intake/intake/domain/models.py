@@ -15,20 +15,23 @@ BENEFIT_MAX = 10**15  # one million billion VND: far above any real estimate, ke
 TITLE_MIN = 5
 # No NUL anywhere: PostgreSQL's text cannot hold it (checked by pydantic-core's regex, not in Python).
 NO_NUL = r"^[^\x00]*$"
-# What does not show: controls, format characters (zero-width space, joiners, BOM), separators, unassigned.
-_UNSEEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+# Characters that take no place in a title: controls, format characters (zero-width space, joiners, BOM, word
+# joiner), surrogates, private use, unassigned.
+_UNSEEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
 def _visible_title(value: str) -> str:
-    """A title has at least TITLE_MIN characters that show, and no control character (SPEC §3: 5–300)."""
-    if value.isprintable():  # the usual case, in C: nothing unseen but plain spaces
-        if len(value) - value.count(" ") >= TITLE_MIN:
-            return value
-    elif any(unicodedata.category(c) == "Cc" for c in value):
-        raise ValueError("Tên sáng kiến không được chứa ký tự điều khiển")
-    elif sum(1 for c in value if unicodedata.category(c) not in _UNSEEN) >= TITLE_MIN:
+    """A title of at least TITLE_MIN characters that take a place (spaces between words count, zero-width ones
+    do not), one of them visible, and no control character but tab and line breaks (SPEC §3: 5–300)."""
+    if value.isprintable():  # the usual case, checked in C: already stripped, so it has a visible character
         return value
-    raise ValueError(f"Tên sáng kiến cần ít nhất {TITLE_MIN} ký tự nhìn thấy được")
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
+        raise ValueError("Tên sáng kiến không được chứa ký tự điều khiển")
+    categories = [unicodedata.category(c) for c in value]
+    placed = sum(1 for cat in categories if cat not in _UNSEEN)
+    if placed < TITLE_MIN or not any(cat[0] not in "CZ" for cat in categories):
+        raise ValueError(f"Tên sáng kiến cần ít nhất {TITLE_MIN} ký tự nhìn thấy được")
+    return value
 
 
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL)]
