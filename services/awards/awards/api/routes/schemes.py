@@ -374,7 +374,19 @@ def _csv(header: list[str], rows: list[list[Any]]) -> bytes:
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-@router.get("/schemes/{code}/export")
+@router.get(
+    "/schemes/{code}/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Danh sách khen thưởng (XLSX hoặc CSV)",
+            "content": {
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+                "text/csv": {},
+            },
+        }
+    },
+)
 async def export(
     code: SchemeCode, session: SessionDep, format: Annotated[Literal["xlsx", "csv"], Query()] = "xlsx"
 ) -> Response:

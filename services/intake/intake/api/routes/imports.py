@@ -23,7 +23,11 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MAX_ERRORS_SHOWN = 1000
 
 
-@router.get("/api/v1/imports/template.xlsx")
+@router.get(
+    "/api/v1/imports/template.xlsx",
+    response_class=Response,
+    responses={200: {"description": "Mẫu nhập sáng kiến (XLSX)", "content": {XLSX: {}}}},
+)
 async def import_template(_p: Principal = require_roles(*IMPORTERS)) -> Response:
     content = await asyncio.to_thread(template_xlsx)
     headers = {"Content-Disposition": 'attachment; filename="mau-nhap-sang-kien.xlsx"'}
