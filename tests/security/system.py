@@ -20,6 +20,7 @@ import httpx
 
 from sangkien_cli import build_embedded
 from shared.testing import auth
+from tests.flow import one_phase_campaign
 
 ROLES = ("member", "support", "reviewer", "appraiser", "unit_admin", "operator")
 CALLERS = ("in_scope", "out_of_scope", "no_unit", "no_token")
@@ -46,26 +47,6 @@ UNITS: list[dict[str, Any]] = [
 ]
 OPERATOR = auth("operator", "VN", sub="op-seed")
 _titles = itertools.count(1)
-
-
-def campaign(today: date) -> dict[str, Any]:
-    return {
-        "name": "01 triệu sáng kiến",
-        "fields": [{"code": "production", "name": "Sản xuất kinh doanh"}],
-        "application_window": {
-            "from": (today - timedelta(days=300)).isoformat(),
-            "to": (today + timedelta(days=60)).isoformat(),
-        },
-        "phases": [
-            {
-                "code": "P1",
-                "name": "Giai đoạn 1",
-                "opens_on": (today - timedelta(days=30)).isoformat(),
-                "closes_on": (today + timedelta(days=30)).isoformat(),
-            }
-        ],
-        "milestones": [1, 100000],
-    }
 
 
 def initiative(unit: str = "HN-BD-001", member: str = AUTHOR, title: str | None = None) -> dict[str, Any]:
@@ -120,7 +101,7 @@ async def seed(client: httpx.AsyncClient) -> Seeded:
     """The plan, three initiatives, one decision, a snapshot, an award and an import job, through the gateway."""
     r = await client.put("/api/v1/units", json=UNITS, headers=OPERATOR)
     assert r.status_code == 200, r.text
-    r = await client.put("/api/v1/campaigns/1M", json=campaign(date.today()), headers=OPERATOR)
+    r = await client.put("/api/v1/campaigns/1M", json=one_phase_campaign(date.today()), headers=OPERATOR)
     assert r.status_code == 200, r.text
     quotas = [{"unit_code": "HN-BD-001", "phase": "P1", "assigned": 2, "self_set": 3}]
     assert (await client.put("/api/v1/campaigns/1M/quotas", json=quotas, headers=OPERATOR)).status_code == 200

@@ -4,16 +4,13 @@ SPEC §6 only (10), titles that show (11)."""
 from __future__ import annotations
 
 import asyncio
-import io
 import time
-import zipfile
 from typing import Any
 
 import pytest
 from intake.adapters.imports import COLUMNS
-from openpyxl import Workbook
 
-from shared.testing import auth
+from shared.testing import auth, xlsx_bytes
 
 
 async def _submit(world: Any, kit: Any, **over: Any) -> str:
@@ -83,25 +80,9 @@ async def test_csv_without_delimiter_or_with_a_200kb_field_is_a_422(world: Any, 
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "file", r.text
 
 
-def _dimension_bomb() -> bytes:
-    workbook = Workbook()
-    workbook.active.append(list(COLUMNS))
-    plain = io.BytesIO()
-    workbook.save(plain)
-    out = io.BytesIO()
-    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "xl/worksheets/sheet1.xml":
-                start = data.index(b'<dimension ref="') + 16
-                data = data[:start] + b"A1:XFD20000" + data[data.index(b'"', start) :]
-            dst.writestr(name, data)
-    return out.getvalue()
-
-
 async def test_an_xlsx_declaring_a_huge_sheet_is_refused_quickly(world: Any, kit: Any) -> None:
     started = time.perf_counter()
-    r = await _import(world, kit, "bomb.xlsx", _dimension_bomb())
+    r = await _import(world, kit, "bomb.xlsx", xlsx_bytes([list(COLUMNS)], dimension="A1:XFD20000"))
     assert r.status_code == 422, r.text
     assert "cột" in r.json()["error"]["details"][0]["message"]
     assert time.perf_counter() - started < 3.0

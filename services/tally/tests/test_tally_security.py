@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import io
 import time
-import zipfile
 
 import httpx
-import openpyxl
 from fastapi import FastAPI
 from tally_testkit import OP
 
-from shared.testing import auth
+from shared.testing import auth, xlsx_bytes
 
 
 async def test_quotas_are_read_by_operators_and_unit_admins_in_scope(
@@ -39,27 +36,18 @@ async def test_quotas_are_read_by_operators_and_unit_admins_in_scope(
     assert (await client.get(path)).status_code == 401
 
 
-def _declared_huge() -> bytes:
-    book = openpyxl.Workbook()
-    book.active.append(["code", "name", "kind", "parent_code"])
-    book.active.append(["X-1", "x", "grassroots", "TH-01"])
-    plain = io.BytesIO()
-    book.save(plain)
-    out = io.BytesIO()
-    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "xl/worksheets/sheet1.xml":
-                start = data.index(b'<dimension ref="') + 16
-                data = data[:start] + b"A1:XFD20000" + data[data.index(b'"', start) :]
-            dst.writestr(name, data)
-    return out.getvalue()
-
-
 async def test_unit_imports_refuse_bombs_and_bad_csv_with_a_422(planned: tuple[FastAPI, httpx.AsyncClient]) -> None:
     _app, client = planned
     started = time.perf_counter()
-    files = {"file": ("units.xlsx", _declared_huge(), "application/octet-stream")}
+    files = {
+        "file": (
+            "units.xlsx",
+            xlsx_bytes(
+                [["code", "name", "kind", "parent_code"], ["X-1", "x", "grassroots", "TH-01"]], dimension="A1:XFD20000"
+            ),
+            "application/octet-stream",
+        )
+    }
     r = await client.post("/api/v1/units/import", files=files, headers=OP)
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "file", r.text
     assert time.perf_counter() - started < 3.0
