@@ -69,3 +69,9 @@ async def test_hostile_names_come_out_as_text_in_both_exports(tmp_path: Path) ->
             assert cell.value == name.replace("\r", "\n") and cell.data_type == "s"
             assert cell.quotePrefix == (name != "Nguyễn Văn An")
         assert sheet["A1"].data_type == "s" and sheet["A1"].quotePrefix  # the scheme's name too
+
+
+async def test_a_nul_in_a_scheme_name_is_a_422_not_a_database_error(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        r = await h.put_scheme("IND-N", {**SCHEME, "name": "Cá\x00nhân"})
+        assert r.status_code == 422, r.text

@@ -55,3 +55,10 @@ async def test_unit_imports_refuse_bombs_and_bad_csv_with_a_422(planned: tuple[F
     for content in (huge_field, "mã;tên\n".encode("utf-16")):
         r = await client.post("/api/v1/units/import", files={"file": ("u.csv", content, "text/csv")}, headers=OP)
         assert r.status_code == 422, r.text
+
+
+async def test_a_nul_in_a_name_is_a_422_not_a_database_error(app_client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _app, client = app_client
+    unit = {"code": "VN", "name": "Việt\x00Nam", "kind": "national", "parent_code": None}
+    r = await client.put("/api/v1/units", json=[unit], headers=OP)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"].startswith("name"), r.text

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from shared.text import NO_NUL
+
 TEXT_MAX = 20_000
 CONFIDENTIAL_EFFECT_MAX = 2_000
 BENEFIT_MAX = 10**15  # one million billion VND: far above any real estimate, keeps BIGINT safe
 
 TITLE_MIN = 5
-# No NUL anywhere: PostgreSQL's text cannot hold it (checked by pydantic-core's regex, not in Python).
-NO_NUL = r"^[^\x00]*$"
 # Characters that take no place in a title: controls, format characters (zero-width space, joiners, BOM, word
 # joiner), surrogates, private use, unassigned.
 _UNSEEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})

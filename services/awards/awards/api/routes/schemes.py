@@ -31,6 +31,7 @@ from awards.domain.schemes import (
 from shared.auth import Principal
 from shared.exports import append_xlsx_row, csv_cell
 from shared.http import ApiError, JsonResponse
+from shared.text import NO_NUL
 
 router = APIRouter(prefix="/api/v1/awards", tags=["awards"])
 
@@ -180,7 +181,7 @@ async def compute_nominations(
 
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    decision_no: str = Field(min_length=1, max_length=100)
+    decision_no: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     signed_on: date
     approve: Literal["all"] | list[str | dict[str, str]] = Field(max_length=MAX_BODY_ITEMS)
 

@@ -16,6 +16,7 @@ from review.adapters.orm import decisions, items, units
 from review.api.deps import ContextDep, PrincipalDep, SessionDep, require_roles
 from shared.auth import Principal
 from shared.http import ApiError
+from shared.text import NO_NUL
 from shared.units import path_in_scope, subtree_clause
 
 router = APIRouter(prefix="/api/v1/review", tags=["review"])
@@ -31,7 +32,7 @@ class AppraisalRequest(BaseModel):
     applicability: Score
     effectiveness: Score
     scope: Score
-    note: str | None = Field(default=None, max_length=5000)
+    note: str | None = Field(default=None, max_length=5000, pattern=NO_NUL)
 
 
 @router.get("/items/{initiative_id}")
