@@ -23,7 +23,7 @@ import io
 import multiprocessing
 import os
 import resource
-import threading
+import weakref
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -52,8 +52,10 @@ class TableLimits:
 
 
 RATIO_FLOOR_BYTES = 1024 * 1024
-# Parses running at once in the whole process; more wait their turn (a flood of uploads must not fork 100 workers).
-_WORKERS = threading.BoundedSemaphore(2)
+# Parses running at once per event loop; more wait their turn on the loop, holding neither a worker process nor
+# a thread of the default executor (a flood of uploads must not fork 100 workers).
+PARALLEL_PARSES = 2
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["shared.uploads", "openpyxl"])
 
@@ -64,7 +66,16 @@ def is_xlsx(filename: str, content: bytes) -> bool:
 
 async def read_table(filename: str, content: bytes, limits: TableLimits = TableLimits()) -> Table:
     """The file's rows (the header first), parsed in a worker process under ``limits``."""
-    return await asyncio.to_thread(_in_worker, filename, content, limits)
+    async with _slots():
+        return await asyncio.to_thread(_in_worker, filename, content, limits)
+
+
+def _slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _SLOTS.get(loop)
+    if slots is None:
+        slots = _SLOTS[loop] = asyncio.Semaphore(PARALLEL_PARSES)
+    return slots
 
 
 # ---- in the caller's process (a thread) ---------------------------------------------------------
@@ -73,23 +84,22 @@ async def read_table(filename: str, content: bytes, limits: TableLimits = TableL
 def _in_worker(filename: str, content: bytes, limits: TableLimits) -> Table:
     if is_xlsx(filename, content):
         check_zip(content, limits)  # cheap, and it spares a worker for the obvious bombs
-    with _WORKERS:
-        receiver, sender = _CONTEXT.Pipe(duplex=False)
-        worker = _CONTEXT.Process(target=_worker_main, args=(sender, filename, content, limits), daemon=True)
-        worker.start()
-        sender.close()
+    receiver, sender = _CONTEXT.Pipe(duplex=False)
+    worker = _CONTEXT.Process(target=_worker_main, args=(sender, filename, content, limits), daemon=True)
+    worker.start()
+    sender.close()
+    try:
+        if not receiver.poll(limits.timeout_s):
+            raise TableError(f"Tệp quá phức tạp: đọc quá {limits.timeout_s:g} giây")
         try:
-            if not receiver.poll(limits.timeout_s):
-                raise TableError(f"Tệp quá phức tạp: đọc quá {limits.timeout_s:g} giây")
-            try:
-                kind, value = receiver.recv()
-            except EOFError as exc:  # killed by its memory or CPU limit
-                raise TableError("Tệp quá lớn hoặc quá phức tạp để đọc") from exc
-        finally:
-            receiver.close()
-            if worker.is_alive():
-                worker.kill()
-            worker.join(5)
+            kind, value = receiver.recv()
+        except EOFError as exc:  # killed by its memory or CPU limit
+            raise TableError("Tệp quá lớn hoặc quá phức tạp để đọc") from exc
+    finally:
+        receiver.close()
+        if worker.is_alive():
+            worker.kill()
+        worker.join(5)
     if kind == "error":
         raise TableError(value)
     table: Table = value
