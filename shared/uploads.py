@@ -142,12 +142,15 @@ def _worker_main(sender: Connection, filename: str, content: bytes, limits: Tabl
 
 
 def _cap_resources(limits: TableLimits) -> None:
-    with open("/proc/self/statm") as statm:
-        in_use = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    cap = in_use + limits.memory_bytes
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     seconds = int(limits.timeout_s) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+    try:  # Linux: the address space in use now, plus the cap (elsewhere the wall-clock kill still holds)
+        with open("/proc/self/statm") as statm:
+            in_use = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return
+    cap = in_use + limits.memory_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
 def parse_table(filename: str, content: bytes, limits: TableLimits) -> Table:
