@@ -32,10 +32,10 @@ def rewrite(content: bytes, name: str, change: object) -> bytes:
 async def test_a_sheet_declaring_xfd20000_is_refused_at_once() -> None:
     bomb = xlsx_bytes([["code", "name"], ["VN", "Việt Nam"]], dimension="A1:XFD20000")
     assert len(bomb) < 8_000
-    started = time.perf_counter()
+    cpu = time.process_time()  # this process's CPU: the service's own, not the worker's
     with pytest.raises(TableError, match="16384 cột"):
         await read_table("bomb.xlsx", bomb)
-    assert time.perf_counter() - started < 10.0  # 10.8 s of CPU before; a cold worker on a busy machine takes a few
+    assert time.process_time() - cpu < 1.0  # the same sheet took 13 s of this process's CPU before
     with pytest.raises(TableError, match="dòng"):
         await read_table("rows.xlsx", xlsx_bytes([["code"], ["VN"]], dimension="A1:B300000"))
 

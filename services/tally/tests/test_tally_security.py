@@ -38,12 +38,12 @@ async def test_quotas_are_read_by_operators_and_unit_admins_in_scope(
 
 async def test_unit_imports_refuse_bombs_and_bad_csv_with_a_422(planned: tuple[FastAPI, httpx.AsyncClient]) -> None:
     _app, client = planned
-    started = time.perf_counter()
+    cpu = time.process_time()  # this process's CPU: the service's own, not the worker's
     bomb = xlsx_bytes([["code", "name"], *([[]] * 19998), ["X-1"]], dimension="A1:XFD20000")
     files = {"file": ("units.xlsx", bomb, "application/octet-stream")}
     r = await client.post("/api/v1/units/import", files=files, headers=OP)
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "file", r.text
-    assert time.perf_counter() - started < 10.0  # a cold worker on a busy machine takes a few seconds
+    assert time.process_time() - cpu < 1.0  # the same sheet took 13 s of this process's CPU before
     huge_field = b"code,name,kind,parent_code\nX-1," + b"x" * 200_000 + b",grassroots,TH-01\n"
     for content in (huge_field, "mã;tên\n".encode("utf-16")):
         r = await client.post("/api/v1/units/import", files={"file": ("u.csv", content, "text/csv")}, headers=OP)
