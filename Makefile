@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 .PHONY: run test install lint run-distributed bench clean
 
 run: install  ## the whole system in one process: SQLite, in-process bus, seeded demo
-	$(BIN)/sangkien run
+	ENVIRONMENT=development $(BIN)/sangkien run
 
 test: install  ## every test, against the real PostgreSQL, RabbitMQ and Redis on loopback
 	bash scripts/ensure-services.sh

@@ -67,7 +67,8 @@ def build_embedded(var_dir: Path, **overrides: Any) -> tuple[FastAPI, dict[str, 
 async def run_embedded(host: str, port: int, var_dir: Path, seed: bool) -> None:
     import uvicorn
 
-    gateway, services = build_embedded(var_dir)
+    # The embedded run is the demo: development tokens and the demo sign-in, whatever the shell says.
+    gateway, services = build_embedded(var_dir, environment="development")
     async with contextlib.AsyncExitStack() as stack:
         for app in services.values():
             await stack.enter_async_context(app.router.lifespan_context(app))

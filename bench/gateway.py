@@ -235,6 +235,7 @@ async def run(args: argparse.Namespace, stack: contextlib.AsyncExitStack, token:
     down_port, gw_port = free_port(), free_port()
     env = {
         **os.environ,
+        "ENVIRONMENT": "development",
         "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "services" / "gateway")]),
         "LOG_LEVEL": "WARNING",
         "INTAKE_URL": f"http://127.0.0.1:{down_port}",

@@ -390,6 +390,7 @@ async def main(opts: argparse.Namespace) -> None:
 
     auth = f"Authorization: Bearer {token('support', 'BENCH', sub='bench-support', ttl_s=7200)}\r\n".encode()
     env = dict(os.environ)
+    env["ENVIRONMENT"] = "development"  # the benchmark signs its tokens with the development secret
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "services" / "intake")])
     port_a, port_b = free_port(), free_port()
     async with pg_database() as url, amqp_prefix() if opts.rabbitmq else contextlib.nullcontext("") as prefix:

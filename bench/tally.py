@@ -82,7 +82,8 @@ async def bare() -> dict:
 
 
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, "ENVIRONMENT": "development", **env}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 async def wait_up(url: str, proc: subprocess.Popen[bytes], limit_s: float = 60) -> None:

@@ -102,6 +102,7 @@ _VI_VALIDATION = {
     "json_invalid": "JSON không hợp lệ",
     "bool_parsing": "Phải là true hoặc false",
     "uuid_parsing": "Mã định danh không hợp lệ",
+    "string_pattern_mismatch": "Chứa ký tự không được phép",
 }
 
 

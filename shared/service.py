@@ -391,7 +391,7 @@ async def get_principal(request: Request, ctx: ContextDep) -> Principal:
     try:
         return await ctx.verifier.verify(token)
     except AuthError as exc:
-        raise ApiError(401, exc.code, exc.message, headers={"WWW-Authenticate": "Bearer"}) from exc
+        raise exc.api_error() from exc
 
 
 async def get_optional_principal(request: Request, ctx: ContextDep) -> Principal | None:

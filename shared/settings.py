@@ -18,7 +18,9 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    environment: Literal["development", "test", "production"] = "development"
+    # Production unless said otherwise: a deployment that forgets ENVIRONMENT must not fall back to the
+    # development secret, which is in the repository (`make run`, run-distributed.sh and the tests say development).
+    environment: Literal["development", "test", "production"] = "production"
     database_url: str = "sqlite+aiosqlite:///./var/service.db"
     # None means the in-process bus (embedded mode).
     amqp_url: str | None = None
@@ -31,6 +33,10 @@ class ServiceSettings(BaseSettings):
     jwt_algorithms: list[str] = ["HS256"]
     jwks_url: str | None = None
     jwt_audience: str | None = None
+    # With JWKS_URL both are required and checked: a token of another issuer or another API is refused.
+    jwt_issuer: str | None = None
+    # An unknown key id fetches the JWKS again at most this often (a forged kid must not hammer the provider).
+    jwks_refetch_s: float = Field(default=60.0, ge=0)
     # Consumers handle a delivered batch set-based: a few statements per batch whatever its size, so larger
     # batches cost less per event (review's consumer: ~20% less CPU per initiative at 500 than at 100).
     consumer_prefetch: int = 2000
@@ -45,11 +51,13 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _secret_policy(self) -> ServiceSettings:
         if self.jwt_secret is None and self.jwks_url is None:
-            if self.environment == "production":
-                raise ValueError("JWT_SECRET or JWKS_URL must be set in production")
+            if self.environment != "development":
+                raise ValueError("JWT_SECRET or JWKS_URL must be set outside ENVIRONMENT=development")
             self.jwt_secret = DEV_JWT_SECRET
-        if self.environment == "production" and self.jwt_secret == DEV_JWT_SECRET:
-            raise ValueError("the development JWT secret may not be used in production")
-        if self.environment == "production" and self.jwt_secret and len(self.jwt_secret) < 32:
-            raise ValueError("JWT_SECRET must be at least 32 characters in production")
+        if self.environment != "development" and self.jwt_secret == DEV_JWT_SECRET:
+            raise ValueError("the development JWT secret may not be used outside ENVIRONMENT=development")
+        if self.environment != "development" and self.jwt_secret and len(self.jwt_secret) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 characters outside ENVIRONMENT=development")
+        if self.jwks_url and not (self.jwt_issuer and self.jwt_audience):
+            raise ValueError("JWT_ISSUER and JWT_AUDIENCE must be set with JWKS_URL")
         return self

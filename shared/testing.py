@@ -25,6 +25,32 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEST_SECRET = DEV_JWT_SECRET
 
 
+def xlsx_bytes(rows: Iterable[Sequence[Any]], *, dimension: str | None = None) -> bytes:
+    """An XLSX of ``rows``; ``dimension`` rewrites the sheet's declared ``<dimension ref>`` (e.g. "A1:XFD20000",
+    the 1.7 KB sheet that claims 327 million cells)."""
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    for row in rows:
+        workbook.active.append(list(row))
+    plain = io.BytesIO()
+    workbook.save(plain)
+    if dimension is None:
+        return plain.getvalue()
+    out = io.BytesIO()
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "xl/worksheets/sheet1.xml":
+                start = data.index(b'<dimension ref="') + len(b'<dimension ref="')
+                data = data[:start] + dimension.encode() + data[data.index(b'"', start) :]
+            dst.writestr(name, data)
+    return out.getvalue()
+
+
 def unique(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 

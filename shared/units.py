@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, false, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from shared.auth import Principal
 from shared.db import upsert
@@ -38,9 +40,33 @@ def path_string(codes: Sequence[str]) -> str:
     return "/" + "/".join(codes) + "/"
 
 
-def subtree_clause(path_column: Any, root_code: str) -> ColumnElement[bool]:
-    """Rows whose path lies in the subtree of ``root_code`` (LIKE wildcards escaped)."""
-    return path_column.contains(f"/{root_code}/", autoescape=True)
+class position_of(FunctionElement[int]):
+    """``position_of(haystack, needle)``: where ``needle`` starts in ``haystack`` (1-based), 0 when absent.
+
+    Case-sensitive on every dialect, unlike LIKE, which ignores case on SQLite (a unit coded ``hn`` must
+    not see ``HN``'s subtree); and with no wildcards to escape."""
+
+    type = Integer()
+    name = "position_of"
+    inherit_cache = True
+
+
+@compiles(position_of)
+def _position_of(element: position_of, compiler: Any, **kw: Any) -> str:
+    return f"strpos({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(position_of, "sqlite")
+def _position_of_sqlite(element: position_of, compiler: Any, **kw: Any) -> str:
+    return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+def subtree_clause(path_column: Any, root_code: str | None) -> ColumnElement[bool]:
+    """Rows whose path lies in the subtree of ``root_code``; none at all when there is no root (a token
+    without a ``unit`` sees nothing, it does not see everything)."""
+    if not root_code:
+        return false()
+    return position_of(path_column, literal(f"/{root_code}/", String)) > 0
 
 
 async def apply_unit_upserted(session: AsyncSession, table: Table, data: dict[str, Any]) -> None:

@@ -24,6 +24,27 @@ UNITS = [
 ]
 
 
+def one_phase_campaign(today: date) -> dict[str, Any]:
+    """Campaign 1M: one field, phase P1 open for a month around ``today``, a milestone at the first valid."""
+    return {
+        "name": "01 triệu sáng kiến",
+        "fields": [{"code": "production", "name": "Sản xuất kinh doanh"}],
+        "application_window": {
+            "from": (today - timedelta(days=300)).isoformat(),
+            "to": (today + timedelta(days=60)).isoformat(),
+        },
+        "phases": [
+            {
+                "code": "P1",
+                "name": "Giai đoạn 1",
+                "opens_on": (today - timedelta(days=30)).isoformat(),
+                "closes_on": (today + timedelta(days=30)).isoformat(),
+            }
+        ],
+        "milestones": [1, 100000],
+    }
+
+
 async def _eventually(call: Any, ok: Any, timeout_s: float = 30.0) -> httpx.Response:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -41,23 +62,7 @@ async def walking_skeleton(client: httpx.AsyncClient) -> dict[str, Any]:
     r = await client.put("/api/v1/units", json=UNITS, headers=operator)
     assert r.status_code == 200, r.text
     assert r.json()["upserted"] == 4
-    campaign = {
-        "name": "01 triệu sáng kiến",
-        "fields": [{"code": "production", "name": "Sản xuất kinh doanh"}],
-        "application_window": {
-            "from": (today - timedelta(days=300)).isoformat(),
-            "to": (today + timedelta(days=60)).isoformat(),
-        },
-        "phases": [
-            {
-                "code": "P1",
-                "name": "Giai đoạn 1",
-                "opens_on": (today - timedelta(days=30)).isoformat(),
-                "closes_on": (today + timedelta(days=30)).isoformat(),
-            }
-        ],
-        "milestones": [1, 100000],
-    }
+    campaign = one_phase_campaign(today)
     r = await client.put("/api/v1/campaigns/1M", json=campaign, headers=operator)
     assert r.status_code == 200, r.text
 

@@ -110,6 +110,8 @@ def create(
     app.add_middleware(ObservabilityMiddleware, metrics=metrics.base)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(system.router)
+    if settings.environment == "development":
+        app.include_router(system.dev_router)
     app.include_router(pages.router)
     app.include_router(signin.router)
     app.include_router(compose.router)

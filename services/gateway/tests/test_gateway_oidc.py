@@ -135,6 +135,7 @@ def oidc_settings(issuer: str) -> dict[str, Any]:
         "jwks_url": issuer + "/jwks",
         "jwt_algorithms": ["RS256"],
         "jwt_audience": API_AUDIENCE,
+        "jwt_issuer": issuer,
         "oidc_issuer": issuer,
         "oidc_client_id": CLIENT_ID,
         "oidc_client_secret": CLIENT_SECRET,

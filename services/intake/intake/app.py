@@ -68,6 +68,7 @@ async def start(ctx: ServiceContext) -> None:
     ctx.extras["metrics"] = m
     ctx.extras["plan"] = PlanReader(ctx.engine, settings.plan_cache_ttl_s)
     ctx.extras["import_wake"] = asyncio.Event()
+    ctx.extras["batch_slots"] = asyncio.Semaphore(settings.batch_writers)
     ctx.extras["writer"] = GroupCommitWriter(
         ctx.engine,
         submitted_event(ctx.name),

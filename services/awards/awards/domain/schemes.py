@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.text import NO_NUL
+
 UnitKind = Literal["national", "province", "sector", "district", "grassroots", "department"]
 Grade = Literal["excellent", "typical"]
 CollectiveOrder = Literal["valid", "achievement_pct", "benefit_vnd", "participants"]
@@ -48,7 +50,7 @@ class Scheme(BaseModel):
 
     campaign: str = Field(pattern=CODE)
     phase: str | None = Field(default=None, pattern=CODE)
-    name: str = Field(min_length=1, max_length=300)
+    name: str = Field(min_length=1, max_length=300, pattern=NO_NUL)
     recipient: Literal["collective", "individual"]
     unit_kind: UnitKind | None = None
     rule: Rule = Field(default_factory=Rule)

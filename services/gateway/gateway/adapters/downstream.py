@@ -14,6 +14,7 @@ from gateway.adapters.http1 import ConnectError, Http1Pool, RawResponse
 from gateway.domain.breaker import CircuitBreaker
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
+from shared.http import ApiError
 from shared.logs import correlation_id_var
 
 if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
@@ -86,6 +87,8 @@ class Downstream:
             if timeout_s is not None:
                 kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0))
             resp = await self.client.request(method, path, **kwargs)
+        except httpx.InvalidURL as exc:  # the caller's path or query, not the service's fault
+            raise ApiError(400, "bad_request", "Đường dẫn không hợp lệ") from exc
         except httpx.TimeoutException as exc:
             self.breaker.failure()
             self.metrics_fail("timeout")

@@ -66,7 +66,7 @@ async def admit_call(
         return principal
     if principal is None:
         if auth_error is not None:
-            raise ApiError(401, auth_error.code, auth_error.message, headers={"WWW-Authenticate": "Bearer"})
+            raise auth_error.api_error()
         raise ApiError(401, "unauthorized", "Cần đăng nhập", headers={"WWW-Authenticate": "Bearer"})
     if not allowed(principal, method, path):
         raise ApiError(403)

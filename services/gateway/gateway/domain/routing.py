@@ -38,11 +38,12 @@ def route_for(path: str) -> str | None:
     return None
 
 
-# Readable without a token (SPEC §6): rankings, milestones, awards and health.
+# Readable without a token (SPEC §6): rankings, milestones, awards (the list, one award, the schemes they were
+# given under and their exports; the awards service serves them all without a token) and health.
 _PUBLIC: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("GET", re.compile(r"^/api/v1/tally/rankings$")),
     ("GET", re.compile(r"^/api/v1/tally/milestones$")),
-    ("GET", re.compile(r"^/api/v1/awards$")),
+    ("GET", re.compile(r"^/api/v1/awards(/[^/]+|/schemes/[^/]+(/export)?|/schemes)?$")),
 )
 
 

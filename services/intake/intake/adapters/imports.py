@@ -8,7 +8,6 @@ counters commit together, so a chunk interrupted by a crash is simply done again
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import logging
 import uuid
@@ -66,7 +65,7 @@ EXAMPLE = {
 
 
 class ImportFileError(Exception):
-    pass
+    """A table without the columns an import needs."""
 
 
 def _cell(value: Any) -> str:
@@ -81,7 +80,9 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
-def _rows_of(table: Sequence[Sequence[Any]] | Any, max_rows: int) -> list[tuple[int, dict[str, str]]]:
+def rows_of(table: Sequence[Sequence[Any]]) -> list[tuple[int, dict[str, str]]]:
+    """The non-empty rows of a table read by :func:`shared.uploads.read_table` (which already counted every
+    row, empty ones included, toward the limit), as (row number in the sheet, header → cell)."""
     iterator = iter(table)
     try:
         header = [_cell(h) for h in next(iterator)]
@@ -97,31 +98,8 @@ def _rows_of(table: Sequence[Sequence[Any]] | Any, max_rows: int) -> list[tuple[
         cells = [_cell(v) for v in values]
         if not any(cells):
             continue
-        if len(rows) >= max_rows:
-            raise ImportFileError(f"Tệp có quá {max_rows} dòng")
         rows.append((number, {f: cells[i] if i < len(cells) else "" for i, f in enumerate(fields) if f}))
     return rows
-
-
-def parse_file(filename: str, content: bytes, max_rows: int) -> list[tuple[int, dict[str, str]]]:
-    """Blocking (openpyxl): call through asyncio.to_thread. Row numbers are the sheet's (header = 1)."""
-    if filename.lower().endswith(".xlsx") or content[:2] == b"PK":
-        from openpyxl import load_workbook
-
-        try:
-            workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        except Exception as exc:
-            raise ImportFileError("Không đọc được tệp XLSX") from exc
-        try:
-            return _rows_of(workbook.worksheets[0].iter_rows(values_only=True), max_rows)
-        finally:
-            workbook.close()
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportFileError("Tệp CSV phải mã hoá UTF-8") from exc
-    dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t") if text.strip() else csv.excel
-    return _rows_of(csv.reader(io.StringIO(text), dialect), max_rows)
 
 
 def template_xlsx() -> bytes:

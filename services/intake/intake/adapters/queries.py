@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from intake.adapters.orm import initiative_authors, initiatives, units
@@ -15,8 +15,9 @@ from shared.auth import Principal
 from shared.http import ApiError
 from shared.units import path_in_scope, subtree_clause
 
-# Roles that read every initiative of their subtree (SPEC §6); a plain member reads only their own.
-SUBTREE_READERS = ("support", "reviewer", "appraiser", "unit_admin")
+# Roles that read every initiative of their subtree (SPEC §6); a plain member reads only their own. A unit_admin
+# is not one: SPEC §6 gives it quotas and figures, not the initiatives' text.
+SUBTREE_READERS = ("support", "reviewer", "appraiser")
 
 
 def utc(value: datetime) -> datetime:
@@ -128,12 +129,15 @@ def listing(
     stmt = select(initiatives).select_from(initiatives.outerjoin(units, units.c.code == initiatives.c.unit_code))
     if not principal.is_operator:
         if principal.has(*SUBTREE_READERS):
-            stmt = stmt.where(subtree_clause(units.c.path, principal.unit or "\x00"))
+            stmt = stmt.where(subtree_clause(units.c.path, principal.unit))
         else:
-            mine = select(initiative_authors.c.initiative_id).where(
-                initiative_authors.c.member_id == (principal.member_id or "\x00")
-            )
-            stmt = stmt.where(initiatives.c.id.in_(mine))
+            if principal.member_id is None:
+                stmt = stmt.where(false())
+            else:
+                mine = select(initiative_authors.c.initiative_id).where(
+                    initiative_authors.c.member_id == principal.member_id
+                )
+                stmt = stmt.where(initiatives.c.id.in_(mine))
     if campaign:
         stmt = stmt.where(initiatives.c.campaign == campaign)
     if unit:

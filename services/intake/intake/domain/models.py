@@ -2,25 +2,50 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from shared.text import NO_NUL
 
 TEXT_MAX = 20_000
 CONFIDENTIAL_EFFECT_MAX = 2_000
 BENEFIT_MAX = 10**15  # one million billion VND: far above any real estimate, keeps BIGINT safe
 
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=300)]
-LongText = Annotated[str, StringConstraints(max_length=TEXT_MAX)]
+TITLE_MIN = 5
+# Characters that take no place in a title: controls, format characters (zero-width space, joiners, BOM, word
+# joiner), surrogates, private use, unassigned.
+_UNSEEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+def _visible_title(value: str) -> str:
+    """A title of at least TITLE_MIN characters that take a place (spaces between words count, zero-width ones
+    do not), one of them visible, and no control character but tab and line breaks (SPEC §3: 5–300)."""
+    if value.isprintable():  # the usual case, checked in C: already stripped, so it has a visible character
+        return value
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
+        raise ValueError("Tên sáng kiến không được chứa ký tự điều khiển")
+    categories = [unicodedata.category(c) for c in value]
+    placed = sum(1 for cat in categories if cat not in _UNSEEN)
+    if placed < TITLE_MIN or not any(cat[0] not in "CZ" for cat in categories):
+        raise ValueError(f"Tên sáng kiến cần ít nhất {TITLE_MIN} ký tự nhìn thấy được")
+    return value
+
+
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL)]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=TITLE_MIN, max_length=300), AfterValidator(_visible_title)
+]
+LongText = Annotated[str, StringConstraints(max_length=TEXT_MAX, pattern=NO_NUL)]
 
 
 class Author(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    member_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-    full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    member_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL)]
+    full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
 
 
 class InitiativeCreate(BaseModel):
@@ -94,6 +119,7 @@ _VI = {
     "list_type": "Phải là danh sách",
     "model_type": "Phải là một đối tượng",
     "dict_type": "Phải là một đối tượng",
+    "string_pattern_mismatch": "Chứa ký tự không được phép",
 }
 
 
@@ -107,6 +133,8 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
         bound = ctx.get("min_length") or ctx.get("max_length") or ctx.get("ge") or ctx.get("le")
         if etype in _VI and bound is not None:
             msg = f"{msg} ({bound})"
+        if etype == "value_error":
+            msg = str(ctx.get("error") or msg)
         field = ".".join(str(p) for p in err.get("loc", ())) or "body"
         details.append({"field": field, "message": msg})
     return details

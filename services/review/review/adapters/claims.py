@@ -65,13 +65,19 @@ NO_SEQSCAN = text("SET LOCAL enable_seqscan = off")
 NO_SORT = text("SET LOCAL enable_sort = off")
 
 
+def identities(principal: Principal) -> set[str]:
+    """Every id the account may be an author under: its ``member_id`` and its ``sub`` (an identity provider
+    may name a member by ``sub`` only)."""
+    return {i for i in (principal.member_id, principal.sub) if i}
+
+
 def _claimable(now: datetime, principal: Principal) -> list[Any]:
     conditions: list[Any] = [
         items.c.status == "pending",
         or_(items.c.lease_expires_at.is_(None), items.c.lease_expires_at <= now),
     ]
-    if principal.member_id:
-        conditions.append(~items.c.author_ids.contains(f"|{principal.member_id}|", autoescape=True))
+    for identity in identities(principal):
+        conditions.append(~items.c.author_ids.contains(f"|{identity}|", autoescape=True))
     return conditions
 
 

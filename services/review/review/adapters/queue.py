@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from review.adapters import claims
+from review.adapters.claims import identities
 from review.adapters.orm import appraisals, decisions, items, units
 from review.domain.rules import (
     CRITERIA,
@@ -44,6 +45,11 @@ def _is_pg(session: AsyncSession) -> bool:
 
 def is_author(principal: Principal, author_ids: str) -> bool:
     return bool(principal.member_id) and f"|{principal.member_id}|" in author_ids
+
+
+def conflicted(principal: Principal, author_ids: str) -> bool:
+    """Conflict of interest (SPEC §6): nobody reviews or appraises an initiative they authored."""
+    return any(f"|{i}|" in author_ids for i in identities(principal))
 
 
 def public_item(row: Any) -> dict[str, Any]:
@@ -102,8 +108,8 @@ async def _claim_sqlite(
     )
     if not principal.is_operator:
         query = query.where(subtree_clause(units.c.path, str(principal.unit)))
-    if principal.member_id:
-        query = query.where(~items.c.author_ids.contains(f"|{principal.member_id}|", autoescape=True))
+    for identity in identities(principal):
+        query = query.where(~items.c.author_ids.contains(f"|{identity}|", autoescape=True))
     picked = (await session.execute(query)).all()
     if not picked:
         return [], 0
@@ -218,7 +224,7 @@ def _check_decision(principal: Principal, row: Any, req: dict[str, Any], now: da
         raise ApiError(404, "not_found", "Không tìm thấy sáng kiến trong hàng chờ xét duyệt")
     if not path_in_scope(principal, row.path):
         raise ApiError(403, "out_of_scope", "Sáng kiến nằm ngoài phạm vi đơn vị của tài khoản")
-    if is_author(principal, row.author_ids):
+    if conflicted(principal, row.author_ids):
         raise ApiError(403, "conflict_of_interest", "Không được xét duyệt sáng kiến của chính mình")
     redecision = False
     if row.status == "withdrawn":
@@ -284,7 +290,7 @@ async def appraise(
     session: AsyncSession, ctx: ServiceContext, principal: Principal, initiative_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     row = await scoped_item(session, principal, initiative_id, lock=True)
-    if is_author(principal, row.author_ids):
+    if conflicted(principal, row.author_ids):
         raise ApiError(403, "conflict_of_interest", "Không được thẩm định sáng kiến của chính mình")
     if row.status != "valid":
         raise ApiError(409, "not_valid", "Chỉ thẩm định sáng kiến đã được công nhận hợp lệ")

@@ -8,9 +8,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from shared.text import NO_NUL
+
 CODE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True, pattern=NO_NUL)]
 
 KINDS = ("national", "province", "sector", "district", "grassroots", "department")
 # Which parent kinds each kind may sit under (None: a root).
@@ -32,7 +34,7 @@ class UnitIn(BaseModel):
     name: Name
     kind: str
     parent_code: Code | None = None
-    cluster: Annotated[str, StringConstraints(max_length=64)] | None = None
+    cluster: Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)] | None = None
     member_count: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
 
 

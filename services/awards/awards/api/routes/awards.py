@@ -16,6 +16,7 @@ from awards.api.routes.schemes import validation_error
 from awards.domain.schemes import CODE
 from shared.auth import Principal
 from shared.http import ApiError, JsonResponse
+from shared.text import NO_NUL
 from shared.units import subtree_clause
 
 router = APIRouter(prefix="/api/v1/awards", tags=["awards"])
@@ -89,8 +90,8 @@ async def get_award(award_id: Annotated[str, Path(pattern=UUID_PATTERN)], sessio
 
 class RevokeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    decision_no: str = Field(min_length=1, max_length=100)
-    reason: str = Field(min_length=1, max_length=2000)
+    decision_no: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
+    reason: str = Field(min_length=1, max_length=2000, pattern=NO_NUL)
     revoked_on: date
 
 

@@ -29,7 +29,9 @@ from awards.domain.schemes import (
     parse_scheme,
 )
 from shared.auth import Principal
+from shared.exports import append_xlsx_row, csv_cell
 from shared.http import ApiError, JsonResponse
+from shared.text import NO_NUL
 
 router = APIRouter(prefix="/api/v1/awards", tags=["awards"])
 
@@ -179,7 +181,7 @@ async def compute_nominations(
 
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    decision_no: str = Field(min_length=1, max_length=100)
+    decision_no: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     signed_on: date
     approve: Literal["all"] | list[str | dict[str, str]] = Field(max_length=MAX_BODY_ITEMS)
 
@@ -354,12 +356,12 @@ def _xlsx(title: str, header: list[str], rows: list[list[Any]]) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "Khen thưởng"
-    ws.append([title])
+    append_xlsx_row(ws, [title])  # the scheme's name is an operator's text
     ws.append(header)
     for cell in ws[2]:
         cell.font = Font(bold=True)
     for row in rows:
-        ws.append(row)
+        append_xlsx_row(ws, row)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -369,11 +371,23 @@ def _csv(header: list[str], rows: list[list[Any]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    writer.writerows([[csv_cell(v) for v in row] for row in rows])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-@router.get("/schemes/{code}/export")
+@router.get(
+    "/schemes/{code}/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Danh sách khen thưởng (XLSX hoặc CSV)",
+            "content": {
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+                "text/csv": {},
+            },
+        }
+    },
+)
 async def export(
     code: SchemeCode, session: SessionDep, format: Annotated[Literal["xlsx", "csv"], Query()] = "xlsx"
 ) -> Response:

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Query, Request
@@ -56,6 +57,11 @@ class Part:
         if resp.status_code >= 500:
             return None
         return resp
+
+
+def segment(value: str) -> str:
+    """A path segment of a downstream call, whatever the caller put in it (a ``?`` or ``/`` stays inside)."""
+    return quote(str(value), safe="")
 
 
 def _json(resp: httpx.Response | None) -> Any:
@@ -167,8 +173,8 @@ async def unit_overview(
     part = Part(ctx, request, _deadline(ctx))
     params = {"campaign": campaign, "phase": phase}
     tally_resp, unit_resp, milestones_resp, awards_resp = await _gather(
-        part.get("tally", f"/api/v1/tally/units/{code}", params),
-        part.get("tally", f"/api/v1/units/{code}"),
+        part.get("tally", f"/api/v1/tally/units/{segment(code)}", params),
+        part.get("tally", f"/api/v1/units/{segment(code)}"),
         part.get("tally", "/api/v1/tally/milestones", {"campaign": campaign}),
         part.get("awards", "/api/v1/awards", {"campaign": campaign, "unit": code}),
     )
@@ -190,7 +196,7 @@ async def unit_overview(
     view["rank_among_siblings"] = None
     parent = (unit or {}).get("parent_code")
     if figures is not None and parent:
-        parent_figures = _json(await part.get("tally", f"/api/v1/tally/units/{parent}", params))
+        parent_figures = _json(await part.get("tally", f"/api/v1/tally/units/{segment(parent)}", params))
         if parent_figures is not None:
             rows = [
                 (str(c["unit"]["code"]), float((c.get("figures") or {}).get("valid") or 0))
@@ -236,7 +242,7 @@ async def me(request: Request, ctx: ContextDep, principal: PrincipalDep) -> Json
     wanted = _me_parts(principal)
     calls: dict[str, Awaitable[httpx.Response | None]] = {}
     if principal.unit:
-        calls["unit"] = part.get("tally", f"/api/v1/units/{principal.unit}")
+        calls["unit"] = part.get("tally", f"/api/v1/units/{segment(principal.unit)}")
     if "awards" in wanted:
         calls["awards"] = part.get("awards", "/api/v1/awards", {"member": principal.member_id})
     if "review_stats" in wanted:

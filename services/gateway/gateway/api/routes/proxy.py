@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -44,10 +46,12 @@ async def proxy(request: Request, ctx: GatewayContext, service: str) -> Response
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         body = await read_body(request, ctx.settings.max_body_bytes)
     headers = forward_headers(request, with_auth=principal is not None)
+    # The path as the client sent it (still percent-encoded): decoded, a control character in it is not a URL.
+    path = request.scope.get("raw_path", b"").decode("latin-1") or quote(request.url.path)
     try:
         resp = await ctx.downstreams[service].request(
             request.method,
-            f"{request.url.path}?{request.url.query}" if request.url.query else request.url.path,
+            f"{path}?{request.url.query}" if request.url.query else path,
             headers=headers,
             content=body or None,
         )

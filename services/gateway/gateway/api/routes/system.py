@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import ipaddress
 from typing import Any
 
 import orjson
@@ -65,6 +66,33 @@ def _rename_refs(doc: Any, renames: dict[str, str]) -> Any:
     return orjson.loads(raw)
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "ApiError",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+        }
+    },
+}
+_ERROR_RESPONSE = {
+    "description": "Lỗi (SPEC §8): {error: {code, message, details}}",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}},
+}
+
+
+def _document_errors(op: dict[str, Any]) -> None:
+    """Every operation answers its errors in the SPEC §8 shape: FastAPI's own 422 schema (``detail``) is not
+    what the services send, and 4xx/503 were not documented at all."""
+    responses = op.setdefault("responses", {})
+    responses["422"] = _ERROR_RESPONSE
+    responses.setdefault("4XX", _ERROR_RESPONSE)
+    responses.setdefault("503", _ERROR_RESPONSE)
+
+
 def merge_openapi(own: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The services' own schemas, paths under /api/v1 only; the gateway's composed routes win on a clash."""
     merged: dict[str, Any] = {
@@ -79,12 +107,15 @@ def merge_openapi(own: dict[str, Any], services: dict[str, dict[str, Any]]) -> d
         "security": [{"bearer": []}],
     }
     schemas: dict[str, Any] = merged["components"]["schemas"]
+    schemas["ApiError"] = ERROR_SCHEMA
     for name, doc in [*services.items(), ("gateway", own)]:
         theirs = (doc.get("components") or {}).get("schemas") or {}
         renames = {k: f"{name}__{k}" for k, v in theirs.items() if k in schemas and schemas[k] != v}
         doc = _rename_refs(doc, renames)
+        # The schema itself under its new name too: before, only the references were renamed, so review's
+        # batch of decisions pointed at nothing and readers fell back on intake's ``items`` (issue 14).
         for key, schema in ((doc.get("components") or {}).get("schemas") or {}).items():
-            schemas.setdefault(key, schema)
+            schemas.setdefault(renames.get(key, key), schema)
         for path, item in (doc.get("paths") or {}).items():
             if not path.startswith("/api/v1/"):
                 continue
@@ -92,6 +123,7 @@ def merge_openapi(own: dict[str, Any], services: dict[str, dict[str, Any]]) -> d
             for op in tagged.values():
                 if isinstance(op, dict):
                     op.setdefault("tags", [name])
+                    _document_errors(op)
             if name == "gateway":
                 merged["paths"].setdefault(path, {}).update(tagged)
             else:
@@ -144,23 +176,37 @@ async def docs_page() -> HTMLResponse:
 
 
 # ---- development sign-in --------------------------------------------------------------------------
+# Registered only when ENVIRONMENT=development (gateway.app), and answered only to loopback clients: the
+# development secret is in the repository, so these tokens must never be handed out over a network.
+
+dev_router = APIRouter(tags=["development"])
 
 
 class DevTokenRequest(BaseModel):
     account: str = Field(min_length=1, max_length=40)
 
 
-@router.get("/api/v1/dev/accounts", tags=["development"])
-async def dev_accounts(ctx: ContextDep) -> dict[str, Any]:
-    if ctx.settings.environment != "development":
-        raise ApiError(404)
+def _loopback_only(request: Request, ctx: GatewayContext) -> None:
+    host = request.client.host if request.client else ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if ctx.settings.environment != "development" or not loopback:
+        raise ApiError(403, "forbidden", "Chỉ dùng được trên máy phát triển (127.0.0.1)")
+
+
+@dev_router.get("/api/v1/dev/accounts")
+async def dev_accounts(request: Request, ctx: ContextDep) -> dict[str, Any]:
+    _loopback_only(request, ctx)
     return {"items": [a.model_dump() for a in ctx.settings.demo_accounts()], "campaign": ctx.settings.demo_campaign}
 
 
-@router.post("/api/v1/dev/token", tags=["development"])
+@dev_router.post("/api/v1/dev/token")
 async def dev_token(body: DevTokenRequest, request: Request, ctx: ContextDep) -> dict[str, Any]:
-    """Mint an HS256 token for a demo account. Only when ENVIRONMENT=development (SPEC §6)."""
-    if ctx.settings.environment != "development" or not ctx.settings.jwt_secret:
+    """Mint an HS256 token for a demo account (SPEC §6, development only)."""
+    _loopback_only(request, ctx)
+    if not ctx.settings.jwt_secret:
         raise ApiError(404)
     await admit(request, ctx, public=True)  # rate limited like everything else
     accounts = {a.key: a for a in ctx.settings.demo_accounts()}

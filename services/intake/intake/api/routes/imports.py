@@ -9,12 +9,13 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from intake.adapters.imports import ImportFileError, create_job, parse_file, template_xlsx
+from intake.adapters.imports import ImportFileError, create_job, rows_of, template_xlsx
 from intake.adapters.orm import import_jobs, import_rows
 from intake.api.deps import ContextDep, PrincipalDep, plan, require_roles
 from shared.auth import Principal
 from shared.http import ApiError, JsonResponse
 from shared.units import path_in_scope
+from shared.uploads import TableError, TableLimits, read_table
 
 router = APIRouter(tags=["imports"])
 IMPORTERS = ("support",)
@@ -22,7 +23,11 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MAX_ERRORS_SHOWN = 1000
 
 
-@router.get("/api/v1/imports/template.xlsx")
+@router.get(
+    "/api/v1/imports/template.xlsx",
+    response_class=Response,
+    responses={200: {"description": "Mẫu nhập sáng kiến (XLSX)", "content": {XLSX: {}}}},
+)
 async def import_template(_p: Principal = require_roles(*IMPORTERS)) -> Response:
     content = await asyncio.to_thread(template_xlsx)
     headers = {"Content-Disposition": 'attachment; filename="mau-nhap-sang-kien.xlsx"'}
@@ -47,11 +52,10 @@ async def start_import(
             "Dữ liệu không hợp lệ",
             [{"field": "campaign", "message": "Chiến dịch không tồn tại"}],
         )
+    limits = TableLimits(max_rows=int(getattr(ctx.settings, "import_max_rows", 200_000)))
     try:
-        rows = await asyncio.to_thread(
-            parse_file, file.filename or "", content, int(getattr(ctx.settings, "import_max_rows", 200_000))
-        )
-    except ImportFileError as exc:
+        rows = rows_of(await read_table(file.filename or "", content, limits))
+    except (TableError, ImportFileError) as exc:
         raise ApiError(422, "validation_error", "Tệp không hợp lệ", [{"field": "file", "message": str(exc)}]) from exc
     async with ctx.engine.begin() as conn:
         job_id = await create_job(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -11,11 +13,21 @@ import orjson
 from fastapi import APIRouter, Header, Query
 from pydantic import ValidationError
 from sqlalchemy import delete, update
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from intake.adapters.orm import fingerprints, idempotency_keys, initiative_authors, initiatives, outbox
-from intake.adapters.queries import can_act_for, can_read, encode_cursor, is_author, listing, load, record_json
+from intake.adapters.queries import (
+    SUBTREE_READERS,
+    can_act_for,
+    can_read,
+    encode_cursor,
+    is_author,
+    listing,
+    load,
+    record_json,
+)
 from intake.adapters.store import (
     IdempotencyClaim,
     Outcome,
@@ -241,7 +253,11 @@ async def submit_many(
             prepared.append(outcome)
             positions.append(i)
     try:
-        async with autocommit_seq(ctx.engine) as allocate_seq, ctx.engine.begin() as conn:
+        async with (
+            batch_slot(ctx),
+            autocommit_seq(ctx.engine) as allocate_seq,
+            ctx.engine.begin() as conn,
+        ):
             outcomes = await persist(conn, prepared, submitted_event(ctx.name), allocate_seq=allocate_seq)
             for i, outcome in zip(positions, outcomes, strict=True):
                 results[i] = _batch_result(i, outcome)
@@ -281,6 +297,29 @@ async def submit_many(
     return JsonResponse(response)
 
 
+@contextlib.asynccontextmanager
+async def batch_slot(ctx: ServiceContext) -> AsyncIterator[None]:
+    """One of the ``batch_writers`` slots, taken before any connection (see IntakeSettings.batch_writers);
+    503 with Retry-After when neither the slot nor the pool answers within ``batch_wait_s``."""
+    slots: asyncio.Semaphore = ctx.extras["batch_slots"]
+    wait_s = float(getattr(ctx.settings, "batch_wait_s", 20.0))
+    try:
+        async with asyncio.timeout(wait_s):
+            await slots.acquire()
+    except TimeoutError as exc:
+        raise _busy() from exc
+    try:
+        yield
+    except PoolTimeout as exc:
+        raise _busy() from exc
+    finally:
+        slots.release()
+
+
+def _busy() -> ApiError:
+    return ApiError(503, "busy", "Hệ thống đang bận, vui lòng gửi lại lô sau ít giây", headers={"Retry-After": "2"})
+
+
 def _batch_result(index: int, outcome: Outcome) -> dict[str, Any]:
     if outcome.kind == "created":
         return {"index": index, "id": outcome.id, "seq": outcome.seq, "status": "submitted"}
@@ -310,7 +349,7 @@ async def list_initiatives(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JsonResponse:
-    if not principal.is_operator and not principal.has("member", "support", "reviewer", "appraiser", "unit_admin"):
+    if not principal.is_operator and not principal.has("member", *SUBTREE_READERS):
         raise ApiError(403, "forbidden", "Không có quyền xem sáng kiến")
     if unit and not principal.is_operator:
         target = await plan(ctx).unit(unit)

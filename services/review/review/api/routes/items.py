@@ -16,6 +16,7 @@ from review.adapters.orm import decisions, items, units
 from review.api.deps import ContextDep, PrincipalDep, SessionDep, require_roles
 from shared.auth import Principal
 from shared.http import ApiError
+from shared.text import NO_NUL
 from shared.units import path_in_scope, subtree_clause
 
 router = APIRouter(prefix="/api/v1/review", tags=["review"])
@@ -31,7 +32,7 @@ class AppraisalRequest(BaseModel):
     applicability: Score
     effectiveness: Score
     scope: Score
-    note: str | None = Field(default=None, max_length=5000)
+    note: str | None = Field(default=None, max_length=5000, pattern=NO_NUL)
 
 
 @router.get("/items/{initiative_id}")
@@ -40,7 +41,8 @@ async def get_item(initiative_id: InitiativeId, session: SessionDep, principal: 
     async with session.begin():
         row = await queue.scoped_item(session, principal, initiative_id)
         own = queue.is_author(principal, row.author_ids)
-        staff = principal.has("support", "reviewer", "appraiser", "unit_admin") or principal.is_operator
+        # Not unit_admin: SPEC §6 gives it quotas and figures (the stats below), not the initiatives' text.
+        staff = principal.has("support", "reviewer", "appraiser") or principal.is_operator
         if not (own or staff):
             raise ApiError(403, "forbidden", "Không có quyền xem sáng kiến này")
         decided = await queue.history(session, initiative_id)

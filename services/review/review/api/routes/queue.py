@@ -11,6 +11,7 @@ from review.adapters import queue
 from review.api.deps import ContextDep, RuntimeDep, SessionDep, require_roles
 from shared.auth import Principal
 from shared.http import ApiError
+from shared.text import NO_NUL
 
 router = APIRouter(prefix="/api/v1/review", tags=["review"])
 
@@ -30,8 +31,8 @@ class ReleaseRequest(BaseModel):
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outcome: Literal["valid", "invalid", "revision"]
-    reason: str | None = Field(default=None, max_length=32)
-    note: str | None = Field(default=None, max_length=5000)
+    reason: str | None = Field(default=None, max_length=32, pattern=NO_NUL)
+    note: str | None = Field(default=None, max_length=5000, pattern=NO_NUL)
     verified_benefit_vnd: int | None = Field(default=None, ge=0, le=10**15)
 
 

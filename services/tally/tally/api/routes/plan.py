@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Path, Query, UploadFile
@@ -13,9 +11,10 @@ from sqlalchemy import select
 from shared.auth import Principal
 from shared.db import upsert
 from shared.http import ApiError
+from shared.uploads import Table, TableError, TableLimits, read_table
 from tally.adapters import plan as plan_store
 from tally.adapters.orm import campaigns, quotas, units
-from tally.api.deps import ContextDep, PrincipalDep, SessionDep, require_roles
+from tally.api.deps import ContextDep, PrincipalDep, SessionDep, check_scope, require_roles
 from tally.domain.plan import CODE_PATTERN, CampaignIn, QuotaIn, UnitIn
 from tally.settings import TallySettings
 
@@ -63,20 +62,10 @@ def _parse_units(rows: list[dict[str, Any]]) -> list[UnitIn]:
     return batch
 
 
-def _read_table(data: bytes, filename: str) -> list[dict[str, Any]]:
-    """CSV (UTF-8, optional BOM) or XLSX rows as dicts keyed by the header row. Runs in a thread."""
-    if filename.lower().endswith(".xlsx") or data[:2] == b"PK":
-        import openpyxl
-
-        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        sheet = wb.worksheets[0]
-        it = sheet.iter_rows(values_only=True)
-        header = [str(h).strip() if h is not None else "" for h in next(it, ())]
-        rows = [dict(zip(header, r, strict=False)) for r in it if any(v is not None for v in r)]
-        wb.close()
-    else:
-        text = data.decode("utf-8-sig")
-        rows = list(csv.DictReader(io.StringIO(text)))
+def _unit_rows(table: Table) -> list[dict[str, Any]]:
+    """The rows of a CSV (UTF-8, optional BOM) or XLSX table as unit payloads keyed by the header row."""
+    header = [str(h).strip() if h is not None else "" for h in (table[0] if table else ())]
+    rows = [dict(zip(header, r, strict=False)) for r in table[1:] if any(v is not None and v != "" for v in r)]
     out = []
     for r in rows:
         item: dict[str, Any] = {}
@@ -105,20 +94,17 @@ async def import_units(
     file: Annotated[UploadFile, File()],
     _op: Principal = require_roles("operator"),
 ) -> dict[str, int]:
-    import asyncio
-
     limit = _limit(ctx, "max_import_bytes")
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise ApiError(413, "payload_too_large", "Tệp quá lớn")
+    max_units = _limit(ctx, "max_units_per_request")
     try:
-        rows = await asyncio.to_thread(_read_table, data, file.filename or "")
-    except Exception as exc:
+        rows = _unit_rows(await read_table(file.filename or "", data, TableLimits(max_rows=max_units)))
+    except TableError as exc:
         raise ApiError(
             422, "invalid_file", "Không đọc được tệp CSV/XLSX", [{"field": "file", "message": str(exc)[:200]}]
         ) from exc
-    if len(rows) > _limit(ctx, "max_units_per_request"):
-        raise ApiError(413, "payload_too_large", "Quá nhiều đơn vị trong một lần gửi")
     return await _upsert_units(ctx, session, _parse_units(rows))
 
 
@@ -243,9 +229,12 @@ async def put_quotas(
 async def get_quotas(
     code: CodePath,
     session: SessionDep,
-    _p: PrincipalDep,
     unit: Annotated[str, Query(pattern=CODE_PATTERN)],
+    principal: Principal = require_roles("unit_admin"),
 ) -> dict[str, Any]:
+    """A unit's quotas: operators, and unit_admins inside their subtree (SPEC §6)."""
+    path = (await session.execute(select(units.c.path).where(units.c.code == unit))).scalar_one_or_none()
+    check_scope(principal, path)
     rows = (
         await session.execute(
             select(quotas).where(quotas.c.campaign == code, quotas.c.unit_code == unit).order_by(quotas.c.phase)

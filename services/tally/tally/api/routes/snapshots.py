@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, literal, select
 
 from shared.auth import Principal
 from shared.http import ApiError
+from shared.units import subtree_clause
 from tally.adapters import queries
 from tally.adapters.orm import campaigns, snapshot_figures, snapshots
 from tally.api.deps import ContextDep, PrincipalDep, SessionDep, check_scope, require_roles
@@ -155,7 +156,7 @@ async def snapshot_figures_page(
     if cursor:
         query = query.where(snapshot_figures.c.unit_code > cursor)
     if not principal.is_operator:
-        query = query.where(snapshot_figures.c.path.contains(f"/{principal.unit}/", autoescape=True))
+        query = query.where(subtree_clause(snapshot_figures.c.path, principal.unit))
     rows = (await session.execute(query.order_by(snapshot_figures.c.unit_code).limit(limit + 1))).all()
     more = len(rows) > limit
     rows = rows[:limit]
