@@ -26,7 +26,7 @@ ROWS = NUM_PERM // BANDS
 # Similarity (Jaccard of word + word-pair shingles) from which an earlier initiative is shown.
 THRESHOLD = 0.50
 TOP_K = 5
-MAX_CANDIDATES = 40
+MAX_CANDIDATES = 24
 MAX_BUCKET = 500
 MAX_RECENT = 131_072
 
