@@ -103,6 +103,11 @@ def commit() -> str:
     return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
+def pipeline_command() -> str:
+    """The command line as typed from the repository (the interpreter relative to it)."""
+    return " ".join([os.path.relpath(sys.executable, REPO), *sys.argv])
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -905,7 +910,7 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
     province = Province(shape)
     code = shape.code
     report: dict[str, Any] = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": pipeline_command(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit(),
         "load_before": loadavg(),
