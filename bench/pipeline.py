@@ -103,7 +103,7 @@ def commit() -> str:
     return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
-def pipeline_command() -> str:
+def command_line() -> str:
     """The command line as typed from the repository (the interpreter relative to it)."""
     return " ".join([os.path.relpath(sys.executable, REPO), *sys.argv])
 
@@ -910,7 +910,7 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
     province = Province(shape)
     code = shape.code
     report: dict[str, Any] = {
-        "command": pipeline_command(),
+        "command": command_line(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit(),
         "load_before": loadavg(),
