@@ -118,8 +118,9 @@ def loadavg() -> str:
 class Conn:
     """A request is written whole; its response is read by Content-Length or chunked encoding."""
 
-    def __init__(self, port: int, auth: str | None = None) -> None:
+    def __init__(self, port: int, auth: str | None = None, timeout_s: float = 120.0) -> None:
         self.port = port
+        self.timeout_s = timeout_s  # per request: a server that never answers fails the run, never hangs it
         self.auth = f"Authorization: Bearer {auth}\r\n".encode() if auth else b""
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -136,34 +137,39 @@ class Conn:
             head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         self.writer.write(head + b"\r\n" + (body or b""))
         try:
-            status_line = await self.reader.readuntil(b"\r\n")
-            length, chunked, close = 0, False, False
-            while True:
-                line = await self.reader.readuntil(b"\r\n")
-                if line == b"\r\n":
-                    break
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"transfer-encoding" and b"chunked" in value.lower():
-                    chunked = True
-                elif name == b"connection" and b"close" in value.lower():
-                    close = True
-            if chunked:
-                parts = []
-                while True:
-                    size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                    if size == 0:
-                        await self.reader.readuntil(b"\r\n")
-                        break
-                    parts.append(await self.reader.readexactly(size + 2))
-                data = b"".join(p[:-2] for p in parts)
-            else:
-                data = await self.reader.readexactly(length)
-        except (asyncio.IncompleteReadError, ConnectionError):
+            async with asyncio.timeout(self.timeout_s):
+                return await self._response()
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             self.close()
             raise
+
+    async def _response(self) -> tuple[int, bytes]:
+        assert self.reader is not None
+        status_line = await self.reader.readuntil(b"\r\n")
+        length, chunked, close = 0, False, False
+        while True:
+            line = await self.reader.readuntil(b"\r\n")
+            if line == b"\r\n":
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                close = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")
+                    break
+                parts.append(await self.reader.readexactly(size + 2))
+            data = b"".join(p[:-2] for p in parts)
+        else:
+            data = await self.reader.readexactly(length)
         if close:
             self.close()
         return int(status_line.split()[1]), data
@@ -217,7 +223,7 @@ async def open_loop(conns: list[Conn], path: str, body: Callable[[], bytes], rat
         conn = await idle.get()
         try:
             status, _ = await conn.request("POST", path, payload)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             status = 599
         finally:
             idle.put_nowait(conn)
@@ -401,11 +407,11 @@ async def running_system(workdir: Path) -> AsyncIterator[System]:
 
 
 async def wait_healthy(port: int, proc: asyncio.subprocess.Process) -> None:
-    conn = Conn(port)
+    conn = Conn(port, timeout_s=5.0)
     for _ in range(1200):
         if proc.returncode is not None:
             raise RuntimeError(f"run-distributed.sh exited with {proc.returncode}")
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError, IndexError, TimeoutError):
             status, _ = await conn.request("GET", "/health")
             if status == 200:
                 conn.close()
@@ -758,7 +764,7 @@ async def enter_batches(
                     try:
                         status, data = await conn.request("POST", "/api/v1/initiatives/batch", body)
                         break
-                    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                    except (asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
                         if attempt == 4:
                             raise
                         progress.errors.append(f"batch {a}: {exc!r}, retried")
