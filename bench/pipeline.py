@@ -15,15 +15,18 @@ One run:
   * (b) ``--n`` initiatives through ``POST /api/v1/initiatives/batch`` (1,000 items, intake's limit) by
     ``--entry-clients`` support accounts at once, decided meanwhile by ``--reviewers`` scripted reviewers
     (``POST /review/claims`` count 50, then ``POST /review/decisions/batch``; 85% valid, the rest invalid with
-    a reason): initiatives/s from the first submission until every decision is accepted (review held them
-    all) and tally counts every one submitted and decided (its figures polled through the gateway), and the
-    ratio to (a);
+    a reason; a reviewer whose claim comes back empty waits 0.25 s doubling to 2 s, one whose claim was not
+    full 0.25 s: claims cost review CPU): initiatives/s from the first submission until every decision is
+    accepted (review held them all) and tally counts every one submitted and decided (its figures polled
+    through the gateway), and the ratio to (a);
   * (c) single ``POST /api/v1/initiatives`` through the gateway, open loop, at each of ``--rates`` for
     ``--step-seconds``, every service's queue depth sampled each second (aio-pika passive declare:
-    ``message_count``, the messages *ready*; one message carries up to 100 events, and up to the prefetch
-    are delivered and unacknowledged, uncounted), plus each service's outbox backlog: the highest rate after
-    which every queue and outbox is back to 0 within 10 s of the load's end. It stops at the first rate that
-    fails (``--all-rates`` runs them all);
+    ``message_count``, the messages *ready*; one message carries up to 100 events), the events each service is
+    behind (from the services' /metrics: published to its queue less consumed, over the types it has handled
+    at least once; unlike ``message_count`` this counts what sits delivered but unacknowledged in a consumer's
+    prefetch, up to thousands of events) and
+    each outbox: the highest rate after which all of them are back to 0 within 10 s of the load's end, with
+    every request accepted. It stops at the first rate that fails (``--all-rates`` runs them all);
   * (d) the machine's CPU per initiative (from /proc, utime+stime, every second) of each service process, each
     service's PostgreSQL backends (pids mapped to databases through pg_stat_activity), PostgreSQL's shared
     processes (postmaster, WAL writer, checkpointer, ...), RabbitMQ (beam.smp; shared with other users of the
@@ -100,6 +103,11 @@ def commit() -> str:
     return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
+def command_line() -> str:
+    """The command line as typed from the repository (the interpreter relative to it)."""
+    return " ".join([os.path.relpath(sys.executable, REPO), *sys.argv])
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -110,8 +118,9 @@ def loadavg() -> str:
 class Conn:
     """A request is written whole; its response is read by Content-Length or chunked encoding."""
 
-    def __init__(self, port: int, auth: str | None = None) -> None:
+    def __init__(self, port: int, auth: str | None = None, timeout_s: float = 120.0) -> None:
         self.port = port
+        self.timeout_s = timeout_s  # per request: a server that never answers fails the run, never hangs it
         self.auth = f"Authorization: Bearer {auth}\r\n".encode() if auth else b""
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -128,34 +137,39 @@ class Conn:
             head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         self.writer.write(head + b"\r\n" + (body or b""))
         try:
-            status_line = await self.reader.readuntil(b"\r\n")
-            length, chunked, close = 0, False, False
-            while True:
-                line = await self.reader.readuntil(b"\r\n")
-                if line == b"\r\n":
-                    break
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"transfer-encoding" and b"chunked" in value.lower():
-                    chunked = True
-                elif name == b"connection" and b"close" in value.lower():
-                    close = True
-            if chunked:
-                parts = []
-                while True:
-                    size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                    if size == 0:
-                        await self.reader.readuntil(b"\r\n")
-                        break
-                    parts.append(await self.reader.readexactly(size + 2))
-                data = b"".join(p[:-2] for p in parts)
-            else:
-                data = await self.reader.readexactly(length)
-        except (asyncio.IncompleteReadError, ConnectionError):
+            async with asyncio.timeout(self.timeout_s):
+                return await self._response()
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             self.close()
             raise
+
+    async def _response(self) -> tuple[int, bytes]:
+        assert self.reader is not None
+        status_line = await self.reader.readuntil(b"\r\n")
+        length, chunked, close = 0, False, False
+        while True:
+            line = await self.reader.readuntil(b"\r\n")
+            if line == b"\r\n":
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                close = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")
+                    break
+                parts.append(await self.reader.readexactly(size + 2))
+            data = b"".join(p[:-2] for p in parts)
+        else:
+            data = await self.reader.readexactly(length)
         if close:
             self.close()
         return int(status_line.split()[1]), data
@@ -209,7 +223,7 @@ async def open_loop(conns: list[Conn], path: str, body: Callable[[], bytes], rat
         conn = await idle.get()
         try:
             status, _ = await conn.request("POST", path, payload)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             status = 599
         finally:
             idle.put_nowait(conn)
@@ -393,11 +407,11 @@ async def running_system(workdir: Path) -> AsyncIterator[System]:
 
 
 async def wait_healthy(port: int, proc: asyncio.subprocess.Process) -> None:
-    conn = Conn(port)
+    conn = Conn(port, timeout_s=5.0)
     for _ in range(1200):
         if proc.returncode is not None:
             raise RuntimeError(f"run-distributed.sh exited with {proc.returncode}")
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError, IndexError, TimeoutError):
             status, _ = await conn.request("GET", "/health")
             if status == 200:
                 conn.close()
@@ -439,6 +453,11 @@ MONITOR_PG = "PostgreSQL, the bench's monitor (not counted)"
 RABBIT = "RabbitMQ (beam.smp)"
 LOADGEN = "load generator (bench)"
 UNCOUNTED = (OTHER_PG, MONITOR_PG)
+EVENT_COUNTERS = (
+    "sangkien_events_published_total",
+    "sangkien_events_consumed_total",
+    "sangkien_events_dead_lettered_total",
+)
 
 
 class CpuMeter:
@@ -531,7 +550,11 @@ def cpu_per_item(start: dict[str, float], end: dict[str, float], items: int) -> 
 
 
 class Depths:
-    """Each service's queue depth (messages ready, by a passive declare), every second, and the outboxes."""
+    """Every second, for each service: its queue's depth (messages *ready*, from a passive declare), the events it
+    is behind (published to its queue by the producers' ``sangkien_events_published_total`` less its own
+    ``sangkien_events_consumed_total`` and ``..._dead_lettered_total``, from each service's /metrics: this counts
+    the messages delivered to the consumer but not yet acknowledged too, which ``message_count`` does not) and
+    whether its outbox holds anything."""
 
     def __init__(self, system: System) -> None:
         self.system = system
@@ -539,6 +562,7 @@ class Depths:
         self.task: asyncio.Task[None] | None = None
         self.connection: Any = None
         self.pg: dict[str, Any] = {}
+        self.metrics = {s: Conn(system.ports[s]) for s in SERVICES}
         self.lock = asyncio.Lock()
 
     async def __aenter__(self) -> Depths:
@@ -556,6 +580,8 @@ class Depths:
         await self.connection.close()
         for c in self.pg.values():
             await c.close()
+        for m in self.metrics.values():
+            m.close()
 
     async def depths(self) -> dict[str, int]:
         channel = await self.connection.channel()
@@ -568,25 +594,53 @@ class Depths:
         finally:
             await channel.close()
 
+    async def behind(self) -> dict[str, int]:
+        published: dict[str, float] = {}
+        handled: dict[str, dict[str, float]] = {}
+        for s, conn in self.metrics.items():
+            _, text = await conn.request("GET", "/metrics")
+            handled[s] = {}
+            for line in text.decode().splitlines():
+                name, _, rest = line.partition('{type="')
+                if name not in EVENT_COUNTERS:
+                    continue
+                etype, _, value = rest.partition('"} ')
+                if name == "sangkien_events_published_total":
+                    published[etype] = published.get(etype, 0.0) + float(value)
+                else:
+                    handled[s][etype] = handled[s].get(etype, 0.0) + float(value)
+        out = {}
+        for s in SERVICES:
+            # Only the types the service has handled at least once: a queue also receives types the service
+            # does not handle, which its dispatcher acknowledges without counting (the tolerant reader).
+            types = {key.rsplit(".", 1)[0] for key in QUEUES[s]} & set(handled[s])  # "x.y.v1" -> "x.y"
+            out[s] = max(0, int(sum(published.get(t, 0.0) - handled[s][t] for t in types)))
+        return out
+
     async def outboxes(self) -> dict[str, bool]:
         # The primary key's first entry, not count(*) (deleted rows stay until a vacuum; bench/intake.py).
+        return {s: await c.fetchval("SELECT min(id) FROM outbox") is not None for s, c in self.pg.items()}
+
+    async def sample(self) -> dict[str, int]:
         async with self.lock:  # the sampler and a waiter share the connections
-            return {s: await c.fetchval("SELECT min(id) FROM outbox") is not None for s, c in self.pg.items()}
+            d = await self.depths()
+            d |= {f"{s} behind": v for s, v in (await self.behind()).items()}
+            d |= {f"{s} outbox": int(v) for s, v in (await self.outboxes()).items()}
+            return d
 
     async def _run(self) -> None:
         for _ in range(10**6):
             t = time.monotonic()
             with contextlib.suppress(Exception):
-                d = await self.depths()
-                d |= {f"{s} outbox": int(v) for s, v in (await self.outboxes()).items()}
-                self.samples.append((t, d))
+                self.samples.append((t, await self.sample()))
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - t)))
 
     async def drained(self) -> bool:
-        return not any((await self.depths()).values()) and not any((await self.outboxes()).values())
+        return not any((await self.sample()).values())
 
     async def wait_drained(self, limit_s: float, settle: int = 2) -> float | None:
-        """Seconds until every queue and outbox reads 0 ``settle`` times in a row, or None after ``limit_s``."""
+        """Seconds until every queue, consumer and outbox reads 0 ``settle`` times in a row, or None after
+        ``limit_s``."""
         start = time.monotonic()
         zero = 0
         while time.monotonic() - start < limit_s:
@@ -710,7 +764,7 @@ async def enter_batches(
                     try:
                         status, data = await conn.request("POST", "/api/v1/initiatives/batch", body)
                         break
-                    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                    except (asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
                         if attempt == 4:
                             raise
                         progress.errors.append(f"batch {a}: {exc!r}, retried")
@@ -755,10 +809,10 @@ async def reviewers(
                     await asyncio.sleep(0.5)
                     continue
                 items = claim["items"]
-                if not items:  # nothing pending yet: back off (0.1 s doubling to 1 s), claims cost review CPU
+                if not items:  # nothing pending yet: back off (0.25 s doubling to 2 s), claims cost review CPU
                     progress.empty_claims += 1
                     idle = min(idle + 1, 4)
-                    await asyncio.sleep(0.1 * 2 ** (idle - 1) if idle < 5 else 1.0)
+                    await asyncio.sleep(0.25 * 2 ** (idle - 1))
                     continue
                 idle = 0
                 decisions = [
@@ -770,6 +824,8 @@ async def reviewers(
                     progress.errors.append(f"decisions: {status} {str(result)[:300]}")
                     continue
                 progress.decided += result["accepted"]
+                if len(items) < count:  # the queue is empty for now: the next claim would likely be too
+                    await asyncio.sleep(0.25)
                 if result["refused"]:
                     progress.decision_refusals += result["refused"]
                     refusals = [r for r in result["items"] if r["status"] != 200]
@@ -860,7 +916,7 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
     province = Province(shape)
     code = shape.code
     report: dict[str, Any] = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command_line(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit(),
         "load_before": loadavg(),
@@ -962,7 +1018,7 @@ async def single_steps(
         r["bounded"] = back is not None and r["accepted"] >= 0.99 * r["sent"]
         r["load_after"] = loadavg()
         steps.append(r)
-        log(f"(c) {rate:.0f}/s: achieved {r['achieved']:.0f}/s, p99 {r['p99_ms']:.0f} ms, peak {r['peak_depths']}, "
+        log(f"(c) {rate:.0f}/s: achieved {r['achieved']:.0f}/s, p99 {r['p99_ms']:.0f} ms, {peaks(r['peak_depths'])}, "
             f"back to 0 in {r['back_to_0_s']} s (now {time.monotonic() - t_stop:.0f} s after the load)")  # fmt: skip
         if not r["bounded"] and not opts.all_rates:
             break
@@ -980,6 +1036,14 @@ async def single_steps(
     }
 
 
+def peaks(d: dict[str, int]) -> str:
+    """The highest depths of a span, per service: messages ready / events behind (and outbox, if ever non-empty)."""
+    return ", ".join(
+        f"{s} {d.get(s, 0):,}/{d.get(f'{s} behind', 0):,}" + (" (outbox)" if d.get(f"{s} outbox") else "")
+        for s in SERVICES
+    )
+
+
 def print_report(r: dict[str, Any]) -> None:
     a, b, c = r["a"], r["b"], r["c"]
     print(f"\nbench/pipeline.py, commit {r['commit']}, {r['started']} → {r['finished']}, "
@@ -990,16 +1054,17 @@ def print_report(r: dict[str, Any]) -> None:
           f"tally counted all {b['tally_counted_s']} s), ratio to (a) {b['ratio_to_a']:.3f}; "
           f"every queue and outbox drained {b['drained_after_s']} s after that")  # fmt: skip
     print(f"    refused entries {b['refused']}, refused decisions {b['decision_refusals']}, "
-          f"claims {b['claims']} ({b['empty_claims']} empty); peak depths {b['peak_depths']}")  # fmt: skip
+          f"claims {b['claims']} ({b['empty_claims']} empty); highest depths (messages ready / events behind) "
+          f"{peaks(b['peak_depths'])}")  # fmt: skip
     print("(d) machine CPU per initiative over (b), µs:")
     print(cpu_table(b["cpu_us_per_initiative"]))
     print("(c) single POST /initiatives through the gateway, open loop:")
     for s in c["steps"]:
         print(f"    {s['offered']:>6,.0f}/s offered: {s['achieved']:,.0f}/s accepted, p50 {s['p50_ms']:.0f} ms, "
-              f"p99 {s['p99_ms']:.0f} ms, statuses {s['statuses']}, peak depths {s['peak_depths']}, "
+              f"p99 {s['p99_ms']:.0f} ms, statuses {s['statuses']}, highest depths {peaks(s['peak_depths'])}, "
               f"back to 0 {s['back_to_0_s']} s after the load" if s["bounded"] else
               f"    {s['offered']:>6,.0f}/s offered: {s['achieved']:,.0f}/s accepted, p50 {s['p50_ms']:.0f} ms, "
-              f"p99 {s['p99_ms']:.0f} ms, statuses {s['statuses']}, peak depths {s['peak_depths']}, "
+              f"p99 {s['p99_ms']:.0f} ms, statuses {s['statuses']}, highest depths {peaks(s['peak_depths'])}, "
               f"NOT bounded (queues not back to 0 within 10 s, or requests refused)")  # fmt: skip
     print(f"    highest offered rate with every queue back to 0 within 10 s: {c['highest_bounded_rate']}; "
           f"all drained {c['drained_after_s']} s after the last step")  # fmt: skip

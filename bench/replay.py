@@ -192,7 +192,7 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
     truths = [p.truth() for p in provinces]
     benefit = sum(t[(p.shape.code, None)].benefit_vnd for p, t in zip(provinces, truths, strict=True))
     report: dict[str, Any] = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": pipeline.command_line(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": pipeline.commit(),
         "load_before": pipeline.loadavg(),
