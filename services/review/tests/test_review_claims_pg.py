@@ -42,11 +42,11 @@ def item_row(n: int, unit_code: str, *, author: str | None = None, lease: dateti
     }
 
 
-@pytest.mark.parametrize("small_subtree", [claims.SMALL_SUBTREE, 0], ids=["per-unit", "queue-order"])
+@pytest.mark.parametrize("share", [1, 1000], ids=["per-unit", "queue-order"])
 async def test_claims_take_the_oldest_claimable_in_scope_by_either_way(
-    pg_review: Review, monkeypatch: pytest.MonkeyPatch, small_subtree: int
+    pg_review: Review, monkeypatch: pytest.MonkeyPatch, share: int
 ) -> None:
-    monkeypatch.setattr(claims, "SMALL_SUBTREE", small_subtree)
+    monkeypatch.setattr(claims, "SHARE", share)
     now = datetime.now(UTC)
     rows = [
         item_row(1, "HN-001"),  # out of the TH reviewer's scope
@@ -103,7 +103,7 @@ async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: R
     principal = Principal(sub="rev-g", name="rev-g", roles=frozenset({"reviewer"}), unit="G-7", member_id="M-x")
     now = datetime.now(UTC)
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
-        path, codes = await claims.subtree(session, "G-7", claims.SMALL_SUBTREE + 1)
+        path, codes = await claims.subtree(session, "G-7", claims.MAX_CODES + 1)
         assert (path, codes) == ("/VN/TH/TH-02/G-7/", ["G-7"])
         stmt, params = claims.pick_statement(principal, 50, now, path, codes)
         plan = await explain(session, stmt, params)

@@ -5,10 +5,10 @@ concurrent reviewers pass each other's rows), one leases them and answers them. 
 depends on the size of the caller's subtree, read from the unit replica by a range on the path
 (``/VN/TH/`` …, in the "C" collation, where a path's subtree is exactly the range from it to its successor):
 
-- a small subtree (at most ``SMALL_SUBTREE`` units, and at most 1/``SHARE`` of the tree):
+- a small share of the tree (at most 1/``SHARE`` of its units, and at most ``MAX_CODES``):
   ``unit_code = ANY(codes)``, which the planner answers from the unit indexes (the partial
   ``(unit_code, seq) WHERE status = 'pending'``, or ``unit_code``) whatever the length of the national queue;
-- a large one: the queue in ``seq`` order through ``(status, seq)``, keeping the items whose unit lies in
+- a large share: the queue in ``seq`` order through ``(status, seq)``, keeping the items whose unit lies in
   the subtree; a large subtree holds a large share of the queue, so the first matches come soon.
 
 **Decisions.** The batch's items are read under lock in one statement, and its audit rows and item changes
@@ -30,9 +30,10 @@ from review.domain.rules import STATUS_OF
 from shared import bulk
 from shared.auth import Principal
 
-SMALL_SUBTREE = 64
-# A subtree holding more than 1/SHARE of all units is read in queue order even when it has few units.
+# A subtree holding at most 1/SHARE of all units (and at most MAX_CODES of them) is sparse in the queue: its
+# items are read per unit. A larger share is dense: the queue is read in order, and matches come soon.
 SHARE = 20
+MAX_CODES = 5000
 CODES = ARRAY(String)
 # The columns a reviewer is shown (review.adapters.queue.public_item) and a claim's bookkeeping needs.
 SHOWN = (
@@ -108,10 +109,10 @@ async def lease(
     codes: list[str] | None = None
     path: str | None = None
     if not principal.is_operator:
-        path, codes = await subtree(session, str(principal.unit), SMALL_SUBTREE + 1)
+        path, codes = await subtree(session, str(principal.unit), MAX_CODES + 1)
         if path is None:
             return [], 0
-        if len(codes) * SHARE > units_total:
+        if len(codes) > MAX_CODES or len(codes) * SHARE > units_total:
             codes = None  # a large share of the tree: its items are dense in the queue, read in seq order
     pick, params = pick_statement(principal, count, now, path, codes)
     # The queue grows from nothing in minutes and its statistics lag behind: a plan made on them (a scan of
@@ -141,7 +142,7 @@ def pick_statement(
     query = select(items.c.initiative_id, items.c.lease_expires_at).where(*_claimable(now, principal))
     params: dict[str, Any] = {}
     if path is not None:
-        if codes is not None and len(codes) <= SMALL_SUBTREE:
+        if codes is not None:
             query = query.where(items.c.unit_code == any_(bindparam("codes", type_=CODES)))
             params["codes"] = codes
         else:
