@@ -13,6 +13,7 @@ from shared.service import ServiceDefinition, create_app
 from tally.adapters.orm import metadata
 from tally.api.routes import figures, plan, snapshots
 from tally.handlers import AFTER_BATCH, SUBSCRIPTIONS
+from tally.observability import with_business_metrics
 from tally.settings import TallySettings
 
 DEFINITION = ServiceDefinition(
@@ -34,4 +35,5 @@ def create(
     broker: InMemoryBroker | None = None,
     topology: Mapping[str, Sequence[str]] | None = None,
 ) -> FastAPI:
-    return create_app(DEFINITION, settings or TallySettings(), bus=bus, broker=broker, topology=topology)
+    definition = with_business_metrics(DEFINITION)
+    return create_app(definition, settings or TallySettings(), bus=bus, broker=broker, topology=topology)
