@@ -20,7 +20,7 @@ from sangkien_cli import build_embedded
 from shared.bus.base import OutgoingMessage
 from shared.operations import ConsumerWatch
 from shared.testing import auth
-from tests.flow import walking_skeleton
+from tests.flow import embedded_system, walking_skeleton
 
 SERVICES = ("intake", "review", "tally", "awards")
 APPS: dict[str, FastAPI] = {}
@@ -44,21 +44,18 @@ def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
 
 @contextlib.asynccontextmanager
 async def embedded(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, httpx.AsyncClient]]]:
-    gateway, services = build_embedded(tmp_path, log_json=False, ops_sample_interval_s=0.2)
-    APPS.clear()
-    APPS.update(services)
-    async with contextlib.AsyncExitStack() as stack:
-        for app in (*services.values(), gateway):
-            await stack.enter_async_context(app.router.lifespan_context(app))
-        clients = {
-            name: await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}", timeout=30)
-            )
-            for name, app in services.items()
-        }
-        transport = httpx.ASGITransport(app=gateway, client=("127.0.0.1", 5000))
-        gw = await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=30))
-        yield gw, clients
+    """The system embedded; the gateway's client and one client on each service."""
+    async with embedded_system(tmp_path, ops_sample_interval_s=0.2) as (gw, apps):
+        APPS.clear()
+        APPS.update(apps)
+        async with contextlib.AsyncExitStack() as stack:
+            clients = {
+                name: await stack.enter_async_context(
+                    httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[name]), base_url=f"http://{name}")
+                )
+                for name in SERVICES
+            }
+            yield gw, clients
 
 
 async def test_every_service_exposes_lag_outbox_dead_letters_pool_and_business_rates(tmp_path: Path) -> None:
@@ -164,3 +161,13 @@ async def test_ops_status_through_the_gateway_for_operators_only(tmp_path: Path)
             assert re.match(r"\d{4}-", body["sampled_at"])
             denied = await gw.get(f"/api/v1/ops/{service}/status", headers=auth("reviewer", "VN"))
             assert denied.status_code == 403
+
+
+async def test_gateway_live_and_ready_probes(tmp_path: Path) -> None:
+    gateway = build_embedded(tmp_path)[0]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as client:
+        assert (await client.get("/health/live")).status_code == 200
+        assert (await client.get("/health/ready")).status_code == 503  # not started
+        async with gateway.router.lifespan_context(gateway):
+            assert (await client.get("/health/ready")).status_code == 200
+        assert (await client.get("/health/ready")).status_code == 503  # stopped
