@@ -171,3 +171,34 @@ async def test_gateway_live_and_ready_probes(tmp_path: Path) -> None:
         async with gateway.router.lifespan_context(gateway):
             assert (await client.get("/health/ready")).status_code == 200
         assert (await client.get("/health/ready")).status_code == 503  # stopped
+
+
+async def test_pool_meter_counts_checkouts_that_wait(tmp_path: Path) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.operations import PoolMeter
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/pool.db", pool_size=1, max_overflow=0)
+    meter = PoolMeter(engine)
+    try:
+        assert meter.metered and meter.capacity() == 1
+        holding = asyncio.Event()
+
+        async def hold() -> None:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+                holding.set()
+                await asyncio.sleep(0.3)
+
+        async def wait_for_it() -> None:
+            await holding.wait()
+            assert meter.in_use() == 1
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        await asyncio.gather(hold(), wait_for_it())
+        assert meter.waits == 1 and meter.wait_seconds >= 0.2
+        assert meter.in_use() == 0
+    finally:
+        await engine.dispose()
