@@ -121,6 +121,8 @@ class ServiceNames(Collector):
                     continue
                 out = Metric(name, family.documentation, family.type, family.unit)
                 for sample in family.samples:
+                    if sample.name.endswith("_created"):
+                        continue  # the generic name carries it; half the cost of a counter's second name
                     labels = sample.labels if "service" in sample.labels else {**sample.labels, "service": service}
                     out.add_sample(name + sample.name[len(family.name) :], labels, sample.value, sample.timestamp)
                 yield out
