@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sangkien_cli import build_embedded
 from shared.bus.base import OutgoingMessage
 from shared.operations import ConsumerWatch
-from shared.testing import auth
+from shared.testing import auth, eventually
 from tests.flow import embedded_system, walking_skeleton
 
 SERVICES = ("intake", "review", "tally", "awards")
@@ -61,6 +61,11 @@ async def embedded(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dic
 async def test_every_service_exposes_lag_outbox_dead_letters_pool_and_business_rates(tmp_path: Path) -> None:
     async with embedded(tmp_path) as (gw, services):
         await walking_skeleton(gw)
+
+        async def all_handled() -> bool:  # the skeleton's last events may still be in a consumer's hands
+            return all(APPS[name].state.signals.watch.held == 0 for name in SERVICES)
+
+        await eventually(all_handled, timeout_s=10)
         for client in services.values():
             await client.get("/metrics")  # counted once answered: the second read shows the first
         texts = {name: (await client.get("/metrics")).text for name, client in services.items()}
@@ -152,13 +157,16 @@ async def test_ops_status_through_the_gateway_for_operators_only(tmp_path: Path)
     async with embedded(tmp_path) as (gw, _services):
         await walking_skeleton(gw)
         for service in SERVICES:
-            resp = await gw.get(f"/api/v1/ops/{service}/status", headers=auth("operator", "VN"))
-            assert resp.status_code == 200, resp.text
-            body = resp.json()
-            assert body["service"] == service
-            assert body["queue"]["consumers"] == 1 and body["dead_letters"] == 0
-            assert body["outbox"]["rows"] == 0
-            assert re.match(r"\d{4}-", body["sampled_at"])
+
+            async def settled(service: str = service) -> bool:
+                # Sampled every 0.2 s: the skeleton's last events may still be on their way.
+                resp = await gw.get(f"/api/v1/ops/{service}/status", headers=auth("operator", "VN"))
+                assert resp.status_code == 200, resp.text
+                body = resp.json()
+                assert body["service"] == service and re.match(r"\d{4}-", body["sampled_at"])
+                return body["queue"]["consumers"] == 1 and body["dead_letters"] == 0 and body["outbox"]["rows"] == 0
+
+            await eventually(settled, timeout_s=10)
             denied = await gw.get(f"/api/v1/ops/{service}/status", headers=auth("reviewer", "VN"))
             assert denied.status_code == 403
 
