@@ -210,3 +210,33 @@ async def test_pool_meter_counts_checkouts_that_wait(tmp_path: Path) -> None:
         assert meter.in_use() == 0
     finally:
         await engine.dispose()
+
+
+@pytest.mark.integration
+async def test_rabbitmq_probe_reads_ready_consumers_and_dead_letters() -> None:
+    import aio_pika
+
+    from shared.bus.rabbitmq import RabbitMQBus
+    from shared.operations import RabbitQueueProbe, probe_for
+    from shared.testing import AMQP_URL, amqp_prefix
+    from shared.topology import dead_letter_queue_name
+
+    async with amqp_prefix() as prefix:
+        bus = RabbitMQBus(AMQP_URL, prefix=prefix)
+        await bus.start()  # declares the topology; nobody consumes
+        probe = probe_for(bus)
+        assert isinstance(probe, RabbitQueueProbe)
+        try:
+            await bus.publish_raw([OutgoingMessage(f"e{n}", "initiative.submitted.v1", b"{}") for n in range(3)])
+            connection = await aio_pika.connect(AMQP_URL)
+            async with connection, connection.channel() as channel:
+                await channel.default_exchange.publish(
+                    aio_pika.Message(b"dead"), routing_key=dead_letter_queue_name("tally", prefix)
+                )
+            depth = await probe.depth("tally")
+            # three events published together travel as one pack: one message ready
+            assert (depth.ready, depth.consumers, depth.dead_letters) == (1, 0, 1)
+            assert (await probe.depth("intake")).ready == 0  # intake does not take initiative.submitted
+        finally:
+            await probe.close()
+            await bus.close()
