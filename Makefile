@@ -11,6 +11,7 @@ run: install  ## the whole system in one process: SQLite, in-process bus, seeded
 test: install  ## every test, against the real PostgreSQL, RabbitMQ and Redis on loopback
 	bash scripts/ensure-services.sh
 	bash scripts/ensure-browser.sh
+	bash scripts/ensure-promtool.sh
 	$(BIN)/python -m pytest
 
 install: $(BIN)/.installed

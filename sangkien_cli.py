@@ -8,6 +8,9 @@
 - ``sangkien token --roles operator --unit VN``: print a development token (needs JWT_SECRET
   or the development default).
 - ``sangkien tally verify|rebuild``: recompute tally's counters from its facts.
+- ``sangkien migrate <service> [--wait]``: apply a service's Alembic migrations (the Kubernetes
+  migration Job), or wait until another process has (the Deployment's init container).
+- ``sangkien ops …``: operators' views of a live deployment through the gateway (``sangkien_ops``).
 """
 
 from __future__ import annotations
@@ -274,6 +277,11 @@ async def seed_demo(url: str, today: date | None = None, timeout_s: float = 30.0
 # ---- entry point --------------------------------------------------------------------------------
 
 
+# On SIGTERM uvicorn stops listening and lets the requests in flight finish for this long; then the
+# service's own drain runs (SHUTDOWN_DRAIN_S). Both fit in the orchestrator's grace period (45 s in deploy/k8s).
+GRACEFUL_REQUESTS_S = 20
+
+
 def serve(service: str, host: str, port: int | None) -> None:
     import uvicorn
 
@@ -284,7 +292,50 @@ def serve(service: str, host: str, port: int | None) -> None:
         port=port or PORTS[service],
         log_level="info",
         proxy_headers=True,
+        timeout_graceful_shutdown=GRACEFUL_REQUESTS_S,
     )
+
+
+def _migrations(service: str) -> tuple[Path, Any]:
+    app_module = importlib.import_module(f"{service}.app")
+    metadata = importlib.import_module(f"{service}.adapters.orm").metadata
+    return Path(app_module.__file__).resolve().parents[1] / "migrations", metadata  # type: ignore[arg-type]
+
+
+async def migrate(service: str, *, wait: bool = False, timeout_s: float = 900) -> int:
+    """Apply the migrations of ``service`` to DATABASE_URL; with ``wait``, only wait (polling) until the
+    database is at the head of this code's migrations. 0 when it is, 1 at the timeout."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
+
+    from shared.db import make_engine, run_migrations
+
+    directory, metadata = _migrations(service)
+    settings = _settings_class(service)()
+    engine = await make_engine(settings.database_url, pool_size=1)
+    try:
+        if not wait:
+            await run_migrations(engine, directory, metadata)
+            print(f"{service}: migrated to head")
+            return 0
+        head = ScriptDirectory(str(directory)).get_current_head()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            try:
+                async with engine.connect() as conn:
+                    current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            except Exception:
+                current = None  # no database or no alembic_version yet
+            if current == head:
+                print(f"{service}: database at head {head}")
+                return 0
+            if loop.time() > deadline:
+                print(f"{service}: database at {current}, not at head {head}", file=sys.stderr)
+                return 1
+            await asyncio.sleep(2)
+    finally:
+        await engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     p_token.add_argument("--member-id", default=None)
     p_tally = sub.add_parser("tally", help="tally maintenance: verify or rebuild counters")
     p_tally.add_argument("action", choices=("verify", "rebuild"))
+    p_migrate = sub.add_parser("migrate", help="apply a service's migrations (DATABASE_URL), or wait for them")
+    p_migrate.add_argument("service", choices=SERVICES)
+    p_migrate.add_argument("--wait", action="store_true", help="only wait until the database is at head")
+    p_migrate.add_argument("--timeout", type=float, default=900, help="seconds to wait (--wait)")
+    p_ops = sub.add_parser("ops", help="operators: queues, dead letters, outbox, tally verify (through the gateway)")
+    importlib.import_module("sangkien_ops").add_arguments(p_ops)
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -326,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "tally":
         return int(importlib.import_module("tally.cli").main([args.action]) or 0)
+    if args.command == "migrate":
+        return asyncio.run(migrate(args.service, wait=args.wait, timeout_s=args.timeout))
+    if args.command == "ops":
+        return int(importlib.import_module("sangkien_ops").run(args))
     return 2
 
 

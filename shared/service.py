@@ -39,6 +39,7 @@ from shared.http import (
 from shared.logs import configure_logging
 from shared.messaging import AfterBatch, Dispatcher, OutboxRelay, Subscription, stage
 from shared.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
+from shared.operations import ConsumerWatch, OperatorSignals, drain, probe_for, probes_router
 from shared.settings import ServiceSettings
 from shared.topology import QUEUES
 
@@ -135,6 +136,7 @@ def create_app(
         raise RuntimeError(f"{definition.name} subscribes to {stray} but shared/topology.py does not bind them")
 
     metrics = ServiceMetrics(definition.name)
+    signals = OperatorSignals(definition.name, metrics.registry)
     outbox = _find_table(definition.metadata, "outbox")
     inbox = _find_table(definition.metadata, "inbox")
 
@@ -185,6 +187,8 @@ def create_app(
         app.state.ctx = ctx
         tasks: list[asyncio.Task[None]] = []
         gc_before = gc.get_threshold()
+        watch: ConsumerWatch | None = None
+        signals.draining = False
         try:
             for hook in definition.on_start:
                 await hook(ctx)
@@ -199,13 +203,18 @@ def create_app(
                     on_commit=relay.wake,
                     delivery_limit=settings.delivery_limit,
                 )
+                watch = ConsumerWatch(dispatcher)  # what the operator signals read: events held, their age
                 await the_bus.consume(
                     definition.name,
-                    dispatcher,
+                    watch,
                     batch_size=settings.consumer_batch_size,
                     batch_wait_s=settings.consumer_batch_wait_ms / 1000,
                 )
             tasks.append(asyncio.create_task(relay.run(), name=f"{definition.name}:outbox-relay"))
+            signals.attach(engine=engine, outbox=outbox, probe=probe_for(the_bus), watch=watch)
+            tasks.append(
+                asyncio.create_task(signals.run(settings.ops_sample_interval_s), name=f"{definition.name}:signals")
+            )
             for worker in definition.workers:
                 tasks.append(asyncio.create_task(worker(ctx), name=f"{definition.name}:{worker.__name__}"))
             # What start-up allocated (modules, app, metadata) lives as long as the process: keep it out of
@@ -215,7 +224,20 @@ def create_app(
             gc.set_threshold(*GC_THRESHOLDS)
             log.info("service started", extra={"service": definition.name})
             yield
+            # Graceful shutdown (uvicorn has stopped listening and finished the requests in flight): not ready
+            # any more, the consuming batch finished and settled, the outbox published.
+            signals.draining = True
+            left = await drain(
+                getattr(the_bus, "stop_consuming", None) if watch is not None else None,
+                engine,
+                outbox,
+                relay.wake,
+                settings.shutdown_drain_s,
+                can_publish=lambda: _relay_can_publish(relay, the_bus),
+            )
+            log.info("service drained", extra={"service": definition.name, **left})
         finally:
+            signals.draining = True
             # An app stopped inside a longer-lived process (tests, the embedded run) leaves what it froze
             # collectable again, and the collector as it found it.
             gc.unfreeze()
@@ -225,6 +247,7 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await signals.close()
             await the_bus.close()
             if redis_client is not None:
                 await redis_client.aclose()
@@ -240,6 +263,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.metrics = metrics
+    app.state.signals = signals
     app.state.definition = definition
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
@@ -249,6 +273,10 @@ def create_app(
     for router in definition.routers:
         app.include_router(router)
     return app
+
+
+async def _relay_can_publish(relay: OutboxRelay, bus: EventBus) -> bool:
+    return not relay.paused and await bus.ping()
 
 
 class ServiceApp(FastAPI):
@@ -449,6 +477,14 @@ def _plumbing_router(service: str) -> APIRouter:
     @router.get("/metrics", tags=["ops"])
     async def metrics(request: Request) -> Response:
         return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    router.include_router(probes_router(service))
+
+    @router.get(f"/api/v1/ops/{service}/status", tags=["ops"])
+    async def status(request: Request, _op: Principal = require_roles("operator")) -> dict[str, Any]:
+        """Queue depth and lag, dead letters waiting, outbox and pool, as last sampled (``sangkien ops``)."""
+        signals: OperatorSignals = request.app.state.signals
+        return signals.status()
 
     @router.get(f"/api/v1/ops/{service}/dead-letters", tags=["ops"])
     async def dead_letters(ctx: ContextDep, _op: Principal = require_roles("operator")) -> dict[str, Any]:

@@ -45,6 +45,11 @@ class ServiceSettings(BaseSettings):
     delivery_limit: int = 5
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 500
+    # Operator signals (shared.operations): how often queue depths and the outbox are sampled.
+    ops_sample_interval_s: float = Field(default=5.0, gt=0)
+    # On SIGTERM: how long to wait for the consuming batch to settle and the outbox to empty (inside the
+    # orchestrator's grace period, after uvicorn has finished the requests in flight).
+    shutdown_drain_s: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
     log_json: bool = True
 

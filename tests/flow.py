@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -129,3 +132,17 @@ async def walking_skeleton(client: httpx.AsyncClient) -> dict[str, Any]:
     assert [m["n"] for m in r.json()["items"]] == [1]
     assert r.json()["items"][0]["initiative_id"] == created["id"]
     return {"initiative": created, "figures": figures}
+
+
+@contextlib.asynccontextmanager
+async def embedded_system(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, Any]]]:
+    """The five apps in one process (SQLite, in-process bus), running; a client on the gateway and the apps."""
+    from sangkien_cli import build_embedded
+
+    gateway, services = build_embedded(tmp_path, log_json=False, **overrides)
+    async with contextlib.AsyncExitStack() as stack:
+        for app in (*services.values(), gateway):
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        transport = httpx.ASGITransport(app=gateway, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=30) as client:
+            yield client, {**services, "gateway": gateway}

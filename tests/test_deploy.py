@@ -46,12 +46,12 @@ def test_every_service_database_is_created_and_scraped() -> None:
     init = (REPO / "deploy" / "postgres-init.sql").read_text()
     for name in ("intake", "review", "tally", "awards"):
         assert f"CREATE DATABASE sangkien_{name};" in init
-    prom = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())
+    prom = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     for name, port in SERVICES.items():
         assert f"{name}:{port}" in targets
     mounted = _compose()["services"]["prometheus"]["volumes"][0]
-    assert mounted.startswith("./deploy/prometheus.yml:")
+    assert mounted.startswith("./deploy/prometheus:/etc/prometheus")
 
 
 def test_dockerfile_installs_the_project_and_runs_unprivileged() -> None:

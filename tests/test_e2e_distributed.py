@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import socket
 import sys
@@ -131,9 +132,31 @@ async def test_walking_skeleton_across_five_processes_on_rabbitmq_and_postgres(t
                 assert 'sangkien_events_published_total{type="initiative.submitted"} 1.0' in intake
                 gateway = (await client.get(f"{urls['gateway']}/metrics")).text
                 assert "sangkien_http_requests_total" in gateway
+                assert "sangkien_gateway_http_requests_total{" in gateway
+            await _operator_view(urls["gateway"])
     except BaseException:
         _dump_logs(tmp_path)
         raise
+
+
+async def _operator_view(gateway: str) -> None:
+    """``sangkien ops status`` through the real gateway: each service's queue as RabbitMQ reports it."""
+    import argparse
+    import json
+
+    import sangkien_ops
+    from shared.testing import token
+
+    parser = argparse.ArgumentParser()
+    sangkien_ops.add_arguments(parser)
+    args = parser.parse_args(["--url", gateway, "--token", token("operator", "VN"), "--json", "status"])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert await sangkien_ops.call(args) == 0
+    for status in json.loads(out.getvalue()):
+        queue = status["queue"]
+        assert queue["broker_reached"] and queue["consumers"] == 1, status
+        assert status["dead_letters"] == 0 and status["db_pool"]["max"] == 20, status
 
 
 def _dump_logs(tmp_path: Path) -> None:

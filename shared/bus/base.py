@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -106,3 +107,13 @@ async def collect_batch(
         batch.append(item)
         size += weigh(item) if weigh else 1
     return batch
+
+
+async def wait_settled(held: Callable[[], int], settled: asyncio.Event, timeout_s: float) -> bool:
+    """Wait until ``held()`` is 0, woken by ``settled`` each time a batch settles; False at the timeout."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            while held() > 0:
+                settled.clear()
+                await settled.wait()
+    return held() <= 0

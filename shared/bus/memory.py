@@ -17,7 +17,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shared.bus.base import BatchHandler, DeadLetter, OutgoingMessage, collect_batch
+from shared.bus.base import BatchHandler, DeadLetter, OutgoingMessage, collect_batch, wait_settled
 from shared.envelope import Envelope
 from shared.topology import QUEUES
 
@@ -102,6 +102,8 @@ class InMemoryBus:
     def __init__(self, broker: InMemoryBroker) -> None:
         self.broker = broker
         self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0  # batches being handled
+        self._settled = asyncio.Event()
 
     async def start(self) -> None:
         for name in self.broker.bindings:
@@ -126,12 +128,16 @@ class InMemoryBus:
         async def loop() -> None:
             while True:
                 batch = await collect_batch(queue, batch_size, batch_wait_s)  # type: ignore[arg-type]
+                self._busy += 1
                 try:
                     await handler(batch)
                 except Exception:
                     log.exception("batch handler crashed; messages go back for redelivery")
                     for d in batch:
                         await d.retry()
+                finally:
+                    self._busy -= 1
+                    self._settled.set()
 
         self._tasks.append(asyncio.create_task(loop(), name=f"consume:{service}"))
 
@@ -147,6 +153,12 @@ class InMemoryBus:
 
     async def ping(self) -> bool:
         return self.broker.available
+
+    async def stop_consuming(self, timeout_s: float) -> bool:
+        """Let the batches being handled finish, then stop taking messages (they stay queued)."""
+        settled = await wait_settled(lambda: self._busy, self._settled, timeout_s)
+        await self.close()
+        return settled
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -42,7 +42,7 @@ from aio_pika.exceptions import ChannelInvalidStateError
 from aiormq.abc import AbstractChannel as AmqpChannel
 from pamqp.commands import Basic
 
-from shared.bus.base import BatchHandler, DeadLetter, OutgoingMessage, collect_batch
+from shared.bus.base import BatchHandler, DeadLetter, OutgoingMessage, collect_batch, wait_settled
 from shared.envelope import Envelope
 from shared.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, QUEUES, dead_letter_queue_name, queue_name
 
@@ -193,6 +193,8 @@ class RabbitMQBus:
         self._exchange: AbstractExchange | None = None
         self._consumers: list[tuple[AbstractChannel, AbstractQueue, str]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._held = 0  # messages received from the broker and not yet settled (graceful shutdown waits for 0)
+        self._settled = asyncio.Event()
 
     @property
     def exchange_name(self) -> str:
@@ -257,6 +259,7 @@ class RabbitMQBus:
         inbox: asyncio.Queue[_Incoming] = asyncio.Queue()
 
         async def on_message(message: AbstractIncomingMessage) -> None:
+            self._held += 1
             inbox.put_nowait(_Incoming(message))
 
         tag = await queue.consume(on_message, no_ack=False)
@@ -274,6 +277,9 @@ class RabbitMQBus:
                 except Exception:
                     # The channel is gone: the broker redelivers whatever was not acknowledged.
                     log.exception("could not acknowledge a batch; its messages will be redelivered")
+                finally:
+                    self._held -= len(batch)
+                    self._settled.set()
 
         self._tasks.append(asyncio.create_task(loop(), name=f"consume:{service}"))
 
@@ -392,6 +398,15 @@ class RabbitMQBus:
 
     async def ping(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
+
+    async def stop_consuming(self, timeout_s: float) -> bool:
+        """Graceful shutdown: cancel the consumers (the broker sends nothing more), then wait until every
+        message already received is handled and settled. True when that happened within ``timeout_s``;
+        otherwise ``close`` leaves the rest to the broker, which redelivers it."""
+        for _channel, queue, tag in self._consumers:
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+        return await wait_settled(lambda: self._held, self._settled, timeout_s)
 
     async def close(self) -> None:
         for task in self._tasks:

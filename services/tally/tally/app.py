@@ -11,15 +11,16 @@ from shared.bus.base import EventBus
 from shared.bus.memory import InMemoryBroker
 from shared.service import ServiceDefinition, create_app
 from tally.adapters.orm import metadata
-from tally.api.routes import figures, plan, snapshots
+from tally.api.routes import figures, ops, plan, snapshots
 from tally.handlers import AFTER_BATCH, SUBSCRIPTIONS
+from tally.observability import with_business_metrics
 from tally.settings import TallySettings
 
 DEFINITION = ServiceDefinition(
     name="tally",
     metadata=metadata,
     migrations=Path(__file__).resolve().parents[1] / "migrations",
-    routers=[plan.router, figures.router, snapshots.router],
+    routers=[plan.router, figures.router, snapshots.router, ops.router],
     subscriptions=SUBSCRIPTIONS,
     after_batch=AFTER_BATCH,
     title="Sáng kiến — tally",
@@ -34,4 +35,5 @@ def create(
     broker: InMemoryBroker | None = None,
     topology: Mapping[str, Sequence[str]] | None = None,
 ) -> FastAPI:
-    return create_app(DEFINITION, settings or TallySettings(), bus=bus, broker=broker, topology=topology)
+    definition = with_business_metrics(DEFINITION)
+    return create_app(definition, settings or TallySettings(), bus=bus, broker=broker, topology=topology)

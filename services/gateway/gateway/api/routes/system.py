@@ -49,6 +49,21 @@ async def health(ctx: ContextDep) -> JsonResponse:
     return JsonResponse(body, 200)
 
 
+@router.get("/health/live", tags=["ops"])
+async def live() -> JsonResponse:
+    """The process answers; an orchestrator restarts it only when this fails."""
+    return JsonResponse({"status": "ok", "service": "gateway"})
+
+
+@router.get("/health/ready", tags=["ops"])
+async def ready(request: Request) -> JsonResponse:
+    """Takes traffic once started and until it stops; a downstream that is down degrades composed views,
+    it does not take the gateway out of rotation."""
+    if getattr(request.app.state, "ctx", None) is None:
+        return JsonResponse({"status": "unready", "service": "gateway"}, 503)
+    return JsonResponse({"status": "ok", "service": "gateway"})
+
+
 @router.get("/metrics", tags=["ops"])
 async def metrics(ctx: ContextDep) -> Response:
     return Response(ctx.metrics.base.render(), media_type=CONTENT_TYPE_LATEST)
