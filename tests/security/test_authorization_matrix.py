@@ -366,6 +366,11 @@ ROUTES: list[Route] = [
         for service in ("intake", "review", "tally", "awards")
         for method, suffix in (("GET", ""), ("POST", "/replay"))
     ),
+    *(
+        Route("GET", f"/api/v1/ops/{service}/status", _get(f"/api/v1/ops/{service}/status"), roles("operator"))
+        for service in ("intake", "review", "tally", "awards")
+    ),
+    Route("GET", "/api/v1/ops/tally/verify", _get("/api/v1/ops/tally/verify"), roles("operator")),
 ]
 
 
