@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.faults import is_infrastructure_error
 from shared.logs import correlation_id_var
 from shared.metrics import ServiceMetrics
 
@@ -147,8 +148,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JsonResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JsonResponse(error_body("internal_error", "Lỗi hệ thống, vui lòng thử lại"), 500)
+        return unexpected_error_response(exc)
+
+
+def unexpected_error_response(exc: Exception) -> JsonResponse:
+    """500 for a bug; 503 with Retry-After when the database or the network is at fault (it will pass)."""
+    if is_infrastructure_error(exc):
+        log.warning("infrastructure unavailable", extra={"error": repr(exc)})
+        return JsonResponse(error_body("unavailable", _DEFAULT_MESSAGES[503]), 503, headers={"Retry-After": "2"})
+    log.exception("unhandled error", exc_info=exc)
+    return JsonResponse(error_body("internal_error", "Lỗi hệ thống, vui lòng thử lại"), 500)
 
 
 class ObservabilityMiddleware:
