@@ -7,9 +7,11 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -149,6 +151,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JsonResponse:
         return unexpected_error_response(exc)
+
+    # The errors a database or network fault raises are answered here, before Starlette's last-resort
+    # handler (which answers and then raises again): a 503 of an outage is an answer, not a crash.
+    for fault in (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(fault, _unexpected)  # type: ignore[arg-type]
 
 
 def unexpected_error_response(exc: Exception) -> JsonResponse:
