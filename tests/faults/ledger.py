@@ -24,7 +24,6 @@ PROVINCES = ("TH", "HN")
 DISTRICTS_PER_PROVINCE = 2
 GRASSROOTS_PER_DISTRICT = 3
 MEMBERS = 400
-CAMPAIGN = "1M"
 
 
 def plan_units() -> list[dict[str, Any]]:
@@ -68,9 +67,10 @@ class Initiative:
 class Ledger:
     client: httpx.AsyncClient
     run: str
+    campaign: str
     total: int = 3000
     batch_size: int = 100
-    singles_every: int = 5  # one request in this many is a single submission (the rest are batches)
+    singles: int = 10  # single submissions after each batch
     rate_per_s: float = 150.0  # pace: the burst lasts long enough for a fault to land in the middle of it
     decide_share: float = 0.35
     request_budget_s: float = 150.0
@@ -92,7 +92,7 @@ class Ledger:
         for n in range(self.total):
             authors = self.rng.sample(range(MEMBERS), self.rng.choice((1, 1, 1, 2, 3)))
             body = {
-                "campaign": CAMPAIGN,
+                "campaign": self.campaign,
                 "unit_code": self.rng.choice(grassroots),
                 "field": "production",
                 "title": f"Sáng kiến {self.run} số {n}: cải tiến quy trình {self.rng.randrange(10**6)}",
@@ -164,16 +164,14 @@ class Ledger:
     # ---- the load --------------------------------------------------------------------------------------
 
     def _requests(self) -> list[Initiative | list[Initiative]]:
+        """A batch of ``batch_size``, then ``singles`` single submissions, and again."""
         out: list[Initiative | list[Initiative]] = []
         n = 0
         while n < len(self.items):
-            if len(out) % self.singles_every == 0:
-                take = self.items[n : n + 20]  # twenty singles in a row, then a batch
-                out.extend(take)
-                n += len(take)
-            else:
-                out.append(self.items[n : n + self.batch_size])
-                n += self.batch_size
+            out.append(self.items[n : n + self.batch_size])
+            n += self.batch_size
+            out.extend(self.items[n : n + self.singles])
+            n += self.singles
         return out
 
     async def submit_all(self, workers: int = 6) -> None:
@@ -316,8 +314,8 @@ class Ledger:
         return [(t, s) for t, s in self.statuses if s >= 500 and not (s == 503 and in_outage(t))]
 
 
-async def plan(client: httpx.AsyncClient, operator: dict[str, str]) -> None:
-    """Units and the campaign, then wait until intake and review know them (they learn by events)."""
+async def plan_campaign(client: httpx.AsyncClient, operator: dict[str, str], code: str) -> None:
+    """The units (again: an upsert) and one campaign of the run."""
     r = await client.put("/api/v1/units", json=plan_units(), headers=operator)
     assert r.status_code == 200, r.text
     today = date.today()
@@ -338,5 +336,5 @@ async def plan(client: httpx.AsyncClient, operator: dict[str, str]) -> None:
         ],
         "milestones": [1000, 100000],
     }
-    r = await client.put(f"/api/v1/campaigns/{CAMPAIGN}", json=campaign, headers=operator)
+    r = await client.put(f"/api/v1/campaigns/{code}", json=campaign, headers=operator)
     assert r.status_code == 200, r.text
