@@ -72,6 +72,7 @@ class TcpProxy:
         self.port = port
         self._server: asyncio.Server | None = None
         self._open: set[_Pipe] = set()
+        self._connecting: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
         self.connections_made = 0
 
     @property
@@ -86,7 +87,9 @@ class TcpProxy:
     def _accept(self) -> _Pipe:
         client = _Pipe(self)
         self.connections_made += 1
-        asyncio.get_running_loop().create_task(self._connect_upstream(client))
+        task = asyncio.get_running_loop().create_task(self._connect_upstream(client))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
         return client
 
     async def _connect_upstream(self, client: _Pipe) -> None:
