@@ -7,13 +7,16 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.faults import is_infrastructure_error
 from shared.logs import correlation_id_var
 from shared.metrics import ServiceMetrics
 
@@ -148,8 +151,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JsonResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JsonResponse(error_body("internal_error", "Lỗi hệ thống, vui lòng thử lại"), 500)
+        return unexpected_error_response(exc)
+
+    # The errors a database or network fault raises are answered here, before Starlette's last-resort
+    # handler (which answers and then raises again): a 503 of an outage is an answer, not a crash.
+    for fault in (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(fault, _unexpected)  # type: ignore[arg-type]
+
+
+def unexpected_error_response(exc: Exception) -> JsonResponse:
+    """500 for a bug; 503 with Retry-After when the database or the network is at fault (it will pass)."""
+    if is_infrastructure_error(exc):
+        log.warning("infrastructure unavailable", extra={"error": repr(exc)})
+        return JsonResponse(error_body("unavailable", _DEFAULT_MESSAGES[503]), 503, headers={"Retry-After": "2"})
+    log.exception("unhandled error", exc_info=exc)
+    return JsonResponse(error_body("internal_error", "Lỗi hệ thống, vui lòng thử lại"), 500)
 
 
 class ObservabilityMiddleware:

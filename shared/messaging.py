@@ -7,6 +7,15 @@
   handler) and the handlers' effects commit together, and only then are the messages
   acknowledged. A duplicate is acknowledged and skipped. A failing batch is retried one
   message at a time so that one poison message cannot hold the others back.
+
+An infrastructure fault is not a poison message. When handling fails because the database cannot
+be reached (or with an error that says the connection, not the event, is at fault:
+``shared.faults``), the dispatcher holds the batch and retries it in-process with backoff, for as
+long as the database stays away; consumption pauses meanwhile (the transport waits for the
+handler) and ``state()`` says so for ``/health``. Nothing is given back to the broker for it, so
+it costs no delivery: on RabbitMQ quorum queues every nack/requeue counts toward
+``x-delivery-limit``. Only an event failing on its own (a bad payload, a bug) is retried through
+the broker and reaches the dead letter after the delivery limit.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -42,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.bus.base import Delivery, EventBus, OutgoingMessage
 from shared.db import BigIntId, insert_ignore
 from shared.envelope import Envelope
+from shared.faults import is_infrastructure_error
 from shared.logs import correlation_id_var
 from shared.metrics import ServiceMetrics
 
@@ -239,9 +250,19 @@ class Dispatcher:
         after_batch: AfterBatch | None = None,
         on_commit: Callable[[], None] | None = None,
         delivery_limit: int = 5,
+        hold_backoff_s: tuple[float, float] = (0.2, 5.0),
+        transient_budget_s: float = 60.0,
     ) -> None:
         self.service = service
         self.delivery_limit = delivery_limit
+        # Holding a batch through an infrastructure fault: the first and the longest pause between attempts, and
+        # how long an error that only looks like one (the database answers meanwhile) is retried in-process
+        # before it is taken as the event's own failure.
+        self.hold_backoff_s = hold_backoff_s
+        self.transient_budget_s = transient_budget_s
+        self._paused_since: datetime | None = None
+        self._pause_reason = ""
+        self._held = 0
         self.sessions = sessions
         self.inbox = inbox
         self.handlers = {s.routing_key: s.handler for s in subscriptions}
@@ -277,7 +298,7 @@ class Dispatcher:
         if not good:
             return
         try:
-            await self._process(good)
+            await self._process_holding(good)
         except Exception:
             if len(good) == 1:
                 await self._fail(good[0])
@@ -285,10 +306,79 @@ class Dispatcher:
             log.warning("batch failed; retrying its messages one at a time", extra={"size": len(good)})
             for d in good:
                 try:
-                    await self._process([d])
+                    await self._process_holding([d])
                 except Exception:
                     await self._fail(d)
             return
+
+    def state(self) -> dict[str, Any]:
+        """For ``/health``: whether consumption is paused on an infrastructure fault, since when and why."""
+        if self._paused_since is None:
+            return {"state": "running"}
+        return {
+            "state": "paused",
+            "since": self._paused_since.isoformat(),
+            "reason": self._pause_reason,
+            "held_events": self._held,
+        }
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_since is not None
+
+    async def _process_holding(self, deliveries: Sequence[Delivery]) -> None:
+        """``_process``, held and retried in-process while the fault is the infrastructure's.
+
+        Raises what ``_process`` raised once the failure is the events' own: the database answers and the
+        error is not a connection's, or it looks like one but has persisted for ``transient_budget_s``."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        delay, longest = self.hold_backoff_s
+        while True:
+            try:
+                await self._process(deliveries)
+            except Exception as exc:
+                database_up = await self.database_answers()
+                if database_up and (
+                    not is_infrastructure_error(exc) or loop.time() - started > self.transient_budget_s
+                ):
+                    raise
+                reason = "database unreachable" if not database_up else f"transient error: {type(exc).__name__}"
+                self._pause(reason, len(deliveries), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+                continue
+            self._resume()
+            return
+
+    async def database_answers(self, timeout_s: float = 5.0) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s), self.sessions() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    def _pause(self, reason: str, held: int, exc: Exception) -> None:
+        if self._paused_since is None or reason != self._pause_reason:
+            log.warning(
+                "consumer paused: infrastructure fault; the batch is held and retried, not given back",
+                extra={"service": self.service, "reason": reason, "held_events": held, "error": repr(exc)},
+            )
+        if self._paused_since is None:
+            self._paused_since = datetime.now(UTC)
+        self._pause_reason = reason
+        self._held = held
+
+    def _resume(self) -> None:
+        if self._paused_since is not None:
+            log.warning(
+                "consumer resumed",
+                extra={"service": self.service, "paused_s": (datetime.now(UTC) - self._paused_since).total_seconds()},
+            )
+            self._paused_since = None
+            self._pause_reason = ""
+            self._held = 0
 
     async def _process(self, deliveries: Sequence[Delivery]) -> None:
         envs = [d.envelope for d in deliveries if d.envelope is not None]
@@ -343,6 +433,7 @@ class Dispatcher:
             self.metrics.events_dead_lettered.labels(etype).inc()
             await d.dead_letter()
             return
-        # Back off a little before giving it back: transient faults get time to pass.
+        # The event failed on its own (infrastructure faults never get here): back off a little and give it back
+        # for another delivery, counted against the limit.
         await asyncio.sleep(min(0.05 * 2 ** (d.delivery_count - 1), 2.0))
         await d.retry()

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthError, Principal, TokenVerifier
 from shared.bus.base import EventBus
-from shared.bus.memory import InMemoryBroker, InMemoryBus
+from shared.bus.memory import DeadLetterStore, InMemoryBroker, InMemoryBus
 from shared.db import make_engine, run_migrations
 from shared.envelope import Envelope, new_event
 from shared.http import (
@@ -33,8 +33,8 @@ from shared.http import (
     JsonResponse,
     ObservabilityMiddleware,
     api_error_response,
-    error_body,
     install_error_handlers,
+    unexpected_error_response,
 )
 from shared.logs import configure_logging
 from shared.messaging import AfterBatch, Dispatcher, OutboxRelay, Subscription, stage
@@ -105,6 +105,8 @@ class ServiceContext:
     inbox: Table
     redis: aioredis.Redis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # The event consumer, when the service has subscriptions (/health reports it paused on a database fault).
+    consumer: Dispatcher | None = None
 
     def event(self, event_type: str, data: dict[str, Any], *, causation: Envelope | None = None) -> Envelope:
         return new_event(event_type, data, producer=self.name, causation=causation)
@@ -160,7 +162,10 @@ def create_app(
                     pack_size=settings.amqp_pack_size,
                 )
             else:
-                the_bus = InMemoryBus(broker or InMemoryBroker(topology, delivery_limit=settings.delivery_limit))
+                the_bus = InMemoryBus(
+                    broker or InMemoryBroker(topology, delivery_limit=settings.delivery_limit),
+                    dead_letters=DeadLetterStore(engine),
+                )
         await the_bus.start()
         relay = OutboxRelay(
             engine,
@@ -203,6 +208,7 @@ def create_app(
                     on_commit=relay.wake,
                     delivery_limit=settings.delivery_limit,
                 )
+                ctx.consumer = dispatcher
                 watch = ConsumerWatch(dispatcher)  # what the operator signals read: events held, their age
                 await the_bus.consume(
                     definition.name,
@@ -352,10 +358,9 @@ class FastRoutes:
                 response = await handler(ctx, FastRequest(headers, body))
             except ApiError as exc:
                 response = api_error_response(exc)
-            except Exception:
+            except Exception as exc:
                 # Outside Starlette's error middleware: answer as its handler would (SPEC §9 shape, no trace).
-                log.exception("unhandled error in a fast route", extra={"path": scope["path"]})
-                response = JsonResponse(error_body("internal_error", "Lỗi hệ thống, vui lòng thử lại"), 500)
+                response = unexpected_error_response(exc)
             if response is not None:
                 await response(scope, receive, send)
                 return
@@ -471,7 +476,13 @@ def _plumbing_router(service: str) -> APIRouter:
             except Exception:
                 checks["redis"] = False
         ok = all(checks.values())
-        body = {"status": "ok" if ok else "degraded", "service": service, "checks": checks}
+        body: dict[str, Any] = {"status": "ok" if ok else "degraded", "service": service, "checks": checks}
+        if ctx.consumer is not None:
+            # Paused: a batch is held through an infrastructure fault (shared.messaging.Dispatcher).
+            body["consumer"] = ctx.consumer.state()
+            if ctx.consumer.paused:
+                ok = False
+                body["status"] = "degraded"
         return JsonResponse(body, 200 if ok else 503)
 
     @router.get("/metrics", tags=["ops"])

@@ -77,10 +77,20 @@ class GroupCommitWriter:
                 if len(batch) < self.max_items and self.window_s > 0:
                     await asyncio.sleep(self.window_s)
                     self._drain(batch)
-                for name in ("batch", "seq") if self.engine.dialect.name == "postgresql" else ("batch",):
-                    if name not in conns or conns[name].closed:
-                        conns[name] = await self._connect(name)
-                if not await self._flush(conns, batch):
+                try:
+                    for name in ("batch", "seq") if self.engine.dialect.name == "postgresql" else ("batch",):
+                        if name not in conns or conns[name].closed:
+                            conns[name] = await self._connect(name)
+                    flushed = await self._flush(conns, batch)
+                except Exception as exc:
+                    # No connection to be had (the database is away): these requests fail (503, shared.faults) and
+                    # the writer lives on for the next ones.
+                    log.warning("group commit could not connect", extra={"error": repr(exc)})
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    flushed = False
+                if not flushed:
                     for conn in conns.values():
                         with contextlib.suppress(Exception):
                             await conn.close()
@@ -120,11 +130,13 @@ class GroupCommitWriter:
             return True
         try:
             outcomes = await self._write(conns, [item for item, _ in live])
-        except Exception:
+        except Exception as exc:
             if len(live) == 1:
                 log.exception("initiative write failed")
                 if not live[0][1].done():
-                    live[0][1].set_exception(RuntimeError("write failed"))
+                    failure = RuntimeError("write failed")
+                    failure.__cause__ = exc  # a database fault answers 503, not 500 (shared.faults)
+                    live[0][1].set_exception(failure)
                 return False
             # One bad item must not fail its neighbours: retry them one by one on fresh connections.
             log.warning("group commit failed; retrying its items one at a time", extra={"size": len(live)})
