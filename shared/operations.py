@@ -84,15 +84,17 @@ class RabbitQueueProbe:
 
 
 class MemoryQueueProbe:
-    """Depths of the in-process broker (embedded mode)."""
+    """Depths of the in-process broker (embedded mode); dead letters as the bus keeps them (its store)."""
 
-    def __init__(self, broker: Any) -> None:
-        self.broker = broker
+    def __init__(self, bus: Any) -> None:
+        self.bus = bus
+        self.broker = bus.broker
 
     async def depth(self, service: str) -> QueueDepth:
         queue = self.broker.queues.get(service)
         consumers = 1 if service in self.broker.consuming else 0
-        return QueueDepth(queue.qsize() if queue else 0, consumers, len(self.broker.dead.get(service, [])))
+        dead = await self.bus.dead_letter_count(service)
+        return QueueDepth(queue.qsize() if queue else 0, consumers, dead)
 
     async def close(self) -> None:
         return None
@@ -103,7 +105,7 @@ def probe_for(bus: Any) -> QueueProbe | None:
     from shared.bus.memory import InMemoryBus
 
     if isinstance(bus, InMemoryBus):
-        return MemoryQueueProbe(bus.broker)
+        return MemoryQueueProbe(bus)
     url = getattr(bus, "url", None)
     if isinstance(url, str) and url.startswith("amqp"):
         return RabbitQueueProbe(url, getattr(bus, "prefix", ""))

@@ -221,8 +221,11 @@ def create_app(
             tasks.append(
                 asyncio.create_task(signals.run(settings.ops_sample_interval_s), name=f"{definition.name}:signals")
             )
-            for worker in definition.workers:
-                tasks.append(asyncio.create_task(worker(ctx), name=f"{definition.name}:{worker.__name__}"))
+            workers = [
+                asyncio.create_task(worker(ctx), name=f"{definition.name}:{worker.__name__}")
+                for worker in definition.workers
+            ]
+            tasks.extend(workers)
             # What start-up allocated (modules, app, metadata) lives as long as the process: keep it out of
             # the collector's full passes, which otherwise stall the loop for tens of ms under load.
             gc.collect()
@@ -233,6 +236,9 @@ def create_app(
             # Graceful shutdown (uvicorn has stopped listening and finished the requests in flight): not ready
             # any more, the consuming batch finished and settled, the outbox published.
             signals.draining = True
+            # Background jobs (imports, gauges) stop first: they resume where they were after a restart, and
+            # must not keep writing while the consumers and the outbox drain.
+            await _cancel(workers)
             left = await drain(
                 getattr(the_bus, "stop_consuming", None) if watch is not None else None,
                 engine,
@@ -248,11 +254,7 @@ def create_app(
             # collectable again, and the collector as it found it.
             gc.unfreeze()
             gc.set_threshold(*gc_before)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await _cancel(tasks)
             await signals.close()
             await the_bus.close()
             if redis_client is not None:
@@ -283,6 +285,14 @@ def create_app(
 
 async def _relay_can_publish(relay: OutboxRelay, bus: EventBus) -> bool:
     return not relay.paused and await bus.ping()
+
+
+async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 class ServiceApp(FastAPI):

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, delete, select
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.bus.base import BatchHandler, DeadLetter, OutgoingMessage, collect_batch, wait_settled
@@ -131,6 +131,12 @@ class DeadLetterStore:
         async with self.engine.begin() as conn:
             await conn.execute(self.table.insert().values(**row))
 
+    async def count(self, queue: str) -> int:
+        await self._ensure()
+        query = select(func.count()).select_from(self.table).where(self.table.c.queue == queue)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def peek(self, queue: str, limit: int) -> list[DeadLetter]:
         await self._ensure()
         t = self.table
@@ -226,6 +232,11 @@ class InMemoryBus:
                     self._settled.set()
 
         self._tasks.append(asyncio.create_task(loop(), name=f"consume:{service}"))
+
+    async def dead_letter_count(self, service: str) -> int:
+        if self.store is not None:
+            return await self.store.count(service)
+        return len(self.broker.dead.get(service, []))
 
     async def dead_letters(self, service: str, limit: int = 100) -> list[DeadLetter]:
         if self.store is not None:
