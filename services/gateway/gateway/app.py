@@ -107,6 +107,7 @@ def create(
         else None
     )
     install_error_handlers(app)
+    pages.install_html_errors(app)  # pages answer 404/500 as HTML; /api/v1 keeps the JSON shape
     app.add_middleware(ObservabilityMiddleware, metrics=metrics.base)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(system.router)

@@ -47,14 +47,15 @@ async def test_dev_token_only_in_development(gateway) -> None:
         assert (await h.client.get("/api/v1/dev/accounts")).status_code == 404
 
 
-PAGES = ["/", "/submit", "/mine", "/support", "/review", "/dashboard", "/public", "/operator"]
+PAGES = ["/", "/submit", "/mine", "/support", "/review", "/appraise", "/dashboard", "/public", "/operator", "/nowhere"]
 
 
 @pytest.mark.parametrize("path", PAGES)
 async def test_pages_are_vietnamese_by_default_english_on_request_and_labelled(gateway, path) -> None:
     async with gateway() as h:
         vi = await h.client.get(path)
-        assert vi.status_code == 200 and '<html lang="vi">' in vi.text
+        assert vi.status_code == (404 if path == "/nowhere" else 200) and '<html lang="vi">' in vi.text
+        assert vi.headers["content-type"].startswith("text/html")
         en = await h.client.get(path + "?lang=en")
         assert '<html lang="en">' in en.text and "Sign in" in en.text
         for html in (vi.text, en.text):
