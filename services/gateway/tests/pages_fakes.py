@@ -4,8 +4,10 @@ services' own shapes, and records what the page sent. One :class:`World` per tes
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -47,6 +49,14 @@ def _in_scope(request: Request, code: str) -> bool:
     claims = jwt.decode(auth.removeprefix("Bearer "), options={"verify_signature": False}) if auth else {}
     unit = claims.get("unit")
     return "operator" in claims.get("roles", []) or (unit is not None and unit in _scope_path(code))
+
+
+def _has_role(request: Request, role: str) -> bool:
+    import jwt
+
+    auth = request.headers.get("authorization", "")
+    claims = jwt.decode(auth.removeprefix("Bearer "), options={"verify_signature": False}) if auth else {}
+    return bool({role, "operator"} & set(claims.get("roles", [])))
 
 
 def _figures(code: str) -> dict[str, Any]:
@@ -165,8 +175,18 @@ def intake_app(world: World) -> FastAPI:
         return JSONResponse({**mine[1], "status": "submitted"})
 
     @app.get("/api/v1/imports/template.xlsx")
-    async def template() -> Response:
-        return Response(b"PK", media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    async def template(request: Request) -> Response:
+        from openpyxl import Workbook
+
+        if not _has_role(request, "support"):
+            error = {"code": "forbidden", "message": "Không có quyền thực hiện thao tác này", "details": None}
+            return JSONResponse({"error": error}, 403)
+        book = Workbook()
+        book.active.title = "Sáng kiến"
+        book.active.append(["Đơn vị", "Lĩnh vực", "Tên sáng kiến"])
+        out = io.BytesIO()
+        book.save(out)
+        return Response(out.getvalue(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     @app.post("/api/v1/imports")
     async def start(request: Request) -> Response:
@@ -182,6 +202,8 @@ def intake_app(world: World) -> FastAPI:
 
     @app.get("/api/v1/imports/{job}")
     async def progress(job: str) -> Response:
+        if job != "job-1":
+            return JSONResponse({"error": {**ERR, "message": "Không tìm thấy lượt nhập"}}, 404)
         world.import_polls += 1
         if world.import_polls < 2:
             return JSONResponse({"id": job, "status": "running", "total": 20, "done": 9, "failed": 1, "errors": []})
@@ -215,7 +237,8 @@ def review_app(world: World) -> FastAPI:
     async def claim(request: Request) -> Response:
         count = (await request.json()).get("count", 10)
         items = [claim_item(n) for n in range(min(count, 4))]
-        return JSONResponse({"lease_expires_at": "2099-01-01T00:00:00+00:00", "items": items})
+        expires = datetime.now(UTC) + timedelta(minutes=15)
+        return JSONResponse({"lease_expires_at": expires.isoformat(), "items": items})
 
     @app.post("/api/v1/review/claims/release")
     async def release() -> Response:

@@ -10,6 +10,7 @@ world. ``SANGKIEN_SCREENSHOTS=1`` writes the screenshots of docs/screenshots/ (R
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import socket
@@ -117,6 +118,13 @@ async def open_page(site: Site, viewport: dict[str, int], path: str, account: st
     await page.goto(site.url + path)
     await page.wait_for_selector("body[data-ready='1']")
     return page
+
+
+def _sheet_rows(path: Any, sheet: str | None = None) -> list[tuple[Any, ...]]:
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(Path(path).read_bytes()))  # a download's path has no .xlsx to go by
+    return list((book[sheet] if sheet else book.active).iter_rows(values_only=True))
 
 
 async def shoot(page: Any, name: str, viewport: dict[str, int]) -> None:
@@ -336,9 +344,13 @@ async def test_import_shows_progress_a_vietnamese_summary_and_named_columns(site
     await expect(page.locator("#import-errors tbody tr")).to_have_count(2)
     async with page.expect_download() as got:
         await page.click("#import-errors-download")
-    path = await (await got.value).path()
-    content = await asyncio.to_thread(Path(path).read_text, encoding="utf-8-sig")
-    assert "Không tìm thấy đơn vị HN-XX" in content and content.startswith('"Dòng"')
+    rows = _sheet_rows(await (await got.value).path())
+    assert rows[0] == ("Dòng", "Cột", "Lỗi") and rows[1] == (4, "unit_code", "Không tìm thấy đơn vị HN-XX")
+    async with page.expect_download() as got:
+        await page.click("#import-template")
+    codes = _sheet_rows(await (await got.value).path(), "Danh mục mã")
+    assert ("production", "Sản xuất kinh doanh", None, "HN-BD", "LĐLĐ quận Ba Đình", "Huyện, ngành") in codes
+    assert any(r[3] == "HN-BD-001" for r in codes)
     await shoot(page, "support-import", viewport)
     await done(page)
 
@@ -523,7 +535,7 @@ async def test_public_rankings_use_names_and_vietnamese_levels(site: Site, viewp
     await page.select_option("#rk-kind", "district")
     await page.click("#rank-form button[type=submit]")
     await expect(page.locator("#rankings li")).to_have_text("Chưa có số liệu xếp hạng.")
-    await expect(page.locator("#milestones li")).to_contain_text("sáng kiến thứ 1.000")
+    await expect(page.locator("#milestones li")).to_contain_text("Sáng kiến thứ 1.000")
     await done(page)
 
 

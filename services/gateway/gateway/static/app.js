@@ -465,17 +465,17 @@ function upload(path, formData, onProgress) {
   });
 }
 
-const csvCell = (v) => `"${String(v ?? "").replace(/"/g, '""')}"`;
+// The columns of the import file, by the form's own labels.
+const FIELD_LABEL = { unit_code: "f_unit", field: "f_field", title: "f_title", problem: "f_problem", solution: "f_solution", effect: "f_effect", expected_benefit_vnd: "f_benefit", applied_on: "f_applied", confidential: "f_confidential", member_id: "f_member_id", full_name: "f_full_name", authors: "f_authors" };
+const fieldName = (f) => (f && FIELD_LABEL[f] ? tr(FIELD_LABEL[f]) : f || "");
 
 function pageSupport() {
   $("#import-template").addEventListener("click", () => download("/api/v1/imports/template.xlsx", "mau-nhap-sang-kien.xlsx"));
   const form = $("#import-form");
   const bar = $("#import-progress"), status = $("#import-status"), report = $("#import-report"), submit = $("#import-submit");
-  let lastErrors = [];
-  $("#import-errors-download").addEventListener("click", () => {
-    const lines = [[tr("col_row"), tr("col_field"), tr("col_message")], ...lastErrors.map((e) => [e.row, e.field || "", e.message])];
-    saveBlob(new Blob(["\ufeff" + lines.map((l) => l.map(csvCell).join(",")).join("\r\n")], { type: "text/csv" }), "loi-nhap-sang-kien.csv");
-  });
+  let lastErrors = [], lastJob = null;
+  // the failed rows as XLSX (composed by the gateway from the job), to correct and upload again
+  $("#import-errors-download").addEventListener("click", () => download(`/api/v1/imports/${encodeURIComponent(lastJob)}/errors.xlsx`, `loi-nhap-${lastJob}.xlsx`));
   const setBar = (fraction, text) => { bar.value = Math.round(100 * fraction); bar.textContent = bar.value + "%"; status.textContent = text; };
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -490,6 +490,7 @@ function pageSupport() {
     try {
       setBar(0, `${tr("import_uploading")}… 0%`);
       const job = await upload("/api/v1/imports", fd, (f) => setBar(f, `${tr("import_uploading")}… ${Math.round(100 * f)}%`));
+      lastJob = job.id;
       for (;;) {
         const p = await api("GET", `/api/v1/imports/${job.id}`);
         const total = p.total || 0, ok = p.done || 0, failed = p.failed || 0;
@@ -498,7 +499,7 @@ function pageSupport() {
         setBar(total ? (ok + failed) / total : finished ? 1 : 0, `${tr("imp_" + p.status)}: ${summary}`);
         if (finished) {
           lastErrors = p.errors || [];
-          $("#import-errors tbody").replaceChildren(...lastErrors.slice(0, 500).map((er) => el("tr", {}, el("td", { class: "num", text: er.row }), el("td", { text: er.field || "" }), el("td", { text: er.message }))));
+          $("#import-errors tbody").replaceChildren(...lastErrors.slice(0, 500).map((er) => el("tr", {}, el("td", { class: "num", text: er.row }), el("td", { text: fieldName(er.field) }), el("td", { text: er.message }))));
           report.hidden = !lastErrors.length;
           break;
         }
@@ -537,7 +538,8 @@ function pageReview() {
   setInterval(() => {
     if (!leaseEnd) return;
     const s = Math.max(0, Math.round((leaseEnd - Date.now()) / 1000));
-    $("#lease").textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), pad = (x) => String(x).padStart(2, "0");
+    $("#lease").textContent = h ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
   }, 1000);
   async function refreshWaiting() {
     try { const s = await api("GET", "/api/v1/review/stats"); $("#waiting").textContent = fmt(s.pending); } catch { $("#waiting").textContent = "–"; }
@@ -832,7 +834,7 @@ async function loadRankings() {
   const list = $("#rankings");
   try {
     const r = await api("GET", `/api/v1/tally/rankings?${q}`);
-    list.replaceChildren(...(r.items || []).map((it) => el("li", { value: it.rank }, el("span", { text: it.unit.name || it.unit.code }), el("strong", { text: (METRIC_FMT[metric] || fmt)(it.value) }))));
+    list.replaceChildren(...(r.items || []).map((it) => el("li", { value: it.rank }, el("span", {}, el("span", { class: "rank-no", text: `${it.rank}. ` }), el("span", { text: it.unit.name || it.unit.code })), el("strong", { text: (METRIC_FMT[metric] || fmt)(it.value) }))));
     if (!list.children.length) list.replaceChildren(el("li", { class: "empty", text: tr("rankings_empty") }));
   } catch (e) { list.replaceChildren(el("li", { class: "empty", text: errorText(e) })); }
 }
@@ -862,7 +864,7 @@ function rankForm(publicLists = true) {
 
 function renderMilestones(items, valid) {
   const list = items || [];
-  $("#milestones").replaceChildren(...list.map((it) => el("li", { text: `${fmt(it.n)}: ${tr("nth_initiative")} ${fmt(it.n)} · ${it.unit_code}${(it.authors || []).length ? " · " + it.authors.map((a) => a.full_name).join(", ") : ""}` })));
+  $("#milestones").replaceChildren(...list.map((it) => el("li", { text: `${tr("nth_initiative")} ${fmt(it.n)} · ${it.unit_code}${(it.authors || []).length ? " · " + it.authors.map((a) => a.full_name).join(", ") : ""}` })));
   if (!list.length) $("#milestones").replaceChildren(el("li", { class: "empty", text: tr("milestones_empty") }));
   if (valid !== undefined) nextMilestone(list, valid);
 }

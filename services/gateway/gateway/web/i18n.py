@@ -141,7 +141,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "support_enter": ("Nhập hộ đoàn viên", "Enter for a member"),
     "import_title": ("Nhập từ tệp XLSX/CSV", "Import from an XLSX/CSV file"),
     "import_file": ("Tệp XLSX hoặc CSV", "XLSX or CSV file"),
-    "import_template": ("Tải tệp mẫu", "Download the template"),
+    "import_template": ("Tải tệp mẫu kèm danh mục mã", "Download the template with the lists of codes"),
     "import_start": ("Bắt đầu nhập", "Start import"),
     "import_progress": ("Tiến độ nhập", "Import progress"),
     "import_uploading": ("Đang tải tệp lên", "Uploading the file"),
@@ -149,7 +149,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "imported": ("đã nhập", "imported"),
     "import_errors_n": ("lỗi", "errors"),
     "import_of": ("trên tổng số", "of"),
-    "import_errors_download": ("Tải danh sách dòng lỗi (CSV)", "Download the rows in error (CSV)"),
+    "import_errors_download": (
+        "Tải các dòng lỗi (XLSX) để sửa và nhập lại",
+        "Download the rows in error (XLSX) to fix",
+    ),
     "import_bad_file": ("Tệp không nhập được:", "The file cannot be imported:"),
     "col_row": ("Dòng", "Row"),
     "col_field": ("Cột", "Column"),
@@ -358,7 +361,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "money_unit": ("đồng", "VND"),
     "next_milestone": ("Cột mốc tiếp theo", "Next milestone"),
     "all_reached": ("Đã đạt mọi cột mốc", "Every milestone reached"),
-    "nth_initiative": ("sáng kiến thứ", "initiative number"),
+    "nth_initiative": ("Sáng kiến thứ", "Initiative number"),
 }
 
 
