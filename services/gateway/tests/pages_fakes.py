@@ -102,6 +102,7 @@ class World:
     import_polls: int = 0
     withdrawn: set[str] = field(default_factory=set)
     appraised: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schemes: list[dict[str, Any]] = field(default_factory=list)
 
     def reset(self) -> None:
         self.posted.clear()
@@ -109,6 +110,7 @@ class World:
         self.import_polls = 0
         self.withdrawn.clear()
         self.appraised.clear()
+        self.schemes.clear()
 
     def bodies(self, suffix: str) -> list[Any]:
         return [b for _s, p, b in self.posted if p.endswith(suffix)]
@@ -365,6 +367,12 @@ def tally_app(world: World) -> FastAPI:
     async def get_campaign(code: str) -> Response:
         return JSONResponse(campaign)
 
+    @app.put("/api/v1/campaigns/{code}")
+    async def put_campaign(code: str, request: Request) -> Response:
+        body = await request.json()
+        world.posted.append(("tally", f"/api/v1/campaigns/{code}", body))
+        return JSONResponse({"code": code, **body, "revision": 2})
+
     @app.get("/api/v1/campaigns/{code}/quotas")
     async def get_quotas(code: str) -> Response:
         return JSONResponse({"items": [{"unit_code": "HN", "phase": "P2", "assigned": 1000, "self_set": 0}]})
@@ -404,12 +412,23 @@ def awards_app(world: World) -> FastAPI:
     }
 
     @app.get("/api/v1/awards")
-    async def awards() -> Response:
-        return JSONResponse({"items": []})
+    async def awards(request: Request) -> Response:
+        if request.query_params.get("unit"):
+            return JSONResponse({"items": []})
+        recipient = {"unit_code": "HN-BD", "name": "LĐLĐ quận Ba Đình", "cluster": None}
+        award = {"id": "a1", "scheme": "TT-XS", "recipient": recipient, "decision_no": "12/QĐ", "revoked": False}
+        return JSONResponse({"items": [award]})
 
     @app.get("/api/v1/awards/schemes")
     async def schemes() -> Response:
-        return JSONResponse({"items": [scheme]})
+        return JSONResponse({"items": [scheme, *world.schemes]})
+
+    @app.put("/api/v1/awards/schemes/{code}")
+    async def put_scheme(code: str, request: Request) -> Response:
+        body = await request.json()
+        world.posted.append(("awards", f"/api/v1/awards/schemes/{code}", body))
+        world.schemes.append({"code": code, **body})
+        return JSONResponse({"code": code, **body})
 
     @app.post("/api/v1/awards/schemes/{code}/nominations")
     async def nominate(code: str, request: Request) -> Response:

@@ -536,6 +536,7 @@ async def test_public_rankings_use_names_and_vietnamese_levels(site: Site, viewp
     await page.click("#rank-form button[type=submit]")
     await expect(page.locator("#rankings li")).to_have_text("Chưa có số liệu xếp hạng.")
     await expect(page.locator("#milestones li")).to_contain_text("Sáng kiến thứ 1.000")
+    await expect(page.locator("#awards li")).to_have_text("TT-XS: LĐLĐ quận Ba Đình (Số quyết định 12/QĐ)")
     await done(page)
 
 
@@ -578,8 +579,47 @@ async def test_operator_console_tables_forms_and_confirmed_irreversible_acts(sit
     await page.click("#quota-form button[type=submit]")
     await expect(page.locator("#quota-result")).to_contain_text("Đã lưu")
     assert {"unit_code": "HN-BD", "phase": "P2", "assigned": 600} in site.world.bodies("/quotas")[-1]
+    # the campaign and its phases in a form; a phase ending before it opens is refused in words
+    await expect(page.locator("#cp-phases tbody tr")).to_have_count(2)
+    await page.click("#cp-add-phase")
+    row = page.locator("#cp-phases tbody tr").nth(2)
+    await row.locator("[name=phase_code]").fill("P3")
+    await row.locator("[name=phase_opens_on]").fill("2031-01-10")
+    await row.locator("[name=phase_closes_on]").fill("2031-01-01")
+    await page.click("#campaign-form button[type=submit]")
+    await expect(page.locator("#campaign-errors")).to_contain_text("Ngày kết thúc phải sau ngày bắt đầu")
+    await row.locator("[name=phase_closes_on]").fill("2031-12-31")
+    await page.click("#campaign-form button[type=submit]")
+    await expect(page.locator("#flash")).to_contain_text("Đã lưu: 01 triệu sáng kiến")
+    put = site.world.bodies("/api/v1/campaigns/1M")[-1]
+    assert [p["code"] for p in put["phases"]] == ["P1", "P2", "P3"] and put["milestones"] == [1000, 2000, 5000]
+    # a new award scheme from a form, its rule read back in words
+    await page.fill("#sc-code", "CN-XS")
+    await page.fill("#sc-name", "Cá nhân xuất sắc")
+    await page.select_option("#sc-recipient", "individual")
+    await page.check("#sc-g-ex")
+    await page.fill("#sc-min-valid", "2")
+    await page.fill("#sc-max", "50")
+    await expect(page.locator("#scheme-words")).to_have_text(
+        "Cá nhân — Hợp lệ ≥ 2; xếp loại Xuất sắc — lấy 50, xếp theo Hợp lệ"
+    )
+    await page.click("#scheme-form button[type=submit]")
+    await expect(page.locator("#schemes tbody tr")).to_have_count(2)
+    assert site.world.bodies("/api/v1/awards/schemes/CN-XS")[-1] == {
+        "campaign": "1M",
+        "phase": None,
+        "name": "Cá nhân xuất sắc",
+        "recipient": "individual",
+        "unit_kind": None,
+        "rule": {"min_valid": 2, "grade_in": ["excellent"]},
+        "order_by": ["valid", "benefit_vnd", "grade"],
+        "max_recipients": 50,
+    }
+    await page.select_option("#scheme", "TT-XS")
     # schemes in words; snapshot and decision only after confirmation; chosen nominations only
-    await expect(page.locator("#schemes tbody")).to_contain_text("Đạt so với chỉ tiêu ≥ 100 %")
+    await expect(page.locator("#schemes tbody")).to_contain_text(
+        "Tập thể cấp Huyện, ngành — Hợp lệ ≥ 50; Đạt so với chỉ tiêu ≥ 100 % — lấy 2, xếp theo Hợp lệ"
+    )
     await page.click("#snapshot")
     await page.click("#confirm-yes")
     await expect(page.locator("#snapshot-out")).to_contain_text("snap-1")

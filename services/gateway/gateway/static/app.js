@@ -827,13 +827,16 @@ function cumulative(items) {
 }
 
 const METRIC_FMT = { valid: fmt, participants: fmt, achievement_pct: fmtPct, benefit_vnd: fmtMoney };
+let rankingsAsked = 0;
 async function loadRankings() {
+  const asked = ++rankingsAsked;  // a slower, older answer never replaces a newer one
   const metric = $("#rk-metric").value;
   const q = new URLSearchParams({ campaign: CFG.campaign, kind: $("#rk-kind").value, metric, limit: "20" });
   if ($("#rk-cluster").value.trim()) q.set("cluster", $("#rk-cluster").value.trim());
   const list = $("#rankings");
   try {
     const r = await api("GET", `/api/v1/tally/rankings?${q}`);
+    if (asked !== rankingsAsked) return;
     list.replaceChildren(...(r.items || []).map((it) => el("li", { value: it.rank }, el("span", {}, el("span", { class: "rank-no", text: `${it.rank}. ` }), el("span", { text: it.unit.name || it.unit.code })), el("strong", { text: (METRIC_FMT[metric] || fmt)(it.value) }))));
     if (!list.children.length) list.replaceChildren(el("li", { class: "empty", text: tr("rankings_empty") }));
   } catch (e) { list.replaceChildren(el("li", { class: "empty", text: errorText(e) })); }
@@ -852,7 +855,7 @@ async function loadPublicLists() {
 
 function renderAwards(items) {
   const live = (items || []).filter((a) => !a.revoked);
-  $("#awards").replaceChildren(...live.map((a) => el("li", { text: `${a.scheme_name || a.scheme}: ${a.recipient.unit_name || a.recipient.full_name || a.recipient.unit_code || a.recipient.member_id} (${tr("op_decision_no")} ${a.decision_no})` })));
+  $("#awards").replaceChildren(...live.map((a) => el("li", { text: `${a.scheme_name || a.scheme}: ${a.recipient.name || a.recipient.full_name || a.recipient.unit_code || a.recipient.member_id} (${tr("op_decision_no")} ${a.decision_no})` })));
   if (!live.length) $("#awards").replaceChildren(el("li", { class: "empty", text: tr("awards_empty") }));
 }
 
@@ -903,12 +906,14 @@ async function pageDashboard() {
     $("#figures").replaceChildren(); $("#children tbody").replaceChildren(); $("#chart").replaceChildren(); $("#chart-table tbody").replaceChildren();
     $("#sibling-rank").textContent = ""; $("#unit-name").textContent = ""; $("#missing").hidden = true; $("#unit-up").hidden = true;
   };
+  let asked = 0;
   async function load() {
-    const code = unitInput.value.trim();
+    const code = unitInput.value.trim(), mine = ++asked;  // the newest unit asked for wins
     $("#unit-error").hidden = true; flash("");
     if (!code) { $("#unit-error").hidden = false; $("#unit-error").textContent = tr("v_unit"); unitInput.focus(); return; }
     try {
       const v = await api("GET", `/api/v1/units/${encodeURIComponent(code)}/overview?campaign=${encodeURIComponent(CFG.campaign)}`);
+      if (mine !== asked) return;
       history.replaceState(null, "", `/dashboard?unit=${encodeURIComponent(code)}`);
       const unit = v.unit || {};
       $("#unit-name").textContent = `${unit.name || code}${unit.kind ? " · " + kindName(unit.kind) : ""}`;
@@ -924,10 +929,12 @@ async function pageDashboard() {
       $("#sibling-rank").textContent = v.rank_among_siblings && v.rank_among_siblings.rank ? `${tr("rank_siblings")} ${v.rank_among_siblings.rank}/${v.rank_among_siblings.of} (${v.rank_among_siblings.parent_code})` : "";
       try {
         const ts = await api("GET", `/api/v1/tally/timeseries?campaign=${encodeURIComponent(CFG.campaign)}&unit=${encodeURIComponent(code)}&bucket=day`);
+        if (mine !== asked) return;
         chart($("#chart"), cumulative(ts.items || ts.points || []), f.quota);
       } catch { chart($("#chart"), [], f.quota); }
       fillUnitOptions($("#unit-options"), code);
     } catch (e) {
+      if (mine !== asked) return;
       clear();
       $("#unit-error").hidden = false; $("#unit-error").textContent = `${unitError(e)}: ${code}`;
     }
@@ -937,16 +944,20 @@ async function pageDashboard() {
 }
 
 // ---- operator --------------------------------------------------------------------------------------
-function ruleWords(rule, recipient) {
+const ORDER_KEY = { valid: "valid_n", achievement_pct: "achievement", benefit_vnd: "benefit", participants: "participants", grade: "grade_word" };
+function ruleWords(rule, recipient, scheme = {}) {
+  // A scheme's rule as a sentence: "Tập thể cấp Huyện — Hợp lệ ≥ 50; ... — lấy 84, xếp theo Hợp lệ".
   const parts = [];
   const r = rule || {};
   if (r.min_valid != null) parts.push(`${tr("valid_n")} ≥ ${fmt(r.min_valid)}`);
   if (r.min_achievement_pct != null) parts.push(`${tr("achievement")} ≥ ${fmtPct(r.min_achievement_pct)}`);
   if (r.min_benefit_vnd != null) parts.push(`${tr("benefit")} ≥ ${fmtMoney(r.min_benefit_vnd)}`);
   if (r.min_participants != null) parts.push(`${tr("participants")} ≥ ${fmt(r.min_participants)}`);
-  if (r.grade_in) parts.push(`${tr("grade")}: ${r.grade_in.map((g) => tr("grade_" + g)).join(", ")}`);
-  if (r.top_per_cluster) parts.push(`${tr("cluster")}: top ${fmt(r.top_per_cluster)}`);
-  return `${tr("recipient_" + recipient)}${parts.length ? " — " + parts.join("; ") : ""}`;
+  if (r.grade_in) parts.push(`${tr("op_grade_in")} ${r.grade_in.map((g) => tr("grade_" + g)).join(" / ")}`);
+  if (r.top_per_cluster) parts.push(`${fmt(r.top_per_cluster)} ${tr("op_best_of_cluster")}`);
+  const who = `${tr("recipient_" + recipient)}${scheme.unit_kind ? ` ${tr("op_of_kind")} ${kindName(scheme.unit_kind)}` : ""}`;
+  const take = scheme.max_recipients ? ` — ${tr("op_first")} ${fmt(scheme.max_recipients)}${(scheme.order_by || []).length ? `, ${tr("op_ranked_by")} ${scheme.order_by.map((k) => tr(ORDER_KEY[k] || "metric")).join(", ")}` : ""}` : "";
+  return `${who} — ${parts.length ? parts.join("; ") : tr("op_rule_none")}${take}`;
 }
 
 function pageOperator() {
@@ -1083,11 +1094,111 @@ function pageOperator() {
     } catch (e) { $("#quota-result").replaceChildren(el("p", { class: "error", text: errorText(e) })); }
   });
 
+  // campaign: name, window, fields and phases as rows, milestones
+  const cpForm = $("#campaign-form");
+  const fieldRow = (f = {}) => el("tr", {}, el("td", {}, el("input", { name: "field_code", value: f.code || "", maxlength: 64, "aria-label": `${tr("f_field")} · ${tr("op_code")}` })),
+    el("td", {}, el("input", { name: "field_name", value: f.name || "", maxlength: 300, "aria-label": `${tr("f_field")} · ${tr("op_name")}` })),
+    el("td", {}, el("button", { type: "button", text: tr("remove"), onclick: (ev) => ev.target.closest("tr").remove() })));
+  const phaseRow = (p = {}) => el("tr", {}, ...[["code", "op_code", "text"], ["name", "op_name", "text"], ["opens_on", "op_opens", "date"], ["closes_on", "op_closes", "date"]].map(([k, label, type]) =>
+    el("td", {}, el("input", { name: "phase_" + k, type, value: p[k] || "", "aria-label": `${tr("op_phase")} · ${tr(label)}` }))),
+    el("td", {}, el("button", { type: "button", text: tr("remove"), onclick: (ev) => ev.target.closest("tr").remove() })));
+  $("#cp-add-field").addEventListener("click", () => { const r = fieldRow(); $("#cp-fields tbody").append(r); $("input", r).focus(); });
+  $("#cp-add-phase").addEventListener("click", () => { const r = phaseRow(); $("#cp-phases tbody").append(r); $("input", r).focus(); });
+  function showCampaign(c) {
+    const f = cpForm.elements;
+    f.name.value = c.name || ""; f.from.value = c.application_window?.from || ""; f.to.value = c.application_window?.to || "";
+    f.milestones.value = (c.milestones || []).join(", ");
+    $("#cp-fields tbody").replaceChildren(...(c.fields || []).map(fieldRow));
+    $("#cp-phases tbody").replaceChildren(...(c.phases || []).map(phaseRow));
+    $("#sc-phase").replaceChildren(el("option", { value: "", text: tr("op_whole_campaign") }), ...(c.phases || []).map((p) => el("option", { value: p.code, text: `${p.code} ${p.name || ""}` })));
+  }
+  cpForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearErrors(cpForm);
+    const f = cpForm.elements, errs = [];
+    if (!f.name.value.trim()) errs.push({ input: f.name, message: tr("v_required") });
+    const ms = f.milestones.value.split(/[,;\s]+/).filter(Boolean).map((x) => x.replace(/\./g, ""));
+    if (ms.some((x) => !/^\d+$/.test(x) || Number(x) <= 0)) errs.push({ input: f.milestones, message: tr("v_number") });
+    if (f.from.value && f.to.value && f.to.value < f.from.value) errs.push({ input: f.to, message: tr("v_dates") });
+    const fields = $$("#cp-fields tbody tr").map((r) => ({ code: $("[name=field_code]", r), name: $("[name=field_name]", r) }));
+    for (const x of fields) { if (!x.code.value.trim()) errs.push({ input: x.code, message: tr("v_required") }); if (!x.name.value.trim()) errs.push({ input: x.name, message: tr("v_required") }); }
+    const phases = $$("#cp-phases tbody tr").map((r) => Object.fromEntries(["code", "name", "opens_on", "closes_on"].map((k) => [k, $(`[name=phase_${k}]`, r)])));
+    if (!phases.length) errs.push({ input: $("#cp-add-phase"), message: tr("v_phase_needed") });
+    for (const p of phases) {
+      if (!p.code.value.trim()) errs.push({ input: p.code, message: tr("v_required") });
+      if (!p.opens_on.value) errs.push({ input: p.opens_on, message: tr("v_required") });
+      if (!p.closes_on.value) errs.push({ input: p.closes_on, message: tr("v_required") });
+      else if (p.opens_on.value && p.closes_on.value < p.opens_on.value) errs.push({ input: p.closes_on, message: tr("v_dates") });
+    }
+    if (errs.length) { showErrors(cpForm, errs, labelOf); return; }
+    const body = {
+      name: f.name.value.trim(), fields: fields.map((x) => ({ code: x.code.value.trim(), name: x.name.value.trim() })),
+      application_window: f.from.value && f.to.value ? { from: f.from.value, to: f.to.value } : null,
+      phases: phases.map((p) => ({ code: p.code.value.trim(), name: p.name.value.trim() || null, opens_on: p.opens_on.value, closes_on: p.closes_on.value })),
+      milestones: ms.length ? ms.map(Number) : null,
+    };
+    try {
+      campaign = await api("PUT", `/api/v1/campaigns/${encodeURIComponent(CFG.campaign)}`, body);
+      showCampaign(campaign);
+      flash(`${tr("op_saved")}: ${campaign.name}`, "ok");
+    } catch (e) { formErrors(cpForm, e); }
+  });
+
+  // award scheme: a form, with its rule read back in words as it is typed
+  const scForm = $("#scheme-form");
+  const ORDERS = { collective: ["valid", "achievement_pct", "benefit_vnd", "participants"], individual: ["valid", "benefit_vnd", "grade"] };
+  const num = (x) => (x.value === "" ? null : Number(x.value));
+  function schemeBody() {
+    const f = scForm.elements, collective = f.recipient.value === "collective";
+    const rule = { min_valid: num(f.min_valid), min_benefit_vnd: num(f.min_benefit_vnd) };
+    if (collective) Object.assign(rule, { min_achievement_pct: num(f.min_achievement_pct), min_participants: num(f.min_participants), top_per_cluster: num(f.top_per_cluster) });
+    else { const g = [f.grade_excellent.checked && "excellent", f.grade_typical.checked && "typical"].filter(Boolean); if (g.length) rule.grade_in = g; }
+    for (const k of Object.keys(rule)) if (rule[k] === null) delete rule[k];
+    const order = f.order_by.value;
+    return {
+      campaign: CFG.campaign, phase: f.phase.value || null, name: f.name.value.trim(), recipient: f.recipient.value,
+      unit_kind: collective ? f.unit_kind.value : null, rule,
+      order_by: [order, ...ORDERS[f.recipient.value].filter((k) => k !== order)], max_recipients: num(f.max_recipients),
+    };
+  }
+  function schemeChanged() {
+    const who = scForm.elements.recipient.value, prev = scForm.elements.order_by.value;
+    $$("[data-collective]", scForm).forEach((n) => { n.hidden = who !== "collective"; });
+    $$("[data-individual]", scForm).forEach((n) => { n.hidden = who !== "individual"; });
+    $("#sc-order").replaceChildren(...ORDERS[who].map((k) => el("option", { value: k, text: tr(ORDER_KEY[k]) })));
+    if (ORDERS[who].includes(prev)) $("#sc-order").value = prev;
+    const b = schemeBody();
+    $("#scheme-words").textContent = ruleWords(b.rule, b.recipient, { ...b, order_by: [b.order_by[0]] });
+  }
+  scForm.addEventListener("input", schemeChanged);
+  scForm.addEventListener("change", schemeChanged);
+  schemeChanged();
+  scForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearErrors(scForm);
+    const f = scForm.elements, errs = [];
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(f.code.value.trim())) errs.push({ input: f.code, message: tr("v_code") });
+    if (!f.name.value.trim()) errs.push({ input: f.name, message: tr("v_required") });
+    if (!(Number.isInteger(num(f.max_recipients)) && num(f.max_recipients) >= 1)) errs.push({ input: f.max_recipients, message: tr("v_max_recipients") });
+    for (const name of ["min_valid", "min_benefit_vnd", "min_participants", "top_per_cluster", "min_achievement_pct"]) {
+      const x = f[name]; if (x.closest("[hidden]") || x.value === "") continue;
+      if (!(num(x) >= 0) || (name !== "min_achievement_pct" && !Number.isInteger(num(x)))) errs.push({ input: x, message: tr("v_number") });
+    }
+    if (errs.length) { showErrors(scForm, errs, labelOf); return; }
+    try {
+      await api("PUT", `/api/v1/awards/schemes/${encodeURIComponent(f.code.value.trim())}`, schemeBody());
+      flash(`${tr("op_saved")}: ${f.code.value.trim()} ${f.name.value.trim()}`, "ok");
+      await schemes();
+      $("#scheme").value = f.code.value.trim();
+    } catch (e) { formErrors(scForm, e); }
+  });
+  const campaignLoaded = api("GET", `/api/v1/campaigns/${encodeURIComponent(CFG.campaign)}`).then((c) => { campaign = c; showCampaign(c); }).catch((e) => flash(errorText(e), "error"));
+
   // awards: schemes in words, snapshot, nominations in a table, decision after a confirmation
   async function schemes() {
     try {
       const r = await api("GET", `/api/v1/awards/schemes?campaign=${encodeURIComponent(CFG.campaign)}`);
-      $("#schemes tbody").replaceChildren(...r.items.map((s) => el("tr", {}, el("td", { text: `${s.code} · ${s.name}` }), el("td", { text: `${tr("recipient_" + s.recipient)}${s.unit_kind ? " · " + kindName(s.unit_kind) : ""}` }), el("td", { text: ruleWords(s.rule, s.recipient) }), el("td", { class: "num", text: fmt(s.max_recipients) }))));
+      $("#schemes tbody").replaceChildren(...r.items.map((s) => el("tr", {}, el("td", { text: `${s.code} · ${s.name}` }), el("td", { text: `${tr("recipient_" + s.recipient)}${s.unit_kind ? " · " + kindName(s.unit_kind) : ""}` }), el("td", { text: ruleWords(s.rule, s.recipient, s) }), el("td", { class: "num", text: fmt(s.max_recipients) }))));
       $("#scheme").replaceChildren(...r.items.map((s) => el("option", { value: s.code, text: `${s.code} · ${s.name}` })));
       if (!r.items.length) $("#schemes tbody").replaceChildren(el("tr", {}, el("td", { colspan: 4, text: tr("no_rows") })));
     } catch (e) { $("#schemes tbody").replaceChildren(el("tr", {}, el("td", { colspan: 4, text: errorText(e) }))); }
@@ -1107,7 +1218,7 @@ function pageOperator() {
       const figs = (f) => Object.entries(f || {}).filter(([, v]) => typeof v === "number").map(([k, v]) => `${T[k === "valid" ? "valid_n" : k === "benefit_vnd" ? "benefit" : k === "achievement_pct" ? "achievement" : k] || k}: ${(METRIC_FMT[k] || fmt)(v)}`).join(" · ");
       $("#nominations").hidden = false;
       $("#nominations tbody").replaceChildren(...nominations.map((n, i) => el("tr", {}, el("td", {}, el("input", { type: "checkbox", checked: true, "data-i": i, "aria-label": `${tr("op_choose")} ${n.recipient.unit_code || n.recipient.member_id}` })),
-        el("td", { class: "num", text: n.rank }), el("td", { text: n.recipient.unit_name || n.recipient.full_name ? `${n.recipient.unit_code || n.recipient.member_id} · ${n.recipient.unit_name || n.recipient.full_name}` : n.recipient.unit_code || n.recipient.member_id }), el("td", { text: figs(n.figures) }))));
+        el("td", { class: "num", text: n.rank }), el("td", { text: n.recipient.name || n.recipient.full_name ? `${n.recipient.unit_code || n.recipient.member_id} · ${n.recipient.name || n.recipient.full_name}` : n.recipient.unit_code || n.recipient.member_id }), el("td", { text: figs(n.figures) }))));
       if (!nominations.length) $("#nominations tbody").replaceChildren(el("tr", {}, el("td", { colspan: 4, text: tr("no_rows") })));
     } catch (e) { flash(errorText(e), "error"); }
   });
@@ -1130,7 +1241,7 @@ function pageOperator() {
   for (const format of ["xlsx", "csv"]) {
     $(`#export-${format}`).addEventListener("click", () => download(`/api/v1/awards/schemes/${encodeURIComponent($("#scheme").value)}/export?format=${format}`, `khen-thuong-${$("#scheme").value}.${format}`));
   }
-  return Promise.all([health(), deadLetters(), tree(session.account?.unit || "VN"), schemes()]);
+  return Promise.all([health(), deadLetters(), tree(session.account?.unit || "VN"), schemes(), campaignLoaded]);
 }
 
 // ---- boot ---------------------------------------------------------------------------------------------

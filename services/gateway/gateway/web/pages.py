@@ -469,7 +469,8 @@ async def operator_page(request: Request) -> HTMLResponse:
     )
     body = f"""<nav class="tabs" aria-label="{t["op_title"]}"><ul>
 <li><a href="#op-health">{t["op_health"]}</a></li><li><a href="#op-units">{t["op_units"]}</a></li>
-<li><a href="#op-quotas">{t["op_quotas"]}</a></li><li><a href="#op-awards">{t["awards"]}</a></li>
+<li><a href="#op-campaign">{t["op_campaign"]}</a></li><li><a href="#op-quotas">{t["op_quotas"]}</a></li>
+<li><a href="#op-awards">{t["awards"]}</a></li>
 <li><a href="#op-dl">{t["op_deadletters"]}</a></li></ul></nav>
 
 <section id="op-health" aria-labelledby="hh"><h2 id="hh">{t["op_health"]}</h2>
@@ -505,6 +506,27 @@ async def operator_page(request: Request) -> HTMLResponse:
 <div id="units-file-result" role="status" aria-live="polite"></div>
 </section>
 
+<section id="op-campaign" aria-labelledby="c"><h2 id="c">{t["op_campaign"]}</h2>
+<form id="campaign-form" novalidate>{_summary(t, "campaign-errors")}
+<div class="row">
+<p><label for="cp-name">{t["op_campaign_name"]}{r}</label><input id="cp-name" name="name" required maxlength="300"></p>
+<p><label for="cp-from">{t["op_window_from"]}</label><input id="cp-from" name="from" type="date"></p>
+<p><label for="cp-to">{t["op_window_to"]}</label><input id="cp-to" name="to" type="date"></p></div>
+<p><label for="cp-milestones">{t["milestones"]}</label>
+<input id="cp-milestones" name="milestones" inputmode="numeric" aria-describedby="cp-ms-hint">
+<span id="cp-ms-hint" class="hint">{t["op_milestones_hint"]}</span></p>
+<h3>{t["f_field"]}</h3>
+<div class="scroll"><table class="data" id="cp-fields"><thead><tr><th scope="col">{t["op_code"]}</th>
+<th scope="col">{t["op_name"]}</th><th scope="col">{t["col_actions"]}</th></tr></thead><tbody></tbody></table></div>
+<p><button type="button" id="cp-add-field">{t["op_add_field"]}</button></p>
+<h3>{t["op_phases"]}</h3>
+<div class="scroll"><table class="data" id="cp-phases"><thead><tr><th scope="col">{t["op_code"]}</th>
+<th scope="col">{t["op_name"]}</th><th scope="col">{t["op_opens"]}</th><th scope="col">{t["op_closes"]}</th>
+<th scope="col">{t["col_actions"]}</th></tr></thead><tbody></tbody></table></div>
+<p><button type="button" id="cp-add-phase">{t["op_add_phase"]}</button></p>
+<p><button type="submit" class="primary">{t["save"]}</button></p></form>
+</section>
+
 <section id="op-quotas" aria-labelledby="q"><h2 id="q">{t["op_quotas"]}</h2>
 <p id="campaign-summary"></p>
 <form id="quota-form" novalidate><div class="scroll">
@@ -517,6 +539,39 @@ async def operator_page(request: Request) -> HTMLResponse:
 <div class="scroll"><table class="data" id="schemes"><caption>{t["op_schemes"]}</caption><thead><tr>
 <th scope="col">{t["op_scheme"]}</th><th scope="col">{t["op_recipient"]}</th><th scope="col">{t["op_rule"]}</th>
 <th scope="col">{t["op_max"]}</th></tr></thead><tbody></tbody></table></div>
+<h3>{t["op_scheme_edit"]}</h3>
+<form id="scheme-form" novalidate>{_summary(t, "scheme-errors")}
+<div class="row">
+<p><label for="sc-code">{t["op_scheme"]}{r}</label><input id="sc-code" name="code" required maxlength="64"></p>
+<p><label for="sc-name">{t["op_name"]}{r}</label><input id="sc-name" name="name" required maxlength="300"></p>
+<p><label for="sc-recipient">{t["op_recipient"]}{r}</label><select id="sc-recipient" name="recipient">
+<option value="collective">{t["recipient_collective"]}</option>
+<option value="individual">{t["recipient_individual"]}</option></select></p>
+<p data-collective><label for="sc-kind">{t["kind"]}{r}</label><select id="sc-kind" name="unit_kind">
+{_kind_options(t)}</select></p>
+<p><label for="sc-phase">{t["op_phase"]}</label><select id="sc-phase" name="phase">
+<option value="">{t["op_whole_campaign"]}</option></select></p>
+<p><label for="sc-max">{t["op_max"]}{r}</label><input id="sc-max" name="max_recipients" type="number" min="1" step="1"
+ required></p></div>
+<fieldset><legend>{t["op_rule"]}</legend><div class="row">
+<p><label for="sc-min-valid">{t["op_min_valid"]}</label>
+<input id="sc-min-valid" name="min_valid" type="number" min="0"></p>
+<p data-collective><label for="sc-min-pct">{t["op_min_pct"]}</label>
+<input id="sc-min-pct" name="min_achievement_pct" type="number" min="0" step="0.01"></p>
+<p><label for="sc-min-benefit">{t["op_min_benefit"]}</label>
+<input id="sc-min-benefit" name="min_benefit_vnd" type="number" min="0"></p>
+<p data-collective><label for="sc-min-part">{t["op_min_participants"]}</label>
+<input id="sc-min-part" name="min_participants" type="number" min="0"></p>
+<p data-collective><label for="sc-top">{t["op_top_per_cluster"]}</label>
+<input id="sc-top" name="top_per_cluster" type="number" min="1"></p>
+<p data-individual class="check"><input id="sc-g-ex" name="grade_excellent" type="checkbox">
+<label for="sc-g-ex">{t["grade_excellent"]}</label>
+<input id="sc-g-ty" name="grade_typical" type="checkbox"><label for="sc-g-ty">{t["grade_typical"]}</label></p>
+<p><label for="sc-order">{t["op_order_by"]}</label><select id="sc-order" name="order_by"></select></p>
+</div></fieldset>
+<p class="rule-words" id="scheme-words" aria-live="polite"></p>
+<p><button type="submit" class="primary">{t["save"]}</button></p></form>
+<h3>{t["op_nominations"]}</h3>
 <p><button type="button" id="snapshot">{t["op_snapshot"]}</button> <output id="snapshot-out"></output></p>
 <form id="nominate-form" class="toolbar" novalidate><label for="scheme">{t["op_scheme"]}</label>
 <select id="scheme" required></select>
