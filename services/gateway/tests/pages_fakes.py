@@ -374,8 +374,10 @@ def tally_app(world: World) -> FastAPI:
         return JSONResponse({"code": code, **body, "revision": 2})
 
     @app.get("/api/v1/campaigns/{code}/quotas")
-    async def get_quotas(code: str) -> Response:
-        return JSONResponse({"items": [{"unit_code": "HN", "phase": "P2", "assigned": 1000, "self_set": 0}]})
+    async def get_quotas(code: str, request: Request) -> Response:
+        unit = request.query_params["unit"]  # tally requires it: one unit per call
+        quotas = {"HN": [{"unit_code": "HN", "phase": "P2", "assigned": 1000, "self_set": 1300}]}
+        return JSONResponse({"items": quotas.get(unit, [])})
 
     @app.put("/api/v1/campaigns/{code}/quotas")
     async def put_quotas(code: str, request: Request) -> Response:

@@ -1,6 +1,6 @@
 """The whole system in one process, driven in real Chromium: a member submits through the form, a reviewer
-decides it with the keyboard, and the dashboard shows it counted. (The pages' own flows at phone and desktop
-sizes, and the screenshots of docs/screenshots/, are in test_gateway_browser_flows.py, against fakes.)
+decides it with the keyboard, an appraiser scores it, and the dashboard shows it counted. (The pages' own flows
+at phone and desktop sizes, and the screenshots of docs/screenshots/, are in test_gateway_browser_flows.py.)
 """
 
 from __future__ import annotations
@@ -149,7 +149,27 @@ async def test_member_submits_reviewer_decides_by_keyboard_dashboard_counts_it(t
             await expect(page.locator("#flash")).to_contain_text("Đã lưu quyết định")
             await expect(page.locator("#done-today")).to_have_text("1")
 
-            # 3. the dashboard of the member's unit shows it counted (tally hears it through the bus)
+            # 3. the appraiser finds it among the valid initiatives of the province and scores it
+            await _sign_in(page, url, "appraiser")
+            await expect(page).to_have_url(url + "/appraise")
+            listed = False
+            for _ in range(40):  # the review service's own record, valid once decided
+                if await page.locator(f"#ap-items .pick:has-text('{title}')").count():
+                    listed = True
+                    break
+                await page.wait_for_timeout(250)
+                await page.click("#ap-filter button[type=submit]")
+            assert listed, "the valid initiative is not offered for appraisal"
+            await page.click(f"#ap-items .pick:has-text('{title}')")
+            for criterion, score in (("novelty", "8"), ("applicability", "9"), ("effectiveness", "9"), ("scope", "7")):
+                await page.fill(f"#sc-{criterion}", score)
+            await expect(page.locator("#ap-my-mean")).to_have_text("8,25")
+            await page.click("#ap-form button[type=submit]")
+            await expect(page.locator("#flash")).to_contain_text("Đã lưu thẩm định")
+            await page.select_option("#ap-state", "done")
+            await expect(page.locator(f"#ap-items .pick:has-text('{title}')")).to_contain_text("Số lượt thẩm định: 1")
+
+            # 4. the dashboard of the member's unit shows it counted (tally hears it through the bus)
             await _sign_in(page, url, "unit_admin")
             counted = False
             for _ in range(40):

@@ -1070,16 +1070,16 @@ function pageOperator() {
       campaign = campaign || await api("GET", `/api/v1/campaigns/${encodeURIComponent(CFG.campaign)}`);
       const phases = campaign.phases || [];
       $("#campaign-summary").textContent = `${campaign.name} (${campaign.code}) · ${tr("op_phases")}: ${phases.map((p) => `${p.code} ${fmtDate(p.opens_on)}–${fmtDate(p.closes_on)}`).join("; ")}`;
-      let existing = [];
-      try { existing = (await api("GET", `/api/v1/campaigns/${encodeURIComponent(CFG.campaign)}/quotas`)).items || []; } catch { /* none yet */ }
-      const have = new Map(existing.map((q) => [`${q.unit_code}|${q.phase}`, q]));
       const root = await unitInfo(code);
+      const units = [root, ...(root.children || [])].slice(0, 200);
+      // tally answers the quotas of one unit per call
+      const existing = (await Promise.all(units.map((u) => api("GET", `/api/v1/campaigns/${encodeURIComponent(CFG.campaign)}/quotas?unit=${encodeURIComponent(u.code)}`).then((r) => r.items || [], () => [])))).flat();
       if (token !== quotaToken) return;
       $("#quota-grid").dataset.unit = code;
-      const units = [root, ...(root.children || [])];
+      const have = new Map(existing.map((q) => [`${q.unit_code}|${q.phase}`, q]));
       $("#quota-grid thead").replaceChildren(el("tr", {}, el("th", { scope: "col", text: tr("col_unit") }), ...phases.map((p) => el("th", { scope: "col", text: `${p.code} · ${tr("op_quota_assigned")}` }))));
       $("#quota-grid tbody").replaceChildren(...units.map((u) => el("tr", {}, el("th", { scope: "row", text: `${u.code} ${u.name}` }),
-        ...phases.map((p) => el("td", {}, el("input", { type: "number", min: 0, step: 1, name: "assigned", "data-unit": u.code, "data-phase": p.code, value: have.get(`${u.code}|${p.code}`)?.assigned ?? "", "aria-label": `${tr("op_quota_assigned")} ${u.code} ${p.code}` }))))));
+        ...phases.map((p) => el("td", {}, el("input", { type: "number", min: 0, step: 1, name: "assigned", "data-unit": u.code, "data-phase": p.code, value: have.get(`${u.code}|${p.code}`)?.assigned ?? "", "data-self": have.get(`${u.code}|${p.code}`)?.self_set ?? "", "aria-label": `${tr("op_quota_assigned")} ${u.code} ${p.code}` }))))));
     } catch (e) { $("#campaign-summary").textContent = errorText(e); }
   }
   $("#quota-form").addEventListener("submit", async (ev) => {
@@ -1089,7 +1089,7 @@ function pageOperator() {
     const errs = cells.filter((i) => !(Number.isInteger(Number(i.value)) && Number(i.value) >= 0)).map((input) => ({ input, message: tr("v_number") }));
     if (errs.length) { showErrors(form, errs); return; }
     try {
-      const r = await api("PUT", `/api/v1/campaigns/${encodeURIComponent(CFG.campaign)}/quotas`, cells.map((i) => ({ unit_code: i.dataset.unit, phase: i.dataset.phase, assigned: Number(i.value) })));
+      const r = await api("PUT", `/api/v1/campaigns/${encodeURIComponent(CFG.campaign)}/quotas`, cells.map((i) => ({ unit_code: i.dataset.unit, phase: i.dataset.phase, assigned: Number(i.value), self_set: i.dataset.self === "" ? null : Number(i.dataset.self) })));
       $("#quota-result").replaceChildren(el("p", { class: "ok", text: `${tr("op_saved")}: ${fmt(r.upserted ?? cells.length)}` }));
     } catch (e) { $("#quota-result").replaceChildren(el("p", { class: "error", text: errorText(e) })); }
   });
