@@ -24,6 +24,13 @@ UNITS: dict[str, dict[str, Any]] = {
     "HN-CG": {"name": "LĐLĐ quận Cầu Giấy", "kind": "district", "parent_code": "HN"},
     "HN-BD-001": {"name": "CĐCS Công ty Điện lực Ba Đình", "kind": "grassroots", "parent_code": "HN-BD"},
 }
+# a district with many unions: the pages page and filter long lists
+UNITS.update(
+    {
+        f"HN-CG-{i:03d}": {"name": f"CĐCS Trường học số {i}", "kind": "grassroots", "parent_code": "HN-CG"}
+        for i in range(1, 61)
+    }
+)
 FIGURES = {
     "HN": (1200, 1010, 60, 5240, 584_000_000_000, 1000),
     "HN-BD": (700, 600, 20, 3000, 300_000_000_000, 500),

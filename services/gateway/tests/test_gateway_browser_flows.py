@@ -502,6 +502,13 @@ async def test_dashboard_figures_fit_and_unit_errors_are_told_apart(site: Site, 
     await page.click("#unit-form button[type=submit]")
     await expect(page.locator("#unit-error")).to_be_hidden()
     await expect(page.locator("#unit-name")).to_have_text("LĐLĐ quận Cầu Giấy · Huyện, ngành")
+    # its 60 unions come 50 at a time, and a filter finds one by code or name (diacritics ignored)
+    await expect(page.locator("#children tbody tr")).to_have_count(50)
+    await page.click("#kids-filter button")
+    await expect(page.locator("#children tbody tr")).to_have_count(60)
+    await page.fill("#kids-filter-q", "truong hoc so 59")
+    await expect(page.locator("#children tbody tr")).to_have_count(1)
+    await expect(page.locator("#children tbody tr")).to_contain_text("HN-CG-059")
     # the children's table sorts, and the page switches language where it is
     await page.fill("#unit", "HN")
     await page.click("#unit-form button[type=submit]")
@@ -563,6 +570,9 @@ async def test_operator_console_tables_forms_and_confirmed_irreversible_acts(sit
     await expect(page.locator("#tree tbody")).to_contain_text("LĐLĐ TP Hà Nội")
     await page.click("#tree a:text-is('HN')")
     await expect(page.locator("#tree-caption")).to_contain_text("LĐLĐ TP Hà Nội · Tỉnh, thành phố")
+    await page.fill("#tree-filter-q", "cầu giấy")
+    await expect(page.locator("#tree tbody tr")).to_have_count(2)  # the way up, and HN-CG
+    await page.fill("#tree-filter-q", "")
     await page.click("#unit-edit button[type=submit]")
     await expect(page.locator("#unit-edit-errors")).to_contain_text("Vui lòng nhập mã đơn vị")
     await page.fill("#ue-code", "HN-TX")

@@ -191,6 +191,25 @@ async function pageSignin() {
   }
 }
 
+// ---- long lists of units: a filter by code or name and "Xem thêm" (a province has thousands of unions) ----
+const PAGE_ROWS = 50;
+function unitFilter(box, rerender) {
+  // box holds an input[type=search] and a "more" button; returns (units) => the ones to show now
+  let limit = PAGE_ROWS;
+  const q = $("input", box), more = $("button", box);
+  q.addEventListener("input", () => { limit = PAGE_ROWS; rerender(); });
+  more.addEventListener("click", () => { limit += PAGE_ROWS; rerender(); });
+  const visible = (list, unitOf = (x) => x) => {
+    const needle = norm(q.value.trim());
+    const hits = needle ? list.filter((x) => { const u = unitOf(x); return norm(u.code).includes(needle) || norm(u.name || "").includes(needle); }) : list;
+    more.hidden = hits.length <= limit;
+    more.textContent = `${tr("load_more")} (${fmt(hits.length - limit)})`;
+    return hits.slice(0, limit);
+  };
+  visible.reset = () => { q.value = ""; limit = PAGE_ROWS; };  // another unit: start again
+  return visible;
+}
+
 // ---- unit picker: the account's scope and the units below it ------------------------------------------
 const unitCache = new Map();
 async function unitInfo(code) {
@@ -892,11 +911,12 @@ async function pageDashboard() {
   unitInput.value = new URLSearchParams(location.search).get("unit") || scope;
   fillUnitOptions($("#unit-options"), scope);
   let rows = [], sortKey = "code", asc = true;
+  const visible = unitFilter($("#kids-filter"), () => renderChildren());
   const renderChildren = () => {
     const val = (r) => (sortKey === "code" ? r.unit.code : r.figures[sortKey] ?? -1);
     rows.sort((a, b) => (val(a) < val(b) ? -1 : val(a) > val(b) ? 1 : 0) * (asc ? 1 : -1));
     const cell = { submitted: fmt, valid: fmt, participants: fmt, quota: fmt, achievement_pct: fmtPct };
-    $("#children tbody").replaceChildren(...rows.map((r) => el("tr", {}, el("td", {}, el("a", { href: `/dashboard?unit=${encodeURIComponent(r.unit.code)}`, text: `${r.unit.code} ${r.unit.name || ""}` })),
+    $("#children tbody").replaceChildren(...visible(rows, (r) => r.unit).map((r) => el("tr", {}, el("td", {}, el("a", { href: `/dashboard?unit=${encodeURIComponent(r.unit.code)}`, text: `${r.unit.code} ${r.unit.name || ""}` })),
       ...Object.entries(cell).map(([k, f]) => el("td", { class: "num", text: f(r.figures[k]) })))));
     if (!rows.length) $("#children tbody").replaceChildren(el("tr", {}, el("td", { colspan: 6, text: tr("no_rows") })));
     $$("[data-sort]").forEach((b) => b.parentElement.setAttribute("aria-sort", b.dataset.sort === sortKey ? (asc ? "ascending" : "descending") : "none"));
@@ -923,6 +943,8 @@ async function pageDashboard() {
       const f = v.figures || {};
       const cards = [["submitted", "submitted", fmt], ["valid", "valid_n", fmt], ["invalid", "invalid_n", fmt], ["pending", "pending", fmt], ["participants", "participants", fmt], ["benefit_vnd", "benefit", fmtMoney], ["quota", "quota", fmt], ["achievement_pct", "achievement", fmtPct]];
       $("#figures").replaceChildren(...cards.map(([k, label, f2]) => el("div", { "data-figure": k }, el("dt", { text: tr(label) }), el("dd", { text: f2(f[k]), title: k === "benefit_vnd" && f[k] != null ? `${fmt(f[k])} ${tr("money_unit")}` : null }))));
+      if ($("#children").dataset.unit !== code) visible.reset();
+      $("#children").dataset.unit = code;
       rows = v.children || []; renderChildren();
       renderAwards(v.awards || []);
       renderMilestones(v.milestones, f.valid);
@@ -1007,6 +1029,8 @@ function pageOperator() {
 
   // units: browse the tree, edit one, import a file
   const treeInput = $("#tree-unit");
+  let treeRows = () => {};
+  const treeVisible = unitFilter($("#tree-filter"), () => treeRows());
   async function tree(code) {
     $("#tree-error").hidden = true;
     try {
@@ -1016,8 +1040,13 @@ function pageOperator() {
       const rowOf = (c, up) => el("tr", {}, el("td", {}, el("a", { href: "#op-units", onclick: (ev) => { ev.preventDefault(); tree(c.code); }, text: up ? `↑ ${c.code}` : c.code })),
         el("td", { text: c.name || "" }), el("td", { text: kindName(c.kind) }), el("td", { text: c.cluster || "" }), el("td", { class: "num", text: fmt(c.member_count) }));
       const parent = u.parent_code ? [rowOf({ code: u.parent_code, name: "", kind: "" }, true)] : [];
-      $("#tree tbody").replaceChildren(...parent, ...(u.children || []).map((c) => rowOf(c)));
-      if (!(u.children || []).length) $("#tree tbody").append(el("tr", {}, el("td", { colspan: 5, text: tr("no_rows") })));
+      if ($("#tree").dataset.unit !== code) treeVisible.reset();
+      $("#tree").dataset.unit = code;
+      treeRows = () => {
+        $("#tree tbody").replaceChildren(...parent, ...treeVisible(u.children || []).map((c) => rowOf(c)));
+        if (!(u.children || []).length) $("#tree tbody").append(el("tr", {}, el("td", { colspan: 5, text: tr("no_rows") })));
+      };
+      treeRows();
       fillUnitOptions($("#unit-options"), code);
       const f = $("#unit-edit").elements;
       f.parent_code.value = u.code;

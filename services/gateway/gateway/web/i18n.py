@@ -261,6 +261,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "unit_out_of_scope": ("Đơn vị nằm ngoài phạm vi của tài khoản", "The unit is outside your account's scope"),
     "unit_pick": ("Chọn đơn vị", "Choose a unit"),
     "unit_pick_hint": ("Gõ mã hoặc tên để tìm trong phạm vi của bạn", "Type a code or name to search your scope"),
+    "filter_units": ("Lọc theo mã hoặc tên", "Filter by code or name"),
     "up_one": ("Lên đơn vị cấp trên", "Up to the parent unit"),
     "missing": ("Một số dịch vụ chưa phản hồi:", "Some services did not answer:"),
     "public_title": ("Bảng xếp hạng và khen thưởng", "Rankings and awards"),

@@ -399,6 +399,14 @@ async def appraise_page(request: Request) -> HTMLResponse:
     return layout(request, "appraise", "appraise_title", body)
 
 
+def _unit_filter(t: dict[str, str], id_: str) -> str:
+    """A filter over a long list of units and its "more" button (the script pages the list by 50)."""
+    return (
+        f'<p class="toolbar" id="{id_}"><label for="{id_}-q">{t["filter_units"]}</label>'
+        f'<input id="{id_}-q" type="search" maxlength="100"> <button type="button" hidden>{t["load_more"]}</button></p>'
+    )
+
+
 def _kind_options(t: dict[str, str]) -> str:
     return "".join(f'<option value="{k}">{t["kind_" + k]}</option>' for k in KINDS)
 
@@ -445,6 +453,7 @@ async def dashboard_page(request: Request) -> HTMLResponse:
 <th scope="col">{t["col_day"]}</th><th scope="col">{t["submitted"]}</th><th scope="col">{t["valid_n"]}</th></tr></thead>
 <tbody></tbody></table></div></details></figure></section>
 <section aria-labelledby="kids"><h2 id="kids">{t["children"]}</h2>
+{_unit_filter(t, "kids-filter")}
 <div class="scroll"><table class="data" id="children"><thead><tr>{heads}</tr></thead><tbody></tbody></table></div>
 </section>
 {_rankings_block(t)}"""
@@ -484,6 +493,7 @@ async def operator_page(request: Request) -> HTMLResponse:
 <input id="tree-unit" maxlength="64" list="unit-options" autocomplete="off"><datalist id="unit-options"></datalist>
 <button type="submit">{t["show"]}</button></form>
 <p id="tree-error" class="error" role="alert" hidden></p>
+{_unit_filter(t, "tree-filter")}
 <div class="scroll"><table class="data" id="tree"><caption id="tree-caption"></caption><thead><tr>
 <th scope="col">{t["unit_code"]}</th><th scope="col">{t["op_unit_name"]}</th><th scope="col">{t["kind"]}</th>
 <th scope="col">{t["cluster"]}</th><th scope="col">{t["op_member_count"]}</th></tr></thead><tbody></tbody></table></div>
