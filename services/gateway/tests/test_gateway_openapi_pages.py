@@ -73,3 +73,23 @@ async def test_language_switch_sets_a_cookie_and_stays_on_site(gateway) -> None:
         assert r.status_code == 303 and r.headers["location"] == "/review" and "lang=en" in r.headers["set-cookie"]
         r = await h.client.get("/lang/en?next=//evil.example")
         assert r.headers["location"] == "/"
+
+
+async def test_a_failing_page_answers_an_html_500_and_the_api_keeps_json(gateway) -> None:
+    import httpx
+    from fastapi.routing import APIRoute
+
+    async with gateway() as h:
+
+        async def boom() -> None:
+            raise RuntimeError("a bug in a page")
+
+        h.app.router.routes.insert(0, APIRoute("/boom", boom))
+        h.app.router.routes.insert(0, APIRoute("/api/v1/compose-boom", boom))  # before the proxy's catch-all
+        transport = httpx.ASGITransport(app=h.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            page = await client.get("/boom?lang=en")
+            assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+            assert "Something went wrong" in page.text and "a bug in a page" not in page.text
+            api = await client.get("/api/v1/compose-boom")
+            assert api.status_code == 500 and api.json()["error"]["code"] == "internal_error"
