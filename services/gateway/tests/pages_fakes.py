@@ -218,7 +218,7 @@ def intake_app(world: World) -> FastAPI:
             return JSONResponse({"id": job, "status": "running", "total": 20, "done": 9, "failed": 1, "errors": []})
         errors = [
             {"row": 4, "field": "unit_code", "message": "Không tìm thấy đơn vị HN-XX"},
-            {"row": 9, "field": "title", "message": "Trùng với sáng kiến số 1017"},
+            {"row": 9, "field": "title", "message": f"Trùng với sáng kiến đã gửi ({uuid.UUID(int=1017)})"},
         ]
         return JSONResponse({"id": job, "status": "done", "total": 20, "done": 18, "failed": 2, "errors": errors})
 

@@ -341,6 +341,7 @@ async def test_import_shows_progress_a_vietnamese_summary_and_named_columns(site
     await expect(page.locator("#import-submit")).to_be_enabled()
     assert await page.locator("#import-progress").get_attribute("value") == "100"
     await expect(page.locator("#import-errors tbody tr")).to_have_count(2)
+    await expect(page.locator("#import-errors tbody tr").nth(1)).to_contain_text("Trùng với sáng kiến đã gửi (#1017)")
     async with page.expect_download() as got:
         await page.click("#import-errors-download")
     rows = _sheet_rows(await (await got.value).path())

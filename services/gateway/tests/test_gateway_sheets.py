@@ -50,7 +50,7 @@ async def test_failed_rows_of_an_import_as_xlsx() -> None:
         assert rows == [
             ("Dòng", "Cột", "Lỗi"),
             (4, "unit_code", "Không tìm thấy đơn vị HN-XX"),
-            (9, "title", "Trùng với sáng kiến số 1017"),
+            (9, "title", "Trùng với sáng kiến đã gửi (#1017)"),  # the number, not intake's id
         ]
         r = await client.get("/api/v1/imports/job-9/errors.xlsx", headers=headers)
         assert r.status_code == 404 and r.json()["error"]["message"] == "Không tìm thấy lượt nhập"

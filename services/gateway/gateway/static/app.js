@@ -488,6 +488,17 @@ function upload(path, formData, onProgress) {
 const FIELD_LABEL = { unit_code: "f_unit", field: "f_field", title: "f_title", problem: "f_problem", solution: "f_solution", effect: "f_effect", expected_benefit_vnd: "f_benefit", applied_on: "f_applied", confidential: "f_confidential", member_id: "f_member_id", full_name: "f_full_name", authors: "f_authors" };
 const fieldName = (f) => (f && FIELD_LABEL[f] ? tr(FIELD_LABEL[f]) : f || "");
 
+// Intake names the earlier initiative of a duplicate row by its id: show its number instead.
+const UUID_RE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+async function withNumbers(errors) {
+  const ids = [...new Set(errors.map((e) => UUID_RE.exec(e.message || "")?.[0]).filter(Boolean))].slice(0, 50);
+  const seqs = new Map(await Promise.all(ids.map((id) => api("GET", `/api/v1/initiatives/${id}`).then((v) => [id, v.seq], () => [id, null]))));
+  return errors.map((e) => {
+    const id = UUID_RE.exec(e.message || "")?.[0];
+    return id && seqs.get(id) != null ? { ...e, message: e.message.replace(id, `#${seqs.get(id)}`) } : e;
+  });
+}
+
 function pageSupport() {
   $("#import-template").addEventListener("click", () => download("/api/v1/imports/template.xlsx", "mau-nhap-sang-kien.xlsx"));
   const form = $("#import-form");
@@ -517,7 +528,7 @@ function pageSupport() {
         const summary = `${fmt(ok)} ${tr("imported")}, ${fmt(failed)} ${tr("import_errors_n")} (${tr("import_of")} ${fmt(total)})`;
         setBar(total ? (ok + failed) / total : finished ? 1 : 0, `${tr("imp_" + p.status)}: ${summary}`);
         if (finished) {
-          lastErrors = p.errors || [];
+          lastErrors = await withNumbers(p.errors || []);
           $("#import-errors tbody").replaceChildren(...lastErrors.slice(0, 500).map((er) => el("tr", {}, el("td", { class: "num", text: er.row }), el("td", { text: fieldName(er.field) }), el("td", { text: er.message }))));
           report.hidden = !lastErrors.length;
           break;

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from typing import Any
 
 from fastapi import APIRouter, Path, Request
@@ -85,6 +86,24 @@ def _with_codes(template: bytes, fields: list[dict[str, Any]], units: list[dict[
     return out.getvalue()
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+MAX_LOOKUPS = 50
+
+
+async def _with_numbers(part: Part, errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Intake names the earlier initiative of a duplicate row by its id: write its number instead (as the
+    caller may read it; an initiative out of the caller's scope keeps its id)."""
+    ids = list(dict.fromkeys(m.group(0) for e in errors if (m := _UUID.search(str(e.get("message") or "")))))
+    found = await asyncio.gather(*(part.get("intake", f"/api/v1/initiatives/{i}") for i in ids[:MAX_LOOKUPS]))
+    seqs = {i: (_json(r) or {}).get("seq") for i, r in zip(ids, found, strict=False)}
+    out = []
+    for e in errors:
+        m = _UUID.search(str(e.get("message") or ""))
+        seq = seqs.get(m.group(0)) if m else None
+        out.append({**e, "message": str(e["message"]).replace(m.group(0), f"#{seq}")} if m and seq else e)
+    return out
+
+
 def _errors_book(job: dict[str, Any]) -> bytes:
     from openpyxl import Workbook
 
@@ -135,5 +154,7 @@ async def import_errors(
         raise _unavailable()
     if resp.status_code != 200:
         return _relay(resp)
-    content = await asyncio.to_thread(_errors_book, resp.json())
+    job = resp.json()
+    job["errors"] = await _with_numbers(part, job.get("errors") or [])
+    content = await asyncio.to_thread(_errors_book, job)
     return _download(content, f"loi-nhap-{job_id[:8]}.xlsx")
