@@ -179,9 +179,10 @@ async def test_unknown_page_is_an_html_404_in_the_visitors_language(site: Site, 
 
 async def test_navigation_follows_the_role_and_sign_out(site: Site, viewport) -> None:
     page = await open_page(site, viewport, "/mine")
-    # signed out: only sign-in and the public page, and the page itself offers a sign-in link back to it
+    # signed out: only the public page, a sign-in link in the header, and one on the page that comes back to it
     visible = [t.strip() for t in await page.locator("nav li:visible").all_inner_texts()]
-    assert visible == ["Đăng nhập", "Bảng xếp hạng"]
+    assert visible == ["Bảng xếp hạng"]
+    assert await page.get_attribute("#signin-link", "href") == "/?next=/mine"
     await page.click("#gate a")
     await page.click("[data-account=member]")
     await page.wait_for_url(site.url + "/mine")

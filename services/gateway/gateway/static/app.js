@@ -828,7 +828,7 @@ function chart(node, series, quota) {
   add("line", { x1: PL, y1: H - PB, x2: W - PR, y2: H - PB, stroke: "#555" });
   add("line", { x1: PL, y1: PT, x2: PL, y2: H - PB, stroke: "#555" });
   add("text", { x: PL - 6, y: PT + 4, "text-anchor": "end" }, fmt(maxY)); add("text", { x: PL - 6, y: H - PB + 4, "text-anchor": "end" }, "0");
-  if (quota) { add("line", { x1: PL, y1: y(quota), x2: W - PR, y2: y(quota), stroke: "#a3161b", "stroke-dasharray": "6 4" }); add("text", { x: W - PR, y: y(quota) - 6, "text-anchor": "end", fill: "#a3161b" }, `${tr("quota")} ${fmt(quota)}`); }
+  if (quota) { add("line", { x1: PL, y1: y(quota), x2: W - PR, y2: y(quota), stroke: "#a3161b", "stroke-dasharray": "6 4" }); add("text", { x: W - PR, y: y(quota) - 6, "text-anchor": "end", style: "fill:#a3161b" }, `${tr("quota")} ${fmt(quota)}`); }
   if (series.length) {
     if (!one) {
       add("path", { d: line("submitted"), fill: "none", stroke: "#0b4fa3", "stroke-width": 2 });
@@ -841,7 +841,7 @@ function chart(node, series, quota) {
     add("text", { x: one ? x(0) : PL, y: H - 10, "text-anchor": one ? "middle" : "start" }, fmtDate(series[0].date));
     if (!one) add("text", { x: W - PR, y: H - 10, "text-anchor": "end" }, fmtDate(last.date));
   } else add("text", { x: (PL + W) / 2, y: H / 2, "text-anchor": "middle" }, tr("chart_empty"));
-  add("text", { x: PL, y: 16, fill: "#0b4fa3" }, `● ${tr("submitted")}`); add("text", { x: PL + (narrow ? 110 : 140), y: 16, fill: "#1d6b2f" }, `● ${tr("valid_n")}`);
+  add("text", { x: PL, y: 16, style: "fill:#0b4fa3" }, `● ${tr("submitted")}`); add("text", { x: PL + (narrow ? 110 : 140), y: 16, style: "fill:#1d6b2f" }, `● ${tr("valid_n")}`);
   node.replaceChildren(svg);
   const tb = $("#chart-table tbody");
   if (tb) tb.replaceChildren(...series.map((p) => el("tr", {}, el("td", { text: fmtDate(p.date) }), el("td", { class: "num", text: fmt(p.submitted) }), el("td", { class: "num", text: fmt(p.valid) }))));

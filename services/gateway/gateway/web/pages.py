@@ -23,9 +23,9 @@ log = logging.getLogger("gateway.web")
 
 router = APIRouter(include_in_schema=False)
 
-# (path, label key, roles that see the link; "anon" only when signed out, "*" everyone)
+# (path, label key, roles that see the link; "*" everyone). Signed out, the header's sign-in link (which
+# comes back to the page) stands for the sign-in page.
 NAV = (
-    ("/", "nav_home", "anon"),
     ("/submit", "nav_submit", "member support"),
     ("/mine", "nav_mine", "member support"),
     ("/support", "nav_support", "support operator"),
