@@ -93,3 +93,32 @@ async def test_a_failing_page_answers_an_html_500_and_the_api_keeps_json(gateway
             assert "Something went wrong" in page.text and "a bug in a page" not in page.text
             api = await client.get("/api/v1/compose-boom")
             assert api.status_code == 500 and api.json()["error"]["code"] == "internal_error"
+
+
+def test_every_key_the_script_and_pages_use_has_both_languages() -> None:
+    """Keys written out in app.js and pages.py, and the families the script builds ("kind_" + kind …)."""
+    from pathlib import Path
+
+    from gateway.web import pages
+    from gateway.web.i18n import STRINGS
+
+    web = Path(pages.__file__).resolve().parents[1]
+    script = (web / "static" / "app.js").read_text(encoding="utf-8")
+    used = set(re.findall(r'\btr\("([a-z0-9_]+)"\)', script))
+    used |= set(re.findall(r'\bt\["([a-z0-9_]+)"\]', (web / "web" / "pages.py").read_text(encoding="utf-8")))
+    families = {
+        "kind_": ("national", "province", "sector", "district", "grassroots", "department"),
+        "role_": ("member", "support", "reviewer", "appraiser", "unit_admin", "operator"),
+        "st_": ("submitted", "revision_requested", "valid", "invalid", "withdrawn"),
+        "r_": pages.REASONS,
+        "grade_": ("excellent", "typical", "none", "pending"),
+        "imp_": ("queued", "running", "processing", "done", "completed", "finished", "failed"),
+        "crit_": pages.CRITERIA,
+        "recipient_": ("collective", "individual"),
+    }
+    used |= {prefix + name for prefix, names in families.items() for name in names}
+    assert len(used) > 150
+    missing = sorted(k for k in used if k not in STRINGS)
+    assert missing == []
+    empty = sorted(k for k, (vi, en) in STRINGS.items() if not vi.strip() or not en.strip())
+    assert empty == []
