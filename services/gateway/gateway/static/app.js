@@ -385,7 +385,8 @@ async function pageMine() {
     const q = $("#mine-q").value.trim().toLowerCase();
     const shown = rows.filter((it) => !q || it.title.toLowerCase().includes(q) || String(it.seq) === q.replace("#", ""));
     tbody.replaceChildren(...shown.map((it) => {
-      const actions = el("td", { class: "actions" });
+      const cell = el("td"), actions = el("div", { class: "actions" });  // a flex <td> would break the table
+      cell.append(actions);
       if (it.status === "revision_requested") actions.append(el("button", { type: "button", text: tr("revise"), onclick: () => reviseForm(it) }));
       if (it.status === "submitted" || it.status === "revision_requested") {
         actions.append(el("button", { type: "button", class: "danger", text: tr("withdraw"), onclick: async () => {
@@ -398,7 +399,7 @@ async function pageMine() {
         } }));
       }
       return el("tr", {}, el("td", { class: "num", text: it.seq }), el("td", {}, el("a", { href: `/initiatives/${encodeURIComponent(it.id)}`, text: it.title })),
-        el("td", { text: statusName(it.status) }), el("td", { text: fmtDate(it.submitted_at) }), actions);
+        el("td", { text: statusName(it.status) }), el("td", { text: fmtDate(it.submitted_at) }), cell);
     }));
     if (!shown.length) tbody.append(el("tr", {}, el("td", { colspan: 5, text: tr("no_rows") })));
     $("#mine-count").textContent = `${tr("shown_of")} ${shown.length} ${tr("rows")}`;
@@ -582,6 +583,7 @@ function pageReview() {
     counters();
     const it = cur(), art = $("#current"), side = $("#similar");
     side.replaceChildren(el("h2", { text: tr("similar") }));
+    side.hidden = !it;
     if (!it) { art.replaceChildren(el("p", { text: tr("queue_empty") })); return; }
     const body = el("div");
     const meta = `#${it.seq ?? ""} · ${it.unit_code} · ${(it.authors || []).map((a) => a.full_name).join(", ")} · ${fmtMoney(it.expected_benefit_vnd)}`;

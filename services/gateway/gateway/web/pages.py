@@ -342,7 +342,7 @@ async def review_page(request: Request) -> HTMLResponse:
  <button type="button" id="undo">{t["undo"]} (U)</button></div>
 <div id="workspace" class="split" tabindex="0" aria-label="{t["review_title"]}">
  <article id="current" aria-live="polite"><p>{t["queue_empty"]}</p></article>
- <aside id="similar" aria-label="{t["similar"]}"></aside>
+ <aside id="similar" aria-label="{t["similar"]}" hidden></aside>
 </div>
 <form id="decide" class="decide" hidden novalidate>
  <p id="reason-row" hidden><label for="reason">{t["reason"]}</label><select id="reason">{reasons}</select></p>
