@@ -127,6 +127,15 @@ def _sheet_rows(path: Any, sheet: str | None = None) -> list[tuple[Any, ...]]:
     return list((book[sheet] if sheet else book.active).iter_rows(values_only=True))
 
 
+async def assert_accessible(page: Any) -> None:
+    """axe-core (from axe-playwright-python, run in the page): no serious or critical violation."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert bad == [], [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in bad]
+
+
 async def shoot(page: Any, name: str, viewport: dict[str, int]) -> None:
     if SHOTS is not None:
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -145,8 +154,6 @@ async def done(page: Any) -> None:
 
 @pytest.mark.parametrize(("path", "account", "name"), PAGES, ids=[p[2] for p in PAGES])
 async def test_every_page_is_translated_and_passes_axe(site: Site, viewport, path, account, name) -> None:
-    from axe_playwright_python.async_playwright import Axe
-
     for lang in ("vi", "en"):
         page = await open_page(site, viewport, path, account, lang)
         await page.wait_for_load_state("networkidle")
@@ -158,9 +165,7 @@ async def test_every_page_is_translated_and_passes_axe(site: Site, viewport, pat
             for word in ("province", "district", "reviewer", "operator", " done", "Error"):
                 assert word not in text, word
             await shoot(page, name, viewport)
-            results = await Axe().run(page)
-            bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-            assert bad == [], [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in bad]
+            await assert_accessible(page)
         await done(page)
 
 
@@ -221,6 +226,7 @@ async def test_member_form_checks_summarises_focuses_then_resets_with_a_link(sit
     assert box_y < (await page.locator("#title").bounding_box())["y"]
     await expect(page.locator("#title")).to_be_focused()
     assert await page.locator("#title").get_attribute("aria-invalid") == "true"
+    await assert_accessible(page)  # with the summary and the messages beside the fields
     assert site.world.bodies("/api/v1/initiatives") == []  # nothing sent
     # a summary link takes the focus to its field
     await page.click("#form-errors a:has-text('giải pháp')")
@@ -307,6 +313,7 @@ async def test_mine_pages_searches_and_withdraws_only_after_confirmation(site: S
     await first.locator("button.danger").click()
     await expect(page.locator("#confirm")).to_be_visible()
     await expect(page.locator("#confirm-text")).to_contain_text("không thể khôi phục")
+    await assert_accessible(page)  # with the confirmation open
     await page.click("#confirm-no")
     assert not any(p.endswith("/withdraw") for _s, p, _b in site.world.posted)
     await first.locator("button.danger").click()
