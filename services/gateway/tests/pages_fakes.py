@@ -149,8 +149,8 @@ def intake_app(world: World) -> FastAPI:
     async def submit(request: Request) -> Response:
         body = await request.json()
         world.posted.append(("intake", "/api/v1/initiatives", body))
-        if body["unit_code"] == "XX-404":
-            details = [{"field": "unit_code", "message": "Không tìm thấy đơn vị XX-404"}]
+        if body["title"] == "Sáng kiến đã gửi hôm qua":
+            details = [{"field": "title", "message": "Sáng kiến này đã được gửi (#1017)"}]
             return JSONResponse({"error": {"code": "validation_error", "message": "x", "details": details}}, 422)
         return JSONResponse({"id": str(uuid.UUID(int=4242)), "seq": 42, "status": "submitted"}, 201)
 
@@ -332,7 +332,7 @@ def tally_app(world: World) -> FastAPI:
         if code not in UNITS:
             return JSONResponse({"error": ERR}, 404)
         kids = [{"code": k, **v} for k, v in UNITS.items() if v["parent_code"] == code]
-        return JSONResponse({"code": code, **UNITS[code], "children": kids})
+        return JSONResponse({"code": code, **UNITS[code], "path": _scope_path(code), "children": kids})
 
     @app.get("/api/v1/tally/units/{code}")
     async def figures(code: str, request: Request) -> Response:

@@ -256,18 +256,32 @@ async def test_member_form_checks_summarises_focuses_then_resets_with_a_link(sit
     await done(page)
 
 
-async def test_form_shows_the_apis_field_error_at_the_top_too(site: Site, viewport) -> None:
+async def test_support_form_tells_unknown_from_out_of_scope_and_shows_the_apis_error(site: Site, viewport) -> None:
     from playwright.async_api import expect
 
     page = await open_page(site, viewport, "/support", "support")
-    await page.fill("#unit_code", "XX-404")
     for sel, value in (("#title", "Tiêu đề đủ dài"), ("#problem", "a"), ("#solution", "b"), ("#effect", "c")):
         await page.fill(sel, value)
     await page.fill(".author [name=member_id]", "M-0099")
     await page.fill(".author [name=full_name]", "Đỗ Văn Em")
+    for code, message in (
+        ("XX-404", "Không tìm thấy đơn vị: XX-404"),
+        ("TH", "Đơn vị nằm ngoài phạm vi của tài khoản: TH"),
+        ("HN-BD", "Chọn một công đoàn cơ sở hoặc công đoàn bộ phận: HN-BD"),
+    ):
+        await page.fill("#unit_code", code)
+        await page.click("#initiative-form button[type=submit]")
+        await expect(page.locator("#form-errors")).to_contain_text(message)
+        await expect(page.locator("#unit_code")).to_be_focused()
+    assert site.world.bodies("/api/v1/initiatives") == []
+    # the picker offers the units of the support team's district
+    assert "HN-BD-001" in await page.locator("#unit-options option").evaluate_all("os => os.map(o => o.value)")
+    # an error the API finds is listed at the top too, beside its field
+    await page.fill("#unit_code", "HN-BD-001")
+    await page.fill("#title", "Sáng kiến đã gửi hôm qua")
     await page.click("#initiative-form button[type=submit]")
-    await expect(page.locator("#form-errors")).to_contain_text("Không tìm thấy đơn vị XX-404")
-    await expect(page.locator("#unit_code")).to_be_focused()
+    await expect(page.locator("#form-errors")).to_contain_text("Sáng kiến này đã được gửi (#1017)")
+    await expect(page.locator("#title")).to_be_focused()
     await done(page)
 
 

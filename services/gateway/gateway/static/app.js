@@ -282,6 +282,18 @@ function checkInitiative(form) {
   return errs;
 }
 
+// The unit typed in: tally tells an unknown code apart from one outside the account's subtree (the tree is
+// not secret), so the form can say which; intake itself answers both as "out of scope".
+async function unitProblem(code) {
+  try {
+    const u = await unitInfo(code);
+    const scope = session.account?.unit;
+    if (!hasRole("operator") && scope && Array.isArray(u.path) && !u.path.includes(scope)) return "unit_out_of_scope";
+    if (!["grassroots", "department"].includes(u.kind)) return "v_unit_kind";
+    return null;
+  } catch (e) { return e.status === 404 ? "unit_not_found" : null; }
+}
+
 // The API's field errors, beside their fields (authors.0.full_name → the first author's name).
 function apiErrors(form, details) {
   const out = [];
@@ -326,6 +338,9 @@ async function initiativeForm() {
     clearErrors(form);
     $("#form-result").replaceChildren();
     const errs = checkInitiative(form);
+    const unitCode = form.elements.unit_code.value.trim();
+    const unitBad = unitCode && !errs.some((x) => x.input === form.elements.unit_code) ? await unitProblem(unitCode) : null;
+    if (unitBad) errs.unshift({ input: form.elements.unit_code, message: `${tr(unitBad)}: ${unitCode}` });
     if (errs.length) { showErrors(form, errs, labelOf); return; }
     const v = (n) => form.elements[n].value;
     const secret = form.elements.confidential.checked;

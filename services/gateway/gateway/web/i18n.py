@@ -86,6 +86,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "errors_title": ("Vui lòng sửa các lỗi sau:", "Please correct the following:"),
     "v_unit": ("Vui lòng nhập mã đơn vị", "Please enter the unit code"),
+    "v_unit_kind": (
+        "Chọn một công đoàn cơ sở hoặc công đoàn bộ phận",
+        "Choose a grassroots union or a department",
+    ),
     "v_field": ("Vui lòng chọn lĩnh vực", "Please choose a field"),
     "v_title_empty": ("Vui lòng nhập tên sáng kiến", "Please enter the title"),
     "v_title_short": ("Tên sáng kiến cần ít nhất 5 ký tự", "The title needs at least 5 characters"),
