@@ -406,7 +406,7 @@ async def test_reviewer_decisions_are_safe_undoable_and_counted(site: Site, view
     assert site.world.bodies("/decision") == []
 
     # a held key (repeats) and a quick double press decide one item, once, while the first is being saved
-    site.world.decision_delay_s = 0.6
+    site.world.decision_delay_s = 1.0  # long enough that the next presses land while it is saved
     await page.locator("#workspace").focus()
     await page.keyboard.down("v")
     await page.keyboard.down("v")  # auto-repeat
@@ -417,10 +417,10 @@ async def test_reviewer_decisions_are_safe_undoable_and_counted(site: Site, view
     await page.keyboard.press("v")
     await expect(page.locator("#cur-title")).to_have_text("Máy cắt tôn tự động")
     saved = "Đã lưu quyết định: Hợp lệ — Khuôn định vị cáp ngầm"
-    await expect(page.locator("#flash")).to_contain_text(saved, timeout=3000)
+    await expect(page.locator("#flash")).to_contain_text(saved, timeout=5000)
     # the title and the author shown are always of the same initiative
     assert "Lê Văn Cường" in await page.locator("#cur-meta").inner_text()
-    await expect(page.locator("#undo-bar")).to_be_hidden(timeout=4000)
+    await expect(page.locator("#undo-bar")).to_be_hidden(timeout=6000)
     decided = site.world.bodies("/decision")
     assert [(d["id"][-2:], d["outcome"]) for d in decided] == [("64", "valid"), ("65", "valid")]
     await expect(page.locator("#done-today")).to_have_text("2")
