@@ -398,6 +398,16 @@ def tally_app(world: World) -> FastAPI:
         world.posted.append(("tally", "/api/v1/units", body))
         return JSONResponse({"upserted": len(body)})
 
+    @app.post("/api/v1/units/import")
+    async def import_units() -> Response:
+        details = [
+            {"row": 0, "field": "kind", "message": "Input should be 'national', 'province'"},
+            {"row": 3, "field": "code", "message": "Field required"},
+        ]
+        return JSONResponse(
+            {"error": {"code": "validation_error", "message": "Dữ liệu không hợp lệ", "details": details}}, 422
+        )
+
     @app.post("/api/v1/tally/snapshots")
     async def snapshot(request: Request) -> Response:
         world.posted.append(("tally", "/api/v1/tally/snapshots", await request.json()))

@@ -573,7 +573,7 @@ async def test_public_rankings_use_names_and_vietnamese_levels(site: Site, viewp
 # ---- operator console ---------------------------------------------------------------------------------
 
 
-async def test_operator_console_tables_forms_and_confirmed_irreversible_acts(site: Site, viewport) -> None:
+async def test_operator_console_tables_forms_and_confirmed_irreversible_acts(site: Site, viewport, tmp_path) -> None:
     from playwright.async_api import expect
 
     page = await open_page(site, viewport, "/operator", "operator")
@@ -604,6 +604,15 @@ async def test_operator_console_tables_forms_and_confirmed_irreversible_acts(sit
     await page.click("#unit-edit button[type=submit]")
     await expect(page.locator("#flash")).to_contain_text("Đã lưu: HN-TX LĐLĐ thị xã Sơn Tây")
     assert site.world.bodies("/api/v1/units")[-1][0]["parent_code"] == "HN"
+    # a units file with bad rows: each named by its row in the file (the header is row 1)
+    units_file = tmp_path / "don-vi.csv"
+    await asyncio.to_thread(units_file.write_text, "code,name,kind\nX,Y,tinh\n", encoding="utf-8")
+    await page.set_input_files("#units-file", str(units_file))
+    await page.click("#units-file-form button[type=submit]")
+    await expect(page.locator("#units-file-result li").first).to_have_text(
+        "Dòng 2 · kind: Input should be 'national', 'province'"
+    )
+    await expect(page.locator("#units-file-result li").nth(1)).to_contain_text("Dòng 5 · code")
     # quotas in a grid by unit and phase, for the unit browsed and its children
     await expect(page.locator("#quota-grid tbody tr")).to_have_count(3)  # HN, HN-BD, HN-CG
     assert await page.input_value("input[data-unit=HN][data-phase=P2]") == "1000"

@@ -1112,7 +1112,9 @@ function pageOperator() {
       unitCache.clear();
     } catch (e) {
       const details = (e.body && e.body.error && e.body.error.details) || [];
-      out.replaceChildren(el("p", { class: "error", text: errorText(e) }), el("ul", {}, ...details.map((d) => el("li", { text: `${d.row ? tr("col_row") + " " + d.row + " · " : ""}${d.field || ""}: ${d.message}` }))));
+      // tally counts data rows from 0; the file's row (after its header row) is that + 2
+      const where = (d) => (Number.isInteger(d.row) ? `${tr("col_row")} ${d.row + 2} · ` : "");
+      out.replaceChildren(el("p", { class: "error", text: errorText(e) }), el("ul", {}, ...details.map((d) => el("li", { text: `${where(d)}${d.field || ""}: ${d.message}` }))));
     }
   });
 
