@@ -21,7 +21,7 @@ from gateway.api.routes import compose, proxy, system
 from gateway.context import GatewayContext
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
-from gateway.web import pages, signin
+from gateway.web import pages, sheets, signin
 from gateway.web.pages import STATIC_DIR
 from shared.auth import TokenVerifier
 from shared.http import ObservabilityMiddleware, install_error_handlers
@@ -107,6 +107,7 @@ def create(
         else None
     )
     install_error_handlers(app)
+    pages.install_html_errors(app)  # pages answer 404/500 as HTML; /api/v1 keeps the JSON shape
     app.add_middleware(ObservabilityMiddleware, metrics=metrics.base)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(system.router)
@@ -115,5 +116,6 @@ def create(
     app.include_router(pages.router)
     app.include_router(signin.router)
     app.include_router(compose.router)
+    app.include_router(sheets.router)  # composed spreadsheets of the support page
     app.include_router(proxy.router)  # last: the catch-all of /api/v1
     return app

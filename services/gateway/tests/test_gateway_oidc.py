@@ -296,7 +296,7 @@ async def test_sign_in_through_the_provider_in_chromium(served, fake_transports)
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 await page.goto(url + "/")
                 await page.click("a[href='/auth/login']")
-                await expect(page).to_have_url(url + "/dashboard")
+                await expect(page).to_have_url(url + "/submit")  # the home page of the account's role (member)
                 await expect(page.locator("#who")).to_contain_text("Nguyễn Văn An")
                 stored = await page.evaluate("localStorage.getItem('sk_token')")
                 assert jwt.get_unverified_header(stored)["alg"] == "RS256"

@@ -36,7 +36,9 @@ ROUTE_TEMPLATE = "/api/v1/{rest:path}"  # the metrics label of FastAPI's catch-a
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # GETs the gateway composes itself (gateway.api.routes.compose) stay with FastAPI.
-_COMPOSED_GET = re.compile(r"^/api/v1/(initiatives/[^/]+|units/[^/]+/overview)$")
+_COMPOSED_GET = re.compile(
+    r"^/api/v1/(initiatives/[^/]+|units/[^/]+/overview|imports/template\.xlsx|imports/[^/]+/errors\.xlsx)$"
+)
 _FORWARD_REQUEST = frozenset(
     {b"content-type", b"accept", b"accept-language", b"idempotency-key", b"if-match", b"if-none-match"}
 )

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import case, func, select
 
 from review.adapters import queue
-from review.adapters.orm import decisions, items, units
+from review.adapters.orm import appraisals, decisions, items, units
 from review.api.deps import ContextDep, PrincipalDep, SessionDep, require_roles
+from review.domain.rules import CRITERIA, appraisal_summary
 from shared.auth import Principal
 from shared.http import ApiError
 from shared.text import NO_NUL
@@ -75,6 +76,111 @@ async def appraise(
 ) -> dict[str, Any]:
     async with session.begin():
         return await queue.appraise(session, ctx, principal, initiative_id, body.model_dump())
+
+
+@router.get("/items/{initiative_id}/appraisals")
+async def list_item_appraisals(
+    initiative_id: InitiativeId,
+    session: SessionDep,
+    principal: Principal = require_roles("appraiser"),
+) -> dict[str, Any]:
+    """The appraisals given so far to one initiative of the caller's subtree (the appraiser's screen shows them)."""
+    async with session.begin():
+        row = await queue.scoped_item(session, principal, initiative_id)
+        if queue.is_author(principal, row.author_ids):
+            raise ApiError(403, "conflict_of_interest", "Không được thẩm định sáng kiến của chính mình")
+        given = (
+            await session.execute(
+                select(appraisals).where(appraisals.c.initiative_id == initiative_id).order_by(appraisals.c.id)
+            )
+        ).all()
+    scores = [{c: getattr(a, c) for c in CRITERIA} for a in given]
+    return {
+        "initiative_id": initiative_id,
+        "items": [
+            {
+                **scores[i],
+                "note": a.note,
+                "appraised_at": queue.aware(a.appraised_at).isoformat(),  # type: ignore[union-attr]
+                "mine": a.appraiser == principal.sub,
+            }
+            for i, a in enumerate(given)
+        ],
+        "summary": appraisal_summary(scores),
+    }
+
+
+@router.get("/appraisals")
+async def appraisal_worklist(
+    session: SessionDep,
+    unit: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[str, Query(pattern="^(todo|done|all)$")] = "todo",
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    principal: Principal = require_roles("appraiser"),
+) -> dict[str, Any]:
+    """Valid initiatives of the caller's subtree (or of ``unit`` inside it) to appraise, by ``seq``.
+
+    Never the caller's own (SPEC §6). ``state=todo`` leaves out those the caller has appraised; each item
+    carries the summary so far and the caller's own scores. ``after`` is the last ``seq`` of the page before.
+    """
+    root = unit or principal.unit
+    mine = (
+        select(func.count())
+        .select_from(appraisals)
+        .where(appraisals.c.initiative_id == items.c.initiative_id, appraisals.c.appraiser == principal.sub)
+        .scalar_subquery()
+    )
+    query = (
+        select(items, mine.label("mine"))
+        .select_from(items.join(units, units.c.code == items.c.unit_code))
+        .where(items.c.status == "valid", items.c.revision >= 0)
+        .order_by(items.c.seq)
+        .limit(limit + 1)
+    )
+    async with session.begin():
+        if root is not None:
+            path = (await session.execute(select(units.c.path).where(units.c.code == root))).scalar_one_or_none()
+            if path is None and principal.is_operator:
+                raise ApiError(404, "not_found", "Không tìm thấy đơn vị")
+            if path is None or not path_in_scope(principal, path):
+                raise ApiError(403, "out_of_scope", "Đơn vị nằm ngoài phạm vi của tài khoản")
+            query = query.where(subtree_clause(units.c.path, root))
+        elif not principal.is_operator:
+            raise ApiError(403, "forbidden", "Tài khoản chưa gắn với đơn vị nào")
+        if principal.member_id:
+            query = query.where(~items.c.author_ids.contains(f"|{principal.member_id}|", autoescape=True))
+        if state == "todo":
+            query = query.where(mine == 0)
+        elif state == "done":
+            query = query.where(mine > 0)
+        if q and q.strip():
+            query = query.where(items.c.title.icontains(q.strip(), autoescape=True))
+        if after is not None:
+            query = query.where(items.c.seq > after)
+        rows = (await session.execute(query)).all()
+        page = rows[:limit]
+        own: dict[str, dict[str, Any]] = {}
+        if page:
+            given = (
+                await session.execute(
+                    select(appraisals).where(
+                        appraisals.c.appraiser == principal.sub,
+                        appraisals.c.initiative_id.in_([r.initiative_id for r in page]),
+                    )
+                )
+            ).all()
+            own = {a.initiative_id: {c: getattr(a, c) for c in CRITERIA} | {"note": a.note} for a in given}
+    out = []
+    for r in page:
+        item = queue.public_item(r)
+        item.pop("similar", None)
+        item["verified_benefit_vnd"] = r.verified_benefit_vnd
+        item["appraisal"] = {"count": r.appraisal_count, "mean": r.appraisal_mean, "grade": r.appraisal_grade}
+        item["mine"] = own.get(r.initiative_id)
+        out.append(item)
+    return {"items": out, "next_after": page[-1].seq if len(rows) > limit else None}
 
 
 def _empty() -> dict[str, Any]:
