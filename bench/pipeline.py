@@ -475,6 +475,7 @@ class CpuMeter:
         self.conn: Any = None
         self.monitor_pid = 0
         self.task: asyncio.Task[None] | None = None
+        self.lock = asyncio.Lock()
 
     async def __aenter__(self) -> CpuMeter:
         import asyncpg
@@ -496,6 +497,10 @@ class CpuMeter:
             await self.poll()
 
     async def poll(self) -> None:
+        async with self.lock:  # the background poller and a snapshot share the connection
+            await self._poll()
+
+    async def _poll(self) -> None:
         rows = await self.conn.fetch("SELECT pid, datname, backend_type FROM pg_stat_activity")
         for pid, datname, _backend_type in rows:
             if pid in self.group:

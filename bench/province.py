@@ -13,13 +13,18 @@ reasons. Expected benefits are drawn from a skewed distribution and scaled so th
 from __future__ import annotations
 
 import random
+import sys
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from sangkien_cli import DEMO_FIELDS
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "services" / "review" / "tests"))
+from review_corpus import ACTIONS, DETAILS, OBJECTS, _sentence  # noqa: E402  (bench/review.py's texts)
 
 REASONS = ("duplicate", "incomplete", "out_of_scope", "not_applied_in_window", "not_recognised", "not_member", "spam")
 REASON_NOTES = {
@@ -51,16 +56,13 @@ EMPLOYERS = (
     "Công ty TNHH Lọc hóa dầu", "Trung tâm Y tế", "Công ty CP Vận tải", "Nhà máy Nhiệt điện", "Chi cục Thuế",
 )  # fmt: skip
 PLACES = ("Nghi Sơn", "Bỉm Sơn", "Lam Sơn", "Hàm Rồng", "Đông Hương", "Quảng Thắng", "Hoằng Quang", "Thiệu Dương")
-VERBS = ("Cải tiến", "Ứng dụng", "Tối ưu hóa", "Số hóa", "Tự động hóa", "Giải pháp nâng cao hiệu quả", "Đổi mới")
-OBJECTS = (
-    "quy trình kiểm tra chất lượng sản phẩm", "hệ thống băng tải clinker", "lịch bảo trì dự phòng thiết bị",
-    "khâu tiếp nhận hồ sơ một cửa", "sổ theo dõi điểm và học bạ", "quy trình khám bệnh ngoại trú",
-    "hệ thống chiếu sáng phân xưởng", "công tác phòng cháy chữa cháy", "dây chuyền đóng gói",
-    "quản lý kho vật tư", "xử lý nước thải sinh hoạt", "đào tạo công nhân mới",
-)  # fmt: skip
 SURNAMES = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đỗ", "Bùi", "Đặng", "Ngô", "Lương", "Trịnh")
 MIDDLES = ("Văn", "Thị", "Đức", "Minh", "Thu", "Quang", "Ngọc", "Hữu")
 GIVEN = ("An", "Bình", "Châu", "Dũng", "Giang", "Hà", "Hùng", "Lan", "Long", "Mai", "Nam", "Phương", "Sơn", "Thảo")
+
+
+MASK64 = 2**64 - 1
+LCG_A, LCG_C = 6_364_136_223_846_793_005, 1_442_695_040_888_963_407  # a 64-bit mix of (initiative, k)
 
 
 def full_name(n: int) -> str:
@@ -202,6 +204,7 @@ class Province:
         factor = sh.benefit_vnd / valid_sum
         self.benefits = array("q", (round(b * factor / 1000) * 1000 for b in raw))
         self.n1 = round(sh.submissions * sh.p1_share)
+        self.sentences = [_sentence(rng) for _ in range(20_000)]
         self._quotas()
 
     # ---- the plan ----------------------------------------------------------------------------------
@@ -262,18 +265,28 @@ class Province:
         return f"{self.shape.code}-M{self.member_base[g] + k:07d}"
 
     def body(self, item: Item) -> dict[str, Any]:
-        """The SPEC §9 request body of one initiative."""
+        """The SPEC §9 request body of one initiative. Texts as bench/review.py's corpus: a title of an action,
+        an object and a detail, a solution of 4–6 sentences from a pool of 20,000 generated ones, so that
+        unrelated initiatives are not near-duplicates; those meant invalid as ``duplicate`` copy the solution
+        of an earlier initiative (and so are near-duplicates of it, as in a real campaign)."""
         g, i = item.unit, item.index
-        verb, obj = VERBS[i % len(VERBS)], OBJECTS[(i // 7) % len(OBJECTS)]
+        h = (i * 2_654_435_761) & 0xFFFFFFFF
         secret = i % 97 == 0
+        source = i - 1 - h % 50 if item.reason == "duplicate" and i > 0 else i
+        hs = (source * 2_654_435_761) & 0xFFFFFFFF
+        pool = self.sentences
+        mixed = (((source * LCG_A + k * LCG_C) & MASK64) >> 29 for k in range(6))
+        solution = " ".join(pool[m % len(pool)] for m, _ in zip(mixed, range(4 + hs % 3), strict=False))
+        title = (f"{ACTIONS[h % len(ACTIONS)].capitalize()} {OBJECTS[(h >> 8) % len(OBJECTS)]} "
+                 f"{DETAILS[(h >> 16) % len(DETAILS)]} (số {i + 1})")  # fmt: skip
         return {
             "campaign": self.campaign,
             "unit_code": self.grassroots[g],
             "field": FIELDS[i % len(FIELDS)]["code"],
-            "title": f"{verb} {obj} tại {PLACES[g % len(PLACES)]} (số {i + 1})",
+            "title": title,
             # A confidential initiative keeps only its title and effect (SPEC §3): no problem nor solution.
-            "problem": None if secret else f"Thực trạng: {obj} còn thủ công, dễ sai sót ở đơn vị {g + 1}.",
-            "solution": None if secret else f"Giải pháp {i + 1}: {verb.lower()} {obj} bằng biểu mẫu điện tử.",
+            "problem": None if secret else pool[(h + 13) % len(pool)],
+            "solution": None if secret else solution,
             "effect": f"Giảm {10 + i % 50}% thời gian, tiết kiệm chi phí vật tư mỗi quý.",
             "expected_benefit_vnd": item.benefit,
             "applied_on": (self.today - timedelta(days=20 + i % 300)).isoformat(),  # inside the window
