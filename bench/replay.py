@@ -166,7 +166,12 @@ async def check_figures(
 
 
 def tally_verify(system: pipeline.System) -> tuple[int, str]:
-    env = {**os.environ, "DATABASE_URL": system.dsn("tally").replace("postgresql:", "postgresql+asyncpg:", 1)}
+    # The system under test runs as `make run-distributed` runs it: in development (ENVIRONMENT, JWT secret).
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "development",
+        "DATABASE_URL": system.dsn("tally").replace("postgresql:", "postgresql+asyncpg:", 1),
+    }
     out = subprocess.run(
         [str(Path(sys.executable).parent / "sangkien"), "tally", "verify"], cwd=REPO, env=env,
         capture_output=True, text=True, timeout=3600,
