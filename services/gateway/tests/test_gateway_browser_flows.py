@@ -566,7 +566,8 @@ async def test_public_rankings_use_names_and_vietnamese_levels(site: Site, viewp
     await expect(page.locator("#rankings li")).to_have_count(1)  # (a text check on 2 items is a strict error)
     await expect(page.locator("#rankings li")).to_have_text("Chưa có số liệu xếp hạng.")
     await expect(page.locator("#milestones li")).to_contain_text("Sáng kiến thứ 1.000")
-    await expect(page.locator("#awards li")).to_have_text("TT-XS: LĐLĐ quận Ba Đình (Số quyết định 12/QĐ)")
+    # The scheme by its name (scheme reads are public), not its code.
+    await expect(page.locator("#awards li")).to_have_text("Tập thể xuất sắc: LĐLĐ quận Ba Đình (Số quyết định 12/QĐ)")
     await done(page)
 
 

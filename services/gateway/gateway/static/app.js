@@ -895,8 +895,14 @@ async function loadPublicLists() {
     renderMilestones(m.items);
   } catch (e) { $("#milestones").replaceChildren(el("li", { text: errorText(e) })); }
   try {
-    const a = await api("GET", `/api/v1/awards?campaign=${encodeURIComponent(CFG.campaign)}`);
-    renderAwards(a.items);
+    const campaign = encodeURIComponent(CFG.campaign);
+    const [a, s] = await Promise.all([
+      api("GET", `/api/v1/awards?campaign=${campaign}`),
+      // Scheme reads are public (SPEC §6): names instead of codes; without them the codes still show.
+      api("GET", `/api/v1/awards/schemes?campaign=${campaign}`).catch(() => ({ items: [] })),
+    ]);
+    const names = Object.fromEntries((s.items || []).map((x) => [x.code, x.name]));
+    renderAwards((a.items || []).map((x) => ({ ...x, scheme_name: x.scheme_name || names[x.scheme] })));
   } catch (e) { $("#awards").replaceChildren(el("li", { text: errorText(e) })); }
 }
 
