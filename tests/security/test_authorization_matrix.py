@@ -289,6 +289,14 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/imports/template.xlsx", _get("/api/v1/imports/template.xlsx"), roles("support")),
     Route(
         "GET",
+        "/api/v1/imports/{job_id}/errors.xlsx",
+        lambda s: {"url": f"/api/v1/imports/{s.import_job}/errors.xlsx"},
+        roles("support"),
+        scope="deny",
+        refused=READ_404,
+    ),
+    Route(
+        "GET",
         "/api/v1/imports/{job_id}",
         lambda s: {"url": f"/api/v1/imports/{s.import_job}"},
         roles("support"),
@@ -343,6 +351,20 @@ ROUTES: list[Route] = [
         "/api/v1/review/items/{initiative_id}",
         lambda s: {"url": f"/api/v1/review/items/{s.initiative}"},
         INTAKE_READERS,
+        scope="deny",
+    ),
+    Route(
+        "GET",
+        "/api/v1/review/appraisals",
+        _get("/api/v1/review/appraisals", unit="HN"),
+        roles("appraiser"),
+        scope="deny",
+    ),
+    Route(
+        "GET",
+        "/api/v1/review/items/{initiative_id}/appraisals",
+        lambda s: {"url": f"/api/v1/review/items/{s.initiative}/appraisals"},
+        roles("appraiser"),
         scope="deny",
     ),
     Route(

@@ -128,7 +128,11 @@ def _download(content: bytes, filename: str) -> Response:
     return Response(content, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-@router.get("/api/v1/imports/template.xlsx")
+@router.get(
+    "/api/v1/imports/template.xlsx",
+    response_class=Response,
+    responses={200: {"description": "Mẫu nhập sáng kiến, với danh sách mã hợp lệ (XLSX)", "content": {XLSX: {}}}},
+)
 async def import_template(request: Request, ctx: ContextDep, principal: PrincipalDep) -> Response:
     """Intake's template, plus a sheet of the campaign's field codes and the units of the caller's subtree."""
     part = Part(ctx, request, _deadline(ctx) + 3.0)
@@ -143,7 +147,11 @@ async def import_template(request: Request, ctx: ContextDep, principal: Principa
     return _download(content, "mau-nhap-sang-kien.xlsx")
 
 
-@router.get("/api/v1/imports/{job_id}/errors.xlsx")
+@router.get(
+    "/api/v1/imports/{job_id}/errors.xlsx",
+    response_class=Response,
+    responses={200: {"description": "Các dòng nhập lỗi, để sửa và nhập lại (XLSX)", "content": {XLSX: {}}}},
+)
 async def import_errors(
     request: Request, ctx: ContextDep, _p: PrincipalDep, job_id: str = Path(min_length=1, max_length=36)
 ) -> Response:
