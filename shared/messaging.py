@@ -16,6 +16,11 @@ handler) and ``state()`` says so for ``/health``. Nothing is given back to the b
 it costs no delivery: on RabbitMQ quorum queues every nack/requeue counts toward
 ``x-delivery-limit``. Only an event failing on its own (a bad payload, a bug) is retried through
 the broker and reaches the dead letter after the delivery limit.
+
+A payload that does not fit the consumer's model of its event is **poison**: a handler parses
+``envelope.data`` into its pydantic model before it changes anything, and the ``ValidationError``
+it raises there dead-letters that event at once (no retry can fix a payload), with the validation
+reason, while the rest of its batch commits and is acknowledged as usual.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -58,7 +64,10 @@ from shared.metrics import ServiceMetrics
 
 log = logging.getLogger("shared.messaging")
 
+# A handler parses ``envelope.data`` into its model first: a ``ValidationError`` raised before any effect makes
+# the event poison (see the module's docstring).
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+POISON_REASON_CHARS = 200  # the dead-letter stores keep a reason of at most this many characters
 AfterBatch = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
 
 
@@ -290,7 +299,7 @@ class Dispatcher:
             if d.envelope is None:
                 self.metrics.events_failed.labels("undecodable").inc()
                 self.metrics.events_dead_lettered.labels("undecodable").inc()
-                await d.dead_letter()
+                await d.dead_letter("undecodable: not an event envelope")
             elif d.envelope.routing_key not in self.handlers:
                 await d.ack()  # tolerant reader: an event this service does not handle
             else:
@@ -383,6 +392,7 @@ class Dispatcher:
     async def _process(self, deliveries: Sequence[Delivery]) -> None:
         envs = [d.envelope for d in deliveries if d.envelope is not None]
         fresh: list[Envelope] = []
+        poison: dict[tuple[str, str], str] = {}
         async with self.sessions() as session, session.begin():
             # First occurrence of each (event, handler) in the batch.
             unique: dict[tuple[str, str], Envelope] = {}
@@ -399,9 +409,18 @@ class Dispatcher:
                 token = correlation_id_var.set(env.correlation_id)
                 try:
                     await self.handlers[env.routing_key](session, env)
+                except ValidationError as exc:
+                    poison[key] = poison_reason(exc)
+                    continue
                 finally:
                     correlation_id_var.reset(token)
                 fresh.append(env)
+            if poison:
+                # Not handled, so not in the inbox: replayed once its consumer can read it, it is handled then.
+                for event_id, handler in poison:
+                    await session.execute(
+                        delete(self.inbox).where(self.inbox.c.event_id == event_id, self.inbox.c.handler == handler)
+                    )
             if self.after_batch is not None and fresh:
                 await self.after_batch(session, fresh)
             dirty = bool(session.info.pop("outbox_dirty", False))
@@ -410,7 +429,15 @@ class Dispatcher:
         for etype, n in Counter(env.type for env in fresh).items():
             self.metrics.events_consumed.labels(etype).inc(n)
         for d in deliveries:
-            await d.ack()
+            reason = poison.get((d.envelope.id, d.envelope.routing_key)) if poison and d.envelope else None
+            if reason is None:
+                await d.ack()
+                continue
+            etype = d.envelope.type if d.envelope else "undecodable"
+            self.metrics.events_failed.labels(etype).inc()
+            self.metrics.events_dead_lettered.labels(etype).inc()
+            log.warning("poison event dead-lettered", extra={"event_type": etype, "reason": reason})
+            await d.dead_letter(reason)
 
     async def _claim(self, session: AsyncSession, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         """Insert the inbox rows; return the (event id, handler) pairs not seen before."""
@@ -437,3 +464,11 @@ class Dispatcher:
         # for another delivery, counted against the limit.
         await asyncio.sleep(min(0.05 * 2 ** (d.delivery_count - 1), 2.0))
         await d.retry()
+
+
+def poison_reason(exc: ValidationError) -> str:
+    """The dead letter's reason for a payload its consumer's model refused: each field and what is wrong."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'data'}: {err['msg']}" for err in exc.errors(include_url=False)
+    )
+    return f"invalid payload ({exc.title}): {problems}"[:POISON_REASON_CHARS]

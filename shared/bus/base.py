@@ -26,7 +26,9 @@ class Delivery(Protocol):
         """Give the message back for another delivery (counted against the delivery limit)."""
         ...
 
-    async def dead_letter(self) -> None: ...
+    async def dead_letter(self, reason: str | None = None) -> None:
+        """Send it to the dead-letter queue at once; ``reason`` is kept with it (the operator's list shows it)."""
+        ...
 
 
 BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]

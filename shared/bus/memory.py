@@ -69,9 +69,9 @@ class _Message:
             return
         self._requeue(self.delivery_count + 1)
 
-    async def dead_letter(self) -> None:
+    async def dead_letter(self, reason: str | None = None) -> None:
         if self._settle():
-            await self._to_dead_letter("rejected")
+            await self._to_dead_letter((reason or "rejected")[:200])
 
     def _requeue(self, delivery_count: int) -> None:
         again = _Message(self.body, self.routing_key, self.queue, self.broker, delivery_count, self.done)

@@ -102,12 +102,13 @@ class _RabbitDelivery:
     ``ack``, ``retry`` and ``dead_letter`` only record the outcome; the message is settled after the
     batch (``_settle``)."""
 
-    __slots__ = ("envelope", "delivery_count", "outcome", "_body", "_item")
+    __slots__ = ("envelope", "delivery_count", "outcome", "reason", "_body", "_item")
 
     def __init__(self, envelope: Envelope | None, delivery_count: int, body: bytes | None, item: object = None) -> None:
         self.envelope = envelope
         self.delivery_count = delivery_count
         self.outcome: str | None = None
+        self.reason: str | None = None  # why it was dead-lettered, when the consumer said
         self._body = body
         self._item = item
 
@@ -123,8 +124,9 @@ class _RabbitDelivery:
     async def retry(self) -> None:
         self.outcome = "retry"
 
-    async def dead_letter(self) -> None:
+    async def dead_letter(self, reason: str | None = None) -> None:
         self.outcome = "dead"
+        self.reason = reason
 
 
 class _Incoming:
@@ -294,7 +296,7 @@ class RabbitMQBus:
             outcomes = {d.outcome for d in m.deliveries}
             if outcomes == {"ack"}:
                 acked.append(m)
-            elif not m.packed:
+            elif not m.packed and not (outcomes == {"dead"} and m.deliveries[0].reason):
                 with contextlib.suppress(Exception):
                     if outcomes == {"dead"}:
                         await m.message.reject(requeue=False)
@@ -302,10 +304,12 @@ class RabbitMQBus:
                         # The quorum queue's x-delivery-limit dead-letters it once the limit is passed.
                         await m.message.nack(requeue=True)
             else:
+                # A pack, or a message dead-lettered with a reason (a broker's reject cannot carry one): its events
+                # are published on their own, then the message is acknowledged.
                 try:
                     await self._split(m, qname)
                 except Exception:
-                    log.exception("could not split a pack; it goes back to the queue whole")
+                    log.exception("could not split a message; it goes back to the queue whole")
                     with contextlib.suppress(Exception):
                         await m.message.nack(requeue=True)
                     continue
@@ -334,7 +338,7 @@ class RabbitMQBus:
                 continue
             event_id = d.envelope.id if d.envelope is not None else ""
             if d.outcome == "dead":
-                headers: dict[str, Any] = {REASON_HEADER: "rejected"}
+                headers: dict[str, Any] = {REASON_HEADER: d.reason or "rejected"}
                 exchange = self.dead_letter_exchange_name  # bound to the dead-letter queue by the queue's name
             else:
                 headers = {ATTEMPTS_HEADER: d.delivery_count}
@@ -358,9 +362,10 @@ class RabbitMQBus:
                     break
                 seen.append(msg)
                 headers = msg.headers or {}
+                # Ours when the consumer dead-lettered it itself (with its reason), else the broker's x-death.
                 reason = str(headers.get(REASON_HEADER, ""))
                 deaths = headers.get("x-death")
-                if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+                if not reason and isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
                     reason = str(deaths[0].get("reason", ""))
                 # A pack that reached the delivery limit as a whole is shown event by event.
                 key = msg.type or msg.routing_key or ""

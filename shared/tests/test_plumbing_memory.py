@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
 from shared.bus.memory import InMemoryBroker
 from shared.envelope import Envelope
@@ -14,7 +15,7 @@ from shared.http import install_error_handlers
 from shared.service import create_app
 from shared.settings import ServiceSettings
 from shared.testing import auth, eventually, running_app
-from shared.tests.demo.app import CONSUMER, PRODUCER, TOPOLOGY
+from shared.tests.demo.app import CONSUMER, PRODUCER, TOPOLOGY, inbox
 
 
 def _settings(tmp_path: Path, name: str) -> ServiceSettings:
@@ -68,6 +69,36 @@ async def test_poison_message_is_dead_lettered_and_the_next_ones_still_flow(
         assert dl.status_code == 200 and len(dl.json()["items"]) == 1
         forbidden = await c.get("/api/v1/ops/demo_consumer/dead-letters", headers=auth("reviewer"))
         assert forbidden.status_code == 403
+
+
+async def test_an_unreadable_payload_is_dead_lettered_at_once_with_its_reason_and_the_rest_counts_once(
+    tmp_path: Path, broker: InMemoryBroker
+) -> None:
+    consumer = create_app(CONSUMER, _settings(tmp_path, "c"), broker=broker, topology=TOPOLOGY)
+    async with running_app(consumer) as c:
+        bus = consumer.state.ctx.bus
+        wrong_type = Envelope(type="demo.noted", data={"note_id": "một", "text": "x"}, producer="demo")
+        missing = Envelope(type="demo.noted", data={"note_id": 7}, producer="demo")
+        good = [Envelope(type="demo.noted", data={"text": f"ok {i}"}, producer="demo") for i in range(5)]
+        # One batch: the in-process bus queues every message before the consumer wakes.
+        await bus.publish([good[0], wrong_type, *good[1:3], missing, *good[3:]])
+        assert (await c.get("/api/v1/counts/noted", headers=auth("reviewer"))).json()["n"] == 5
+        letters = await bus.dead_letters("demo_consumer")
+        assert [Envelope.from_bytes(d.body).id for d in letters] == [wrong_type.id, missing.id]
+        assert letters[0].reason.startswith("invalid payload (Noted): note_id: Input should be a valid integer")
+        assert letters[1].reason == "invalid payload (Noted): text: Field required"
+        metrics = (await c.get("/metrics")).text
+        # Once each: no delivery was retried (the limit is 3), and nothing was counted twice.
+        assert 'sangkien_events_failed_total{type="demo.noted"} 2.0' in metrics
+        assert 'sangkien_events_dead_lettered_total{type="demo.noted"} 2.0' in metrics
+        assert 'sangkien_events_consumed_total{type="demo.noted"} 5.0' in metrics
+        assert "sangkien_events_duplicate_total{" not in metrics
+        # Not in the inbox: once its consumer can read it, a replay is handled, not skipped as a duplicate.
+        async with consumer.state.ctx.engine.connect() as conn:
+            ids = set((await conn.execute(select(inbox.c.event_id))).scalars())
+        assert ids == {e.id for e in good}
+        dl = await c.get("/api/v1/ops/demo_consumer/dead-letters", headers=auth("operator"))
+        assert [item["reason"] for item in dl.json()["items"]] == [d.reason for d in letters]
 
 
 async def test_errors_have_the_spec_shape(tmp_path: Path, broker: InMemoryBroker) -> None:

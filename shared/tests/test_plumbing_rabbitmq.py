@@ -148,6 +148,40 @@ async def test_poison_message_goes_to_dead_letter_queue_after_delivery_limit(pre
 
 
 @pytest.mark.parametrize("pack_size", [1, 100])
+async def test_an_unreadable_payload_is_dead_lettered_at_once_with_its_reason(prefix: str, pack_size: int) -> None:
+    """Alone (a broker's reject cannot carry a reason: it is published to the dead-letter queue with it) or in a
+    pack (split out of it): no retry, the reason kept, and the rest of the batch counted exactly once."""
+    async with pg_database() as cdb:
+        consumer = create_app(CONSUMER, _settings(cdb, prefix), topology=TOPOLOGY)
+        async with running_app(consumer) as c:
+            bus = RabbitMQBus(AMQP_URL, prefix=prefix, topology=TOPOLOGY, delivery_limit=3, pack_size=pack_size)
+            await bus.start()
+            try:
+                missing = Envelope(type="demo.noted", data={"note_id": 7}, producer="test")
+                good = [Envelope(type="demo.noted", data={"text": f"tốt {i}"}, producer="test") for i in range(10)]
+                await bus.publish([*good[:4], missing, *good[4:]])
+
+                async def settled() -> bool:
+                    return await _count(c) == 10 and len(await bus.dead_letters("demo_consumer")) == 1
+
+                await eventually(settled, timeout_s=20)
+                await asyncio.sleep(0.3)  # nothing more may arrive
+                assert await _count(c) == 10
+                [letter] = await bus.dead_letters("demo_consumer")
+                assert Envelope.from_bytes(letter.body).id == missing.id
+                assert letter.reason == "invalid payload (Noted): text: Field required"
+                metrics = (await c.get("/metrics")).text
+                assert 'sangkien_events_failed_total{type="demo.noted"} 1.0' in metrics
+                assert 'sangkien_events_dead_lettered_total{type="demo.noted"} 1.0' in metrics
+                assert 'sangkien_events_consumed_total{type="demo.noted"} 10.0' in metrics
+                dl = await c.get("/api/v1/ops/demo_consumer/dead-letters", headers=auth("operator"))
+                assert [item["reason"] for item in dl.json()["items"]] == [letter.reason]
+            finally:
+                await bus.close()
+    assert await _messages_left("demo_consumer", prefix) == 0
+
+
+@pytest.mark.parametrize("pack_size", [1, 100])
 async def test_batch_acknowledgement_settles_every_message_once(prefix: str, pack_size: int) -> None:
     """Acks of a batch go out as one multiple-ack: messages retried or dead-lettered within the batch keep
     their own fate, and nothing is left unacknowledged or acknowledged twice. With packs, the events of a

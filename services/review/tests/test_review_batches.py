@@ -38,6 +38,7 @@ class Delivered:
     envelope: Envelope
     delivery_count: int = 1
     outcome: str | None = None
+    reason: str | None = None
 
     async def ack(self) -> None:
         self.outcome = "ack"
@@ -45,8 +46,9 @@ class Delivered:
     async def retry(self) -> None:
         self.outcome = "retry"
 
-    async def dead_letter(self) -> None:
+    async def dead_letter(self, reason: str | None = None) -> None:
         self.outcome = "dead"
+        self.reason = reason
 
 
 def event(event_type: str, data: dict[str, Any], event_id: str | None = None) -> Envelope:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,8 +44,16 @@ async def get_count(key: str, session: SessionDep, _p: Any = require_roles("revi
     return {"n": n or 0}
 
 
+class Noted(BaseModel):
+    """The consumer's model of ``demo.noted.v1``: a payload without ``text`` is poison."""
+
+    text: str
+    note_id: int | None = None
+
+
 async def count_note(session: AsyncSession, env: Envelope) -> None:
-    if env.data.get("text") == "poison":
+    event = Noted.model_validate(env.data)
+    if event.text == "poison":
         raise RuntimeError("this handler always fails on poison")
     result = await session.execute(update(counts).where(counts.c.key == "noted").values(n=counts.c.n + 1))
     if result.rowcount == 0:  # type: ignore[attr-defined]

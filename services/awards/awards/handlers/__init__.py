@@ -18,6 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from awards.adapters import facts
 from awards.adapters.orm import campaigns, snapshots, units
+from awards.handlers.events import (
+    Author,
+    CampaignUpserted,
+    InitiativeAppraised,
+    InitiativeReviewed,
+    InitiativeSubmitted,
+    SnapshotFrozen,
+    UnitUpserted,
+)
 from shared.db import insert_ignore, upsert
 from shared.envelope import Envelope
 from shared.messaging import Subscription
@@ -34,13 +43,9 @@ def parse_instant(value: Any) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _authors(data: dict[str, Any]) -> str:
-    authors = [
-        {"member_id": str(a["member_id"]), "full_name": str(a.get("full_name") or "")}
-        for a in data.get("authors") or []
-        if a.get("member_id")
-    ]
-    return orjson.dumps(authors).decode()
+def _authors(authors: list[Author]) -> str:
+    kept = [{"member_id": a["member_id"], "full_name": a.get("full_name") or ""} for a in authors if a["member_id"]]
+    return orjson.dumps(kept).decode()
 
 
 INITIATIVES_KEY = "awards_initiatives"
@@ -52,31 +57,32 @@ def _note(session: AsyncSession, key: str, row: dict[str, Any]) -> None:
     session.info.setdefault(key, []).append(row)
 
 
-def _note_initiative(session: AsyncSession, data: dict[str, Any], initiative_id: str, seq: int) -> None:
-    if not data.get("campaign") or not data.get("unit_code"):
+def _note_initiative(session: AsyncSession, event: InitiativeSubmitted | InitiativeReviewed, seq: int) -> None:
+    if not event.campaign or not event.unit_code:
         return
     row = {
-        "id": initiative_id,
-        "campaign": str(data["campaign"]),
-        "phase": data.get("phase"),
-        "unit_code": str(data["unit_code"]),
-        "authors": _authors(data),
+        "id": event.id if isinstance(event, InitiativeSubmitted) else event.initiative_id,
+        "campaign": event.campaign,
+        "phase": event.phase,
+        "unit_code": event.unit_code,
+        "authors": _authors(event.authors),
         "source_seq": seq,
     }
     _note(session, INITIATIVES_KEY, row)
 
 
 async def on_unit_upserted(session: AsyncSession, env: Envelope) -> None:
-    await apply_unit_upserted(session, units, env.data)
+    event = UnitUpserted.model_validate(env.data)
+    await apply_unit_upserted(session, units, event.model_dump())
 
 
 async def on_campaign_upserted(session: AsyncSession, env: Envelope) -> None:
-    data = env.data
+    event = CampaignUpserted.model_validate(env.data)
     row = {
-        "code": str(data["code"]),
-        "name": str(data.get("name") or data["code"]),
-        "phases": orjson.dumps([str(p.get("code")) for p in data.get("phases") or []]).decode(),
-        "revision": int(data.get("revision") or 0),
+        "code": event.code,
+        "name": event.name or event.code,
+        "phases": orjson.dumps([p.code for p in event.phases]).decode(),
+        "revision": event.revision,
     }
     stmt = upsert(campaigns, session.bind.dialect.name).values(**row)
     stmt = stmt.on_conflict_do_update(
@@ -89,32 +95,30 @@ async def on_campaign_upserted(session: AsyncSession, env: Envelope) -> None:
 
 async def on_initiative_submitted(session: AsyncSession, env: Envelope) -> None:
     # Authors' names; any review decision (seq ≥ 1) carries the same facts and takes precedence.
-    _note_initiative(session, env.data, _id(env.data, "id"), 0)
+    _note_initiative(session, InitiativeSubmitted.model_validate(env.data), 0)
 
 
 async def on_initiative_reviewed(session: AsyncSession, env: Envelope) -> None:
-    data = env.data
-    initiative_id = _id(data, "initiative_id")
-    seq = int(data["decision_seq"])
-    _note_initiative(session, data, initiative_id, seq)
-    verified = data.get("verified_benefit_vnd")
+    event = InitiativeReviewed.model_validate(env.data)
+    _note_initiative(session, event, event.decision_seq)
+    benefit = event.verified_benefit_vnd if event.verified_benefit_vnd is not None else event.expected_benefit_vnd
     row = {
-        "initiative_id": initiative_id,
-        "decision_seq": seq,
-        "outcome": str(data["outcome"]),
-        "benefit_vnd": int(verified if verified is not None else data.get("expected_benefit_vnd") or 0),
-        "decided_at": parse_instant(data.get("decided_at") or env.occurred_at),
+        "initiative_id": event.initiative_id,
+        "decision_seq": event.decision_seq,
+        "outcome": event.outcome,
+        "benefit_vnd": benefit or 0,
+        "decided_at": parse_instant(event.decided_at or env.occurred_at),
     }
     _note(session, DECISIONS_KEY, row)
 
 
 async def on_initiative_appraised(session: AsyncSession, env: Envelope) -> None:
-    data = env.data
+    event = InitiativeAppraised.model_validate(env.data)
     row = {
-        "initiative_id": _id(data, "initiative_id"),
-        "appraisal_seq": int(data["appraisal_seq"]),
-        "grade": str(data.get("grade") or "none"),
-        "appraised_at": parse_instant(data.get("appraised_at") or env.occurred_at),
+        "initiative_id": event.initiative_id,
+        "appraisal_seq": event.appraisal_seq,
+        "grade": event.grade or "none",
+        "appraised_at": parse_instant(event.appraised_at or env.occurred_at),
     }
     _note(session, APPRAISALS_KEY, row)
 
@@ -126,20 +130,13 @@ async def apply_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> N
     await facts.keep_appraisals(session, session.info.pop(APPRAISALS_KEY, ()))
 
 
-def _id(data: dict[str, Any], key: str) -> str:
-    initiative_id = str(data.get(key) or "")
-    if not initiative_id or len(initiative_id) > 36:
-        raise ValueError(f"initiative event without a valid {key}")
-    return initiative_id
-
-
 async def on_snapshot_frozen(session: AsyncSession, env: Envelope) -> None:
-    data = env.data
+    event = SnapshotFrozen.model_validate(env.data)
     row = {
-        "id": str(data["snapshot_id"]),
-        "campaign": str(data["campaign"]),
-        "phase": data.get("phase"),
-        "taken_at": parse_instant(data["taken_at"]),
+        "id": event.snapshot_id,
+        "campaign": event.campaign,
+        "phase": event.phase,
+        "taken_at": parse_instant(event.taken_at),
     }
     await session.execute(insert_ignore(snapshots, session.bind.dialect.name, ["id"]).values(**row))
 

@@ -7,29 +7,31 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.adapters.orm import campaigns, units
+from intake.handlers.events import CampaignUpserted, UnitUpserted
 from shared.db import upsert
 from shared.envelope import Envelope
 from shared.units import apply_unit_upserted
 
 
 async def on_unit_upserted(session: AsyncSession, envelope: Envelope) -> None:
-    await apply_unit_upserted(session, units, envelope.data)
+    event = UnitUpserted.model_validate(envelope.data)
+    await apply_unit_upserted(session, units, event.model_dump())
 
 
 async def on_campaign_upserted(session: AsyncSession, envelope: Envelope) -> None:
-    data = envelope.data
-    window = data.get("application_window") or {}
+    event = CampaignUpserted.model_validate(envelope.data)
+    window = event.application_window
     row: dict[str, Any] = {
-        "code": str(data["code"]),
-        "name": str(data.get("name") or data["code"]),
-        "fields": [{"code": str(f["code"]), "name": str(f.get("name") or f["code"])} for f in data.get("fields") or []],
-        "window_from": _day(window.get("from")),
-        "window_to": _day(window.get("to")),
+        "code": event.code,
+        "name": event.name or event.code,
+        "fields": [{"code": f.code, "name": f.name or f.code} for f in event.fields],
+        "window_from": window.from_ if window else None,
+        "window_to": window.to if window else None,
         "phases": [
-            {"code": str(p["code"]), "opens_on": str(p["opens_on"]), "closes_on": str(p["closes_on"])}
-            for p in data.get("phases") or []
+            {"code": p.code, "opens_on": p.opens_on.isoformat(), "closes_on": p.closes_on.isoformat()}
+            for p in event.phases
         ],
-        "revision": int(data.get("revision") or 0),
+        "revision": event.revision,
     }
     stmt = upsert(campaigns, session.bind.dialect.name).values(**row)
     stmt = stmt.on_conflict_do_update(
@@ -38,9 +40,3 @@ async def on_campaign_upserted(session: AsyncSession, envelope: Envelope) -> Non
         where=campaigns.c.revision <= stmt.excluded.revision,
     )
     await session.execute(stmt)
-
-
-def _day(value: Any) -> Any:
-    from datetime import date
-
-    return date.fromisoformat(str(value)) if value else None

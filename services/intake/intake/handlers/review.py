@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.adapters.reviews import apply_appraisals, apply_decisions
+from intake.handlers.events import InitiativeAppraised, InitiativeReviewed
 from shared.envelope import Envelope
 
 log = logging.getLogger("intake.handlers")
@@ -20,41 +20,32 @@ DECISIONS_KEY = "intake_decisions"
 APPRAISALS_KEY = "intake_appraisals"
 
 
-def _id(data: dict[str, Any]) -> str:
-    initiative_id = str(data.get("initiative_id") or "")
-    if not initiative_id or len(initiative_id) > 36:
-        raise ValueError("review event without a valid initiative_id")
-    return initiative_id
-
-
 async def on_initiative_reviewed(session: AsyncSession, envelope: Envelope) -> None:
-    data = envelope.data
-    status = STATUS_OF_OUTCOME.get(str(data.get("outcome")))
+    event = InitiativeReviewed.model_validate(envelope.data)
+    status = STATUS_OF_OUTCOME.get(event.outcome)
     if status is None:
-        log.warning("review with an unknown outcome ignored", extra={"outcome": data.get("outcome")})
+        log.warning("review with an unknown outcome ignored", extra={"outcome": event.outcome})
         return
-    verified = data.get("verified_benefit_vnd")
     row = {
-        "id": _id(data),
+        "id": event.initiative_id,
         "status": status,
-        "decision_seq": int(data.get("decision_seq") or 0),
-        "review_outcome": str(data.get("outcome")),
-        "review_reason": data.get("reason"),
-        "review_note": data.get("note"),
-        "verified_benefit_vnd": None if verified is None else int(verified),
-        "decided_at": data.get("decided_at"),
+        "decision_seq": event.decision_seq,
+        "review_outcome": event.outcome,
+        "review_reason": event.reason,
+        "review_note": event.note,
+        "verified_benefit_vnd": event.verified_benefit_vnd,
+        "decided_at": event.decided_at,
     }
     session.info.setdefault(DECISIONS_KEY, []).append(row)
 
 
 async def on_initiative_appraised(session: AsyncSession, envelope: Envelope) -> None:
-    data = envelope.data
-    mean = data.get("mean")
+    event = InitiativeAppraised.model_validate(envelope.data)
     row = {
-        "id": _id(data),
-        "appraisal_seq": int(data.get("appraisal_seq") or 0),
-        "appraisal_mean": None if mean is None else float(mean),
-        "appraisal_grade": data.get("grade"),
+        "id": event.initiative_id,
+        "appraisal_seq": event.appraisal_seq,
+        "appraisal_mean": event.mean,
+        "appraisal_grade": event.grade,
     }
     session.info.setdefault(APPRAISALS_KEY, []).append(row)
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from review.adapters import arrivals as store
 from review.adapters.similar_store import Entry, Found, signature_rows
 from review.domain.arrivals import ItemState, apply_content, apply_withdrawal, content_of
+from review.handlers.events import InitiativeContent, InitiativeWithdrawn
 from review.runtime import ReviewRuntime
 from shared.envelope import Envelope
 from shared.messaging import AfterBatch
@@ -27,22 +28,20 @@ PENDING_KEY = "review_pending"
 MAX_FOLDS = 5
 
 
-def _note(session: AsyncSession, kind: str, initiative_id: Any, data: dict[str, Any]) -> None:
-    initiative_id = str(initiative_id or "")
-    if not initiative_id or len(initiative_id) > 36:
-        raise ValueError("initiative event without a valid id")
-    if kind == "content":
-        data = content_of(data)  # a payload that cannot be read fails here, on its own event
+def _note(session: AsyncSession, initiative_id: str, kind: str, data: dict[str, Any]) -> None:
     session.info.setdefault(PENDING_KEY, []).append((initiative_id, kind, data))
 
 
 async def on_initiative(session: AsyncSession, env: Envelope) -> None:
     """initiative.submitted.v1 and initiative.revised.v1 carry the whole initiative."""
-    _note(session, "content", env.data.get("id"), env.data)
+    event = InitiativeContent.model_validate(env.data)
+    # The fold reads the validated field values (``vars``: no copy); a payload that cannot be read never gets here.
+    _note(session, event.id, "content", content_of(vars(event)))
 
 
 async def on_withdrawn(session: AsyncSession, env: Envelope) -> None:
-    _note(session, "withdrawn", env.data.get("id"), env.data)
+    event = InitiativeWithdrawn.model_validate(env.data)
+    _note(session, event.id, "withdrawn", vars(event))
 
 
 def _fold(states: dict[str, ItemState], pending: Sequence[tuple[str, str, dict[str, Any]]], now: datetime) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from review.adapters.orm import units
+from review.handlers.events import UnitUpserted
 from shared.envelope import Envelope
 from shared.units import apply_unit_upserted
 
 
 async def on_unit_upserted(session: AsyncSession, env: Envelope) -> None:
-    await apply_unit_upserted(session, units, env.data)
+    event = UnitUpserted.model_validate(env.data)
+    await apply_unit_upserted(session, units, event.model_dump())

@@ -15,29 +15,33 @@ from tally.adapters import facts as fact_store
 from tally.adapters.counters import Deltas, advance_campaign_totals, apply_own
 from tally.adapters.orm import outbox
 from tally.domain.counting import Fact, contribution, new_fact, on_content, on_reviewed, on_withdrawn
+from tally.handlers.events import InitiativeContent, InitiativeReviewed, InitiativeWithdrawn
 
 PENDING_KEY = "tally_pending"
 Merge = Callable[[Fact, dict[str, Any]], Fact]
 
 
-def _stage(session: AsyncSession, initiative_id: Any, data: dict[str, Any], merge: Merge) -> None:
-    """Validate and queue the event; the whole batch's facts are read, merged and written in ``apply_batch``."""
-    skeleton = new_fact(str(initiative_id or "")[:36], data)
-    if not skeleton.initiative_id or not skeleton.campaign or not skeleton.unit_code:
-        raise ValueError("initiative event without id, campaign or unit_code")
-    session.info.setdefault(PENDING_KEY, []).append((skeleton, data, merge))
+def _stage(session: AsyncSession, initiative_id: str, data: dict[str, Any], merge: Merge) -> None:
+    """Queue the validated event; the whole batch's facts are read, merged and written in ``apply_batch``."""
+    session.info.setdefault(PENDING_KEY, []).append((new_fact(initiative_id, data), data, merge))
+
+
+# The merges read the validated field values (``vars``: no copy); a payload that cannot be read never gets here.
 
 
 async def on_initiative_content(session: AsyncSession, env: Envelope) -> None:
-    _stage(session, env.data.get("id"), env.data, on_content)
+    event = InitiativeContent.model_validate(env.data)
+    _stage(session, event.id, vars(event), on_content)
 
 
 async def on_initiative_withdrawn(session: AsyncSession, env: Envelope) -> None:
-    _stage(session, env.data.get("id"), env.data, on_withdrawn)
+    event = InitiativeWithdrawn.model_validate(env.data)
+    _stage(session, event.id, vars(event), on_withdrawn)
 
 
 async def on_initiative_reviewed(session: AsyncSession, env: Envelope) -> None:
-    _stage(session, env.data.get("initiative_id"), env.data, on_reviewed)
+    event = InitiativeReviewed.model_validate(env.data)
+    _stage(session, event.initiative_id, vars(event), on_reviewed)
 
 
 async def merge_facts(session: AsyncSession, pending: Sequence[tuple[Fact, dict[str, Any], Merge]]) -> Deltas:
