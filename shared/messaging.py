@@ -18,9 +18,9 @@ it costs no delivery: on RabbitMQ quorum queues every nack/requeue counts toward
 the broker and reaches the dead letter after the delivery limit.
 
 A payload that does not fit the consumer's model of its event is **poison**: a handler parses
-``envelope.data`` into its pydantic model before it changes anything, and the ``ValidationError``
-it raises there dead-letters that event at once (no retry can fix a payload), with the validation
-reason, while the rest of its batch commits and is acknowledged as usual.
+``envelope.data`` with ``parse_event`` before it changes anything, and the ``PoisonEvent`` raised
+there dead-letters that event at once (no retry can fix a payload), with the validation reason,
+while the rest of its batch commits and is acknowledged as usual.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -64,10 +64,28 @@ from shared.metrics import ServiceMetrics
 
 log = logging.getLogger("shared.messaging")
 
-# A handler parses ``envelope.data`` into its model first: a ``ValidationError`` raised before any effect makes
-# the event poison (see the module's docstring).
+# A handler parses ``envelope.data`` with ``parse_event`` before any effect (see the module's docstring).
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 POISON_REASON_CHARS = 200  # the dead-letter stores keep a reason of at most this many characters
+EventModel = TypeVar("EventModel", bound=BaseModel)
+
+
+class PoisonEvent(Exception):
+    """The payload does not fit the consumer's model of its event: dead-lettered at once, with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_event(model: type[EventModel], envelope: Envelope) -> EventModel:
+    """``envelope.data`` as the consumer's own model of the event; ``PoisonEvent`` when it does not fit."""
+    try:
+        return model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise PoisonEvent(poison_reason(exc)) from exc
+
+
 AfterBatch = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
 
 
@@ -409,8 +427,8 @@ class Dispatcher:
                 token = correlation_id_var.set(env.correlation_id)
                 try:
                     await self.handlers[env.routing_key](session, env)
-                except ValidationError as exc:
-                    poison[key] = poison_reason(exc)
+                except PoisonEvent as exc:
+                    poison[key] = exc.reason
                     continue
                 finally:
                     correlation_id_var.reset(token)

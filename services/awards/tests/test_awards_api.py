@@ -288,3 +288,18 @@ async def test_unit_filter_uses_the_subtree(h: Harness) -> None:
     assert len((await c.get("/api/v1/awards", params={"unit": "TH"})).json()["items"]) == 1
     assert (await c.get("/api/v1/awards", params={"unit": "HN"})).json()["items"] == []
     assert (await c.get("/api/v1/awards/00000000-0000-0000-0000-000000000000")).status_code == 404
+
+
+async def test_an_unreadable_event_is_dead_lettered_at_once_with_its_reason(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        no_seq = reviewed("i1", [("M-1", "Nguyễn Văn A")])
+        no_seq.data.pop("decision_seq")
+        late_snapshot = ev("tally.snapshot_frozen", {"snapshot_id": "S1", "campaign": "1M", "taken_at": "hôm qua"})
+        await h.publish(no_seq, late_snapshot, reviewed("i2", [("M-2", "Trần Thị B")]))
+        letters = await h.app.state.ctx.bus.dead_letters("awards")
+        assert [d.reason for d in letters] == [
+            "invalid payload (InitiativeReviewed): decision_seq: Field required",
+            "invalid payload (SnapshotFrozen): taken_at: Input should be a valid datetime or date, input is too short",
+        ]
+        metrics = (await h.client.get("/metrics")).text
+        assert 'sangkien_events_consumed_total{type="initiative.reviewed"} 1.0' in metrics

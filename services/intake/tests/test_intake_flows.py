@@ -160,6 +160,29 @@ async def test_appraisal_grade_is_kept_newest_first(world: Any, kit: Any) -> Non
     assert record["appraisal"] == {"mean": 8.75, "grade": "excellent"}
 
 
+async def test_an_unreadable_review_event_is_dead_lettered_at_once_and_its_batch_still_applies(
+    world: Any, kit: Any
+) -> None:
+    iid = (await world.client.post("/api/v1/initiatives", json=kit.body(), headers=kit.member())).json()["id"]
+    no_outcome = _reviewed(iid, "valid", 3)
+    no_outcome.data.pop("outcome")
+    mean_as_words = Envelope(
+        type="initiative.appraised",
+        producer="review",
+        data={"initiative_id": iid, "appraisal_seq": 1, "mean": "tám", "grade": "good"},
+    )
+    await world.publish(_reviewed(iid, "revision", 1), no_outcome, mean_as_words, _reviewed(iid, "valid", 2))
+    record = (await world.client.get(f"/api/v1/initiatives/{iid}", headers=kit.member())).json()
+    assert record["status"] == "valid" and record["review"]["decision_seq"] == 2
+    assert record["appraisal"] is None
+    letters = await world.ctx.bus.dead_letters("intake")
+    assert [d.reason for d in letters] == [
+        "invalid payload (InitiativeReviewed): outcome: Field required",
+        "invalid payload (InitiativeAppraised): mean: Input should be a valid number,"
+        " unable to parse string as a number",
+    ]
+
+
 async def test_listing_filters_scope_and_stable_cursor(world: Any, kit: Any) -> None:
     c = world.client
     for i in range(7):

@@ -128,6 +128,33 @@ async def test_a_withdrawal_before_its_submission_in_one_batch_and_across_batche
     assert claimed.json()["items"] == []
 
 
+async def test_an_unreadable_payload_is_dead_lettered_at_once_and_the_rest_of_its_batch_is_queued(
+    pg_review: Review,
+) -> None:
+    good, other = initiative(), initiative()
+    no_campaign = {k: v for k, v in initiative().items() if k != "campaign"}
+    batch = await deliver(
+        pg_review,
+        [
+            event("initiative.submitted", good),
+            event("initiative.submitted", no_campaign),
+            event("initiative.revised", {**other, "revision": "hai"}),
+            event("initiative.submitted", other),
+        ],
+    )
+    assert [d.outcome for d in batch] == ["ack", "dead", "dead", "ack"]
+    assert batch[1].reason == "invalid payload (InitiativeContent): campaign: Field required"
+    assert batch[2].reason is not None and batch[2].reason.startswith("invalid payload (InitiativeContent): revision:")
+    stored = await rows(pg_review)
+    assert set(stored) == {good["id"], other["id"]}
+    assert {stored[k].status for k in stored} == {"pending"}
+    # Redelivered after its consumer learns to read it, it is handled, not skipped as a duplicate.
+    again = await deliver(pg_review, [Envelope(type="initiative.submitted", data={**no_campaign, "campaign": "1M"},
+                                               producer="intake", id=batch[1].envelope.id)])  # fmt: skip
+    assert [d.outcome for d in again] == ["ack"]
+    assert no_campaign["id"] in await rows(pg_review)
+
+
 async def test_redelivery_of_a_partly_handled_batch(pg_review: Review) -> None:
     first, second = initiative(), initiative()
     done = event("initiative.submitted", first)

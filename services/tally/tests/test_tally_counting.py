@@ -125,3 +125,29 @@ async def test_milestone_records_the_nth_valid_initiative_once(planned: tuple[Fa
             )
         ).scalar_one()
     assert emitted == 1
+
+
+async def test_an_unreadable_event_is_dead_lettered_at_once_and_the_rest_of_its_batch_counts_once(
+    planned: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    app, client = planned
+    bus = app.state.ctx.bus
+    a, b = new_id(), new_id()
+    no_unit = reviewed(b, "TH-01-002", "valid", 1)
+    no_unit.data.pop("unit_code")
+    bad_seq = reviewed(a, "TH-01-001", "valid", 1)
+    bad_seq.data["decision_seq"] = "một"
+    # One batch: a poison event between good ones.
+    await bus.publish([submitted(a, "TH-01-001"), no_unit, bad_seq, reviewed(a, "TH-01-001", "valid", 2)])
+    th = await figures(client, "TH")
+    assert (th["submitted"], th["valid"], th["benefit_vnd"]) == (1, 1, 1000)
+    letters = await bus.dead_letters("tally")
+    assert [d.reason for d in letters] == [
+        "invalid payload (InitiativeReviewed): unit_code: Field required",
+        "invalid payload (InitiativeReviewed): decision_seq: Input should be a valid integer, unable to parse string"
+        " as an integer",
+    ]
+    metrics = (await client.get("/metrics")).text
+    assert 'sangkien_events_dead_lettered_total{type="initiative.reviewed"} 2.0' in metrics
+    assert 'sangkien_events_failed_total{type="initiative.reviewed"} 2.0' in metrics  # no retry
+    assert await verify(app.state.ctx.engine) == []

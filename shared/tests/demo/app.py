@@ -15,7 +15,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.envelope import Envelope
-from shared.messaging import Subscription, messaging_tables
+from shared.messaging import Subscription, messaging_tables, parse_event
 from shared.service import ContextDep, PrincipalDep, ServiceDefinition, SessionDep, require_roles
 from shared.units import unit_replica_table
 
@@ -52,7 +52,7 @@ class Noted(BaseModel):
 
 
 async def count_note(session: AsyncSession, env: Envelope) -> None:
-    event = Noted.model_validate(env.data)
+    event = parse_event(Noted, env)
     if event.text == "poison":
         raise RuntimeError("this handler always fails on poison")
     result = await session.execute(update(counts).where(counts.c.key == "noted").values(n=counts.c.n + 1))

@@ -29,7 +29,7 @@ from awards.handlers.events import (
 )
 from shared.db import insert_ignore, upsert
 from shared.envelope import Envelope
-from shared.messaging import Subscription
+from shared.messaging import Subscription, parse_event
 from shared.units import apply_unit_upserted
 
 
@@ -72,12 +72,12 @@ def _note_initiative(session: AsyncSession, event: InitiativeSubmitted | Initiat
 
 
 async def on_unit_upserted(session: AsyncSession, env: Envelope) -> None:
-    event = UnitUpserted.model_validate(env.data)
+    event = parse_event(UnitUpserted, env)
     await apply_unit_upserted(session, units, event.model_dump())
 
 
 async def on_campaign_upserted(session: AsyncSession, env: Envelope) -> None:
-    event = CampaignUpserted.model_validate(env.data)
+    event = parse_event(CampaignUpserted, env)
     row = {
         "code": event.code,
         "name": event.name or event.code,
@@ -95,11 +95,11 @@ async def on_campaign_upserted(session: AsyncSession, env: Envelope) -> None:
 
 async def on_initiative_submitted(session: AsyncSession, env: Envelope) -> None:
     # Authors' names; any review decision (seq ≥ 1) carries the same facts and takes precedence.
-    _note_initiative(session, InitiativeSubmitted.model_validate(env.data), 0)
+    _note_initiative(session, parse_event(InitiativeSubmitted, env), 0)
 
 
 async def on_initiative_reviewed(session: AsyncSession, env: Envelope) -> None:
-    event = InitiativeReviewed.model_validate(env.data)
+    event = parse_event(InitiativeReviewed, env)
     _note_initiative(session, event, event.decision_seq)
     benefit = event.verified_benefit_vnd if event.verified_benefit_vnd is not None else event.expected_benefit_vnd
     row = {
@@ -113,7 +113,7 @@ async def on_initiative_reviewed(session: AsyncSession, env: Envelope) -> None:
 
 
 async def on_initiative_appraised(session: AsyncSession, env: Envelope) -> None:
-    event = InitiativeAppraised.model_validate(env.data)
+    event = parse_event(InitiativeAppraised, env)
     row = {
         "initiative_id": event.initiative_id,
         "appraisal_seq": event.appraisal_seq,
@@ -131,7 +131,7 @@ async def apply_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> N
 
 
 async def on_snapshot_frozen(session: AsyncSession, env: Envelope) -> None:
-    event = SnapshotFrozen.model_validate(env.data)
+    event = parse_event(SnapshotFrozen, env)
     row = {
         "id": event.snapshot_id,
         "campaign": event.campaign,

@@ -10,16 +10,17 @@ from intake.adapters.orm import campaigns, units
 from intake.handlers.events import CampaignUpserted, UnitUpserted
 from shared.db import upsert
 from shared.envelope import Envelope
+from shared.messaging import parse_event
 from shared.units import apply_unit_upserted
 
 
 async def on_unit_upserted(session: AsyncSession, envelope: Envelope) -> None:
-    event = UnitUpserted.model_validate(envelope.data)
+    event = parse_event(UnitUpserted, envelope)
     await apply_unit_upserted(session, units, event.model_dump())
 
 
 async def on_campaign_upserted(session: AsyncSession, envelope: Envelope) -> None:
-    event = CampaignUpserted.model_validate(envelope.data)
+    event = parse_event(CampaignUpserted, envelope)
     window = event.application_window
     row: dict[str, Any] = {
         "code": event.code,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from intake.adapters.reviews import apply_appraisals, apply_decisions
 from intake.handlers.events import InitiativeAppraised, InitiativeReviewed
 from shared.envelope import Envelope
+from shared.messaging import parse_event
 
 log = logging.getLogger("intake.handlers")
 
@@ -21,7 +22,7 @@ APPRAISALS_KEY = "intake_appraisals"
 
 
 async def on_initiative_reviewed(session: AsyncSession, envelope: Envelope) -> None:
-    event = InitiativeReviewed.model_validate(envelope.data)
+    event = parse_event(InitiativeReviewed, envelope)
     status = STATUS_OF_OUTCOME.get(event.outcome)
     if status is None:
         log.warning("review with an unknown outcome ignored", extra={"outcome": event.outcome})
@@ -40,7 +41,7 @@ async def on_initiative_reviewed(session: AsyncSession, envelope: Envelope) -> N
 
 
 async def on_initiative_appraised(session: AsyncSession, envelope: Envelope) -> None:
-    event = InitiativeAppraised.model_validate(envelope.data)
+    event = parse_event(InitiativeAppraised, envelope)
     row = {
         "id": event.initiative_id,
         "appraisal_seq": event.appraisal_seq,

@@ -21,7 +21,7 @@ from review.domain.arrivals import ItemState, apply_content, apply_withdrawal, c
 from review.handlers.events import InitiativeContent, InitiativeWithdrawn
 from review.runtime import ReviewRuntime
 from shared.envelope import Envelope
-from shared.messaging import AfterBatch
+from shared.messaging import AfterBatch, parse_event
 
 PENDING_KEY = "review_pending"
 # A new item another replica inserted between our read and our insert is folded again over the stored row.
@@ -34,13 +34,13 @@ def _note(session: AsyncSession, initiative_id: str, kind: str, data: dict[str, 
 
 async def on_initiative(session: AsyncSession, env: Envelope) -> None:
     """initiative.submitted.v1 and initiative.revised.v1 carry the whole initiative."""
-    event = InitiativeContent.model_validate(env.data)
+    event = parse_event(InitiativeContent, env)
     # The fold reads the validated field values (``vars``: no copy); a payload that cannot be read never gets here.
     _note(session, event.id, "content", content_of(vars(event)))
 
 
 async def on_withdrawn(session: AsyncSession, env: Envelope) -> None:
-    event = InitiativeWithdrawn.model_validate(env.data)
+    event = parse_event(InitiativeWithdrawn, env)
     _note(session, event.id, "withdrawn", vars(event))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.envelope import Envelope, new_event
-from shared.messaging import stage
+from shared.messaging import parse_event, stage
 from tally.adapters import facts as fact_store
 from tally.adapters.counters import Deltas, advance_campaign_totals, apply_own
 from tally.adapters.orm import outbox
@@ -30,17 +30,17 @@ def _stage(session: AsyncSession, initiative_id: str, data: dict[str, Any], merg
 
 
 async def on_initiative_content(session: AsyncSession, env: Envelope) -> None:
-    event = InitiativeContent.model_validate(env.data)
+    event = parse_event(InitiativeContent, env)
     _stage(session, event.id, vars(event), on_content)
 
 
 async def on_initiative_withdrawn(session: AsyncSession, env: Envelope) -> None:
-    event = InitiativeWithdrawn.model_validate(env.data)
+    event = parse_event(InitiativeWithdrawn, env)
     _stage(session, event.id, vars(event), on_withdrawn)
 
 
 async def on_initiative_reviewed(session: AsyncSession, env: Envelope) -> None:
-    event = InitiativeReviewed.model_validate(env.data)
+    event = parse_event(InitiativeReviewed, env)
     _stage(session, event.initiative_id, vars(event), on_reviewed)
 
 
