@@ -14,6 +14,10 @@ queue to be retried, or straight to the dead-letter queue), with their count of 
 ``x-sangkien-attempts``, and only then is the pack acknowledged. If that publish fails, the whole pack
 goes back to the queue; the events already handled are skipped by the inbox when it returns.
 
+**Reasons.** A consumer may dead-letter an event with a reason (a payload its model refuses). A broker's
+reject cannot carry one, so such an event, lone or in a pack, is published to the dead-letter queue with
+the reason in ``x-sangkien-dead-reason`` and its message acknowledged, as a pack's events are.
+
 Acknowledgements of a batch are sent as one ``basic.ack`` with ``multiple``: each consumer loop
 handles its batches one after another on its own channel and never splits a message across batches,
 so every earlier delivery tag of that channel is settled by then.
