@@ -47,7 +47,7 @@ async def test_status_dead_letters_and_tally_verify(tmp_path: Path, capsys: pyte
         assert status["dead_letters"] == 1 and status["queue"]["consumers"] == 1
 
         code, out = await ops("dead-letters", "list", "tally")
-        assert code == 1 and "initiative.submitted.v1" in out and "rejected" in out
+        assert code == 1 and "initiative.submitted.v1" in out and "undecodable" in out
         code, out = await ops("dead-letters", "inspect", "tally", "0")
         assert code == 0 and json.loads(out)["body"] == "{broken"
         code, out = await ops("dead-letters", "inspect", "tally", "7")
