@@ -1,8 +1,7 @@
 """Tally's own copy of the events it reads (eShop's way: no model is shared between services).
 
 Tolerant readers: unknown fields are ignored and a missing optional field takes its default; a
-payload these models refuse is poison (``shared.messaging``), dead-lettered with the reason. Every
-one of them places its initiative (campaign, unit) so that it can be counted in any order.
+payload these models refuse is poison (``shared.messaging``), dead-lettered with the reason.
 """
 
 from __future__ import annotations
@@ -23,38 +22,36 @@ class Author(TypedDict):
     member_id: str
 
 
-class InitiativeContent(BaseModel):
-    """``initiative.submitted.v1`` and ``initiative.revised.v1`` (intake); the highest ``revision`` wins."""
+class Placed(BaseModel):
+    """What places an initiative in the figures, repeated by every event about it so that it counts in any
+    order."""
 
-    id: InitiativeId
     campaign: Code
     unit_code: Code
     phase: str | None = None
     authors: list[Author] = []
+
+
+class InitiativeContent(Placed):
+    """``initiative.submitted.v1`` and ``initiative.revised.v1`` (intake); the highest ``revision`` wins."""
+
+    id: InitiativeId
     expected_benefit_vnd: int | None = None
     submitted_at: datetime | None = None
     revision: int = 0
 
 
-class InitiativeWithdrawn(BaseModel):
+class InitiativeWithdrawn(Placed):
     """``initiative.withdrawn.v1`` (intake): terminal."""
 
     id: InitiativeId
-    campaign: Code
-    unit_code: Code
-    phase: str | None = None
-    authors: list[Author] = []
 
 
-class InitiativeReviewed(BaseModel):
+class InitiativeReviewed(Placed):
     """``initiative.reviewed.v1`` (review): the decision with the highest ``decision_seq`` wins. It repeats the
     facts a counter needs, so it counts even when it arrives before the submission."""
 
     initiative_id: InitiativeId
-    campaign: Code
-    unit_code: Code
-    phase: str | None = None
-    authors: list[Author] = []
     expected_benefit_vnd: int | None = None
     submitted_at: datetime | None = None
     outcome: str | None = None
