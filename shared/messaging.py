@@ -447,7 +447,8 @@ class Dispatcher:
         for etype, n in Counter(env.type for env in fresh).items():
             self.metrics.events_consumed.labels(etype).inc(n)
         for d in deliveries:
-            reason = poison.get((d.envelope.id, d.envelope.routing_key)) if poison and d.envelope else None
+            # One dead letter per poison event: a second copy of it in the batch is acknowledged.
+            reason = poison.pop((d.envelope.id, d.envelope.routing_key), None) if poison and d.envelope else None
             if reason is None:
                 await d.ack()
                 continue
