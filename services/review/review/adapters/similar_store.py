@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, any_, bindparam, select
+from sqlalchemy import BigInteger, String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,10 @@ from review.domain.similarity import (
     signatures_of,
     text_of,
 )
+
+# What the index loads of a signature row: not the shingle set, which stays in the table until a candidate is
+# scored exactly (``shingle_sets``).
+INDEXED = (signatures.c.id, signatures.c.initiative_id, signatures.c.campaign, signatures.c.seq, signatures.c.signature)
 
 SYNC_CHUNK = 5000
 GAP_WINDOW = 2000
@@ -67,14 +71,14 @@ class SimilarityStore:
         loaded = 0
         if self._holes and session.bind.dialect.name == "postgresql":
             # Ids skipped so far: drawn by a transaction still open then (or rolled back for good).
-            query = select(signatures).where(signatures.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+            query = select(*INDEXED).where(signatures.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
             rows = (await session.execute(query, {"ids": sorted(self._holes)})).all()
             self._load(rows)
             loaded += len(rows)
         while True:
             rows = (
                 await session.execute(
-                    select(signatures).where(signatures.c.id > self.last_id).order_by(signatures.c.id).limit(SYNC_CHUNK)
+                    select(*INDEXED).where(signatures.c.id > self.last_id).order_by(signatures.c.id).limit(SYNC_CHUNK)
                 )
             ).all()
             self._load(rows)
@@ -99,52 +103,73 @@ class SimilarityStore:
                 self._holes.discard(rid)
         for campaign, group in by_campaign.items():
             index = self.index(campaign)
-            sets = [np.frombuffer(r.shingles, dtype=np.uint32) for r in group]
             if len(group) == 1:
-                sig = np.frombuffer(group[0].signature, dtype=np.uint64)
-                index.add(group[0].initiative_id, int(group[0].seq), sets[0], sig)
+                index.add(group[0].initiative_id, int(group[0].seq), np.frombuffer(group[0].signature, np.uint64))
                 continue
             sigs = np.stack([np.frombuffer(r.signature, dtype=np.uint64) for r in group])
-            index.add_many([r.initiative_id for r in group], [int(r.seq) for r in group], sets, sigs)
+            index.add_many([r.initiative_id for r in group], [int(r.seq) for r in group], sigs)
 
-    async def lookup_batch(self, entries: list[Entry]) -> dict[str, Found]:
+    async def lookup_batch(self, session: AsyncSession, entries: list[Entry]) -> dict[str, Found]:
         """Each entry's earlier near-duplicates, in ``seq`` order: among the indexed initiatives and among the
         batch's own entries before it (kept apart until the batch commits and ``sync`` loads them), scored
-        together."""
-        found: dict[str, Found] = {}
+        together. The indexed candidates whose sketches may reach the threshold are scored on their shingle sets,
+        read in one statement for the whole batch."""
         ordered = sorted(entries, key=lambda e: (e.campaign, e.seq))
         sets = [shingles(text_of(e.title, e.solution or e.effect)) for e in ordered]
         sigs = signatures_of(sets)
         keys = band_keys_many(sigs)
         # The batch's own entries so far, by band key (per campaign: keys carry no campaign).
         earlier: dict[tuple[str, int], list[int]] = {}
+        # Per entry: its candidates from the index (ids, seqs) and from the batch (positions in ``ordered``).
+        shortlists: list[tuple[list[str], list[int], list[int]]] = []
         for n, e in enumerate(ordered):
             if n and n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # CPU-bound: let requests through between slices of a large batch
-            row_keys = keys[n]
-            matches: list[Match] = []
+            row_keys = keys[n].tolist()
+            ids: list[str] = []
+            seqs: list[int] = []
+            own: list[int] = []
             if e.look:
-                ids, seqs, cands = self.index(e.campaign).shortlist(row_keys, e.seq, e.initiative_id)
-                shared = Counter(j for key in row_keys.tolist() for j in earlier.get((e.campaign, key), ()))
+                ids, seqs = self.index(e.campaign).shortlist(sigs[n], e.seq, e.initiative_id, self.threshold)
+                shared = Counter(j for key in row_keys for j in earlier.get((e.campaign, key), ()))
                 # As in the index: the batch's candidates sharing the most bands.
-                own = [j for j, _ in shared.most_common(MAX_CANDIDATES)]
+                own = sorted(j for j, _ in shared.most_common(MAX_CANDIDATES))
                 if own:
                     # A revised initiative may be indexed with its old text: the batch's newer text wins.
                     newer = {ordered[j].initiative_id for j in own}
                     kept = [i for i, iid in enumerate(ids) if iid not in newer]
-                    ids, seqs, cands = [ids[i] for i in kept], [seqs[i] for i in kept], [cands[i] for i in kept]
-                    for j in sorted(own):
-                        if ordered[j].seq < e.seq and ordered[j].initiative_id != e.initiative_id:
-                            ids.append(ordered[j].initiative_id)
-                            seqs.append(ordered[j].seq)
-                            cands.append(sets[j])
-                matches = best_matches(sets[n], ids, seqs, cands, threshold=self.threshold)
-            for key in row_keys.tolist():
+                    ids, seqs = [ids[i] for i in kept], [seqs[i] for i in kept]
+                    own = [j for j in own if ordered[j].seq < e.seq and ordered[j].initiative_id != e.initiative_id]
+            for key in row_keys:
                 bucket = earlier.setdefault((e.campaign, key), [])
                 if len(bucket) < MAX_CANDIDATES:
                     bucket.append(n)
+            shortlists.append((ids, seqs, own))
+        stored = await shingle_sets(session, {iid for ids, _, _ in shortlists for iid in ids})
+        found: dict[str, Found] = {}
+        for n, (e, (ids, seqs, own)) in enumerate(zip(ordered, shortlists, strict=True)):
+            matches: list[Match] = []
+            if e.look:
+                known = [i for i, iid in enumerate(ids) if iid in stored]  # a row the index has was written
+                cand_ids = [ids[i] for i in known] + [ordered[j].initiative_id for j in own]
+                cand_seqs = [seqs[i] for i in known] + [ordered[j].seq for j in own]
+                cands = [stored[ids[i]] for i in known] + [sets[j] for j in own]
+                matches = best_matches(sets[n], cand_ids, cand_seqs, cands, threshold=self.threshold)
             found[e.initiative_id] = Found(matches, sets[n], sigs[n])
         return found
+
+
+async def shingle_sets(session: AsyncSession, initiative_ids: set[str]) -> dict[str, np.ndarray]:
+    """The newest stored shingle set of each initiative (a revision adds a row; the last one wins)."""
+    if not initiative_ids:
+        return {}
+    query = select(signatures.c.initiative_id, signatures.c.shingles).order_by(signatures.c.id)
+    if session.bind.dialect.name == "postgresql":  # one array parameter: one prepared statement for any count
+        query = query.where(signatures.c.initiative_id == any_(bindparam("ids", type_=ARRAY(String))))
+        rows = await session.execute(query, {"ids": list(initiative_ids)})
+    else:
+        rows = await session.execute(query.where(signatures.c.initiative_id.in_(sorted(initiative_ids))))
+    return {r.initiative_id: np.frombuffer(r.shingles, dtype=np.uint32) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)
