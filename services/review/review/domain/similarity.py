@@ -264,24 +264,26 @@ class SimilarityIndex:
         return max(self._merge_at, min(len(self.ids) // 4, MAX_RECENT))
 
     def _merge(self, extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        parts_k = [self._keys]
-        parts_d = [self._docs]
+        """The sorted table again, with the recent inserts (and ``extra`` keys and documents) merged in. Each entry
+        is sorted as one 64-bit word, key above document: no index array, so a national merge peaks at about
+        twice the table (a bucket lists its documents oldest first)."""
+        if not self._recent and extra is None:
+            self._recent_count = 0
+            return
+        parts = [(self._keys.astype(np.uint64) << np.uint64(32)) | self._docs]
+        self._keys = self._docs = np.zeros(0, dtype=np.uint32)  # freed before the merged table is built
         if self._recent:
             count = sum(len(docs) for docs in self._recent.values())
-            parts_k.append(
-                np.fromiter((k for k, docs in self._recent.items() for _ in docs), dtype=np.uint32, count=count)
+            parts.append(
+                np.fromiter(((k << 32) | d for k, docs in self._recent.items() for d in docs), np.uint64, count=count)
             )
-            parts_d.append(np.fromiter((d for ds in self._recent.values() for d in ds), dtype=np.uint32, count=count))
         if extra is not None:
-            parts_k.append(extra[0])
-            parts_d.append(extra[1])
-        if len(parts_k) > 1:
-            all_keys = np.concatenate(parts_k)
-            # Stable sort of sorted runs: a merge, close to linear.
-            order = np.argsort(all_keys, kind="stable")
-            self._keys = all_keys[order]
-            del all_keys
-            self._docs = np.concatenate(parts_d)[order]
+            parts.append((extra[0].astype(np.uint64) << np.uint64(32)) | extra[1])
+        words = np.concatenate(parts)
+        del parts
+        words.sort()
+        self._keys = (words >> np.uint64(32)).astype(np.uint32)
+        self._docs = words.astype(np.uint32)  # the low 32 bits
         self._recent = {}
         self._recent_count = 0
 
