@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from review.adapters.similar_store import Entry
+from review.adapters.similar_store import Entry, RecentSets
 from review.app import create
 from review_testkit import TOPOLOGY, Review, initiative, review_settings, start_review
 
@@ -300,6 +300,12 @@ async def test_claim_shows_earlier_near_duplicates(review: Review) -> None:
         async with again.state.ctx.sessions() as session:
             found = await again.state.ctx.extras["review"].similarity.lookup_batch(session, [probe])
         assert [m.initiative_id for m in found[probe.initiative_id].matches] == [original["id"]]
+        # With no shingle set kept in memory, the candidate's is read from review_signature: the same match.
+        store = again.state.ctx.extras["review"].similarity
+        store.recent = RecentSets(limit=0)
+        async with again.state.ctx.sessions() as session:
+            again_found = await store.lookup_batch(session, [probe])
+        assert again_found[probe.initiative_id].matches == found[probe.initiative_id].matches
 
 
 async def test_item_view_follows_the_internal_contract_and_the_scope(review: Review) -> None:

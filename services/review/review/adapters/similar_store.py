@@ -5,6 +5,10 @@ others, and its own committed ones, once per consumed batch), so the in-memory L
 the persisted signatures. On
 PostgreSQL ids are drawn before commit, so a row with a smaller id can become visible after a
 larger one: the ids skipped within the last ``GAP_WINDOW`` (usually none) are looked for again.
+
+The index holds signatures' sketches, not shingle sets: the candidates a sketch keeps are scored exactly on
+their sets, the newest ``RECENT_SETS`` of which stay in memory; the others are read back in one statement
+per batch.
 """
 
 from __future__ import annotations
@@ -33,13 +37,29 @@ from review.domain.similarity import (
     text_of,
 )
 
-# What the index loads of a signature row: not the shingle set, which stays in the table until a candidate is
-# scored exactly (``shingle_sets``).
-INDEXED = (signatures.c.id, signatures.c.initiative_id, signatures.c.campaign, signatures.c.seq, signatures.c.signature)
-
 SYNC_CHUNK = 5000
 GAP_WINDOW = 2000
 YIELD_EVERY = 64
+# Shingle sets kept in memory for exact scoring: the newest loaded (and the last read back), about 1.1 KB each,
+# so at most ~145 MB. A candidate outside them is read from review_signature.
+RECENT_SETS = 131_072
+
+
+class RecentSets:
+    """The shingle sets of the initiatives loaded or scored last, oldest dropped first."""
+
+    def __init__(self, limit: int = RECENT_SETS) -> None:
+        self.limit = limit
+        self._sets: dict[str, np.ndarray] = {}
+
+    def get(self, initiative_id: str) -> np.ndarray | None:
+        return self._sets.get(initiative_id)
+
+    def put(self, initiative_id: str, shingle_set: np.ndarray) -> None:
+        self._sets.pop(initiative_id, None)  # a revision's set replaces the old one and counts as new
+        self._sets[initiative_id] = shingle_set
+        if len(self._sets) > self.limit:
+            del self._sets[next(iter(self._sets))]
 
 
 class SimilarityStore:
@@ -49,6 +69,7 @@ class SimilarityStore:
         self.last_id = 0
         self._holes: set[int] = set()  # ids below last_id (within GAP_WINDOW of it) not seen yet
         self._lock = asyncio.Lock()
+        self.recent = RecentSets()
 
     def index(self, campaign: str) -> SimilarityIndex:
         if campaign not in self.indexes:
@@ -71,14 +92,14 @@ class SimilarityStore:
         loaded = 0
         if self._holes and session.bind.dialect.name == "postgresql":
             # Ids skipped so far: drawn by a transaction still open then (or rolled back for good).
-            query = select(*INDEXED).where(signatures.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+            query = select(signatures).where(signatures.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
             rows = (await session.execute(query, {"ids": sorted(self._holes)})).all()
             self._load(rows)
             loaded += len(rows)
         while True:
             rows = (
                 await session.execute(
-                    select(*INDEXED).where(signatures.c.id > self.last_id).order_by(signatures.c.id).limit(SYNC_CHUNK)
+                    select(signatures).where(signatures.c.id > self.last_id).order_by(signatures.c.id).limit(SYNC_CHUNK)
                 )
             ).all()
             self._load(rows)
@@ -94,6 +115,7 @@ class SimilarityStore:
         by_campaign: dict[str, list[Any]] = {}
         for r in rows:
             by_campaign.setdefault(r.campaign, []).append(r)
+            self.recent.put(r.initiative_id, np.frombuffer(r.shingles, dtype=np.uint32))
             rid = int(r.id)
             if rid > self.last_id:
                 # Ids between the last one seen and this one are holes to look for again (recent ones only).
@@ -145,7 +167,7 @@ class SimilarityStore:
                 if len(bucket) < MAX_CANDIDATES:
                     bucket.append(n)
             shortlists.append((ids, seqs, own))
-        stored = await shingle_sets(session, {iid for ids, _, _ in shortlists for iid in ids})
+        stored = await self._sets_of(session, {iid for ids, _, _ in shortlists for iid in ids})
         found: dict[str, Found] = {}
         for n, (e, (ids, seqs, own)) in enumerate(zip(ordered, shortlists, strict=True)):
             matches: list[Match] = []
@@ -156,6 +178,23 @@ class SimilarityStore:
                 cands = [stored[ids[i]] for i in known] + [sets[j] for j in own]
                 matches = best_matches(sets[n], cand_ids, cand_seqs, cands, threshold=self.threshold)
             found[e.initiative_id] = Found(matches, sets[n], sigs[n])
+        return found
+
+    async def _sets_of(self, session: AsyncSession, initiative_ids: set[str]) -> dict[str, np.ndarray]:
+        """The shingle sets of ``initiative_ids``: the recent ones from memory, the others in one statement."""
+        found: dict[str, np.ndarray] = {}
+        missing: set[str] = set()
+        for iid in initiative_ids:
+            known = self.recent.get(iid)
+            if known is None:
+                missing.add(iid)
+            else:
+                found[iid] = known
+        if missing:
+            read = await shingle_sets(session, missing)
+            for iid, shingle_set in read.items():
+                self.recent.put(iid, shingle_set)
+            found.update(read)
         return found
 
 
