@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Unpack
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -215,17 +215,9 @@ async def export_awards(session: AsyncSession, code: str, file_format: str) -> b
 # ---- awards --------------------------------------------------------------------------------------
 
 
-async def find_awards(
-    session: AsyncSession,
-    *,
-    campaign: str | None,
-    scheme: str | None,
-    member: str | None,
-    unit: str | None,
-    limit: int,
-) -> dict[str, Any]:
+async def find_awards(session: AsyncSession, **filters: Unpack[store.AwardFilters]) -> dict[str, Any]:
     async with session.begin():
-        rows = await store.find_awards(session, campaign=campaign, scheme=scheme, member=member, unit=unit, limit=limit)
+        rows = await store.find_awards(session, **filters)
     return {"items": [award_out(r) for r in rows]}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import orjson
 from sqlalchemy import Select, select
@@ -100,16 +100,19 @@ async def award(session: AsyncSession, award_id: str) -> Any | None:
     return (await session.execute(_with_revocation().where(awards.c.id == award_id))).first()
 
 
-async def find_awards(
-    session: AsyncSession,
-    *,
-    campaign: str | None,
-    scheme: str | None,
-    member: str | None,
-    unit: str | None,
-    limit: int,
-) -> list[Any]:
-    """Awards with their revocations; ``unit`` is the unit's whole subtree, as the unit replica knows it."""
+class AwardFilters(TypedDict):
+    """Which awards to read: None leaves a filter out; ``unit`` is the unit's whole subtree."""
+
+    campaign: str | None
+    scheme: str | None
+    member: str | None
+    unit: str | None
+    limit: int
+
+
+async def find_awards(session: AsyncSession, **filters: Unpack[AwardFilters]) -> list[Any]:
+    """Awards with their revocations, as the unit replica knows the subtrees."""
+    campaign, scheme, member, unit = filters["campaign"], filters["scheme"], filters["member"], filters["unit"]
     stmt = _with_revocation()
     if campaign is not None:
         stmt = stmt.where(awards.c.campaign == campaign)
@@ -121,7 +124,7 @@ async def find_awards(
         in_tree = select(units.c.code).where(subtree_clause(units.c.path, unit))
         stmt = stmt.where(awards.c.unit_code.in_(in_tree))
     stmt = stmt.order_by(awards.c.campaign, awards.c.scheme_code, awards.c.signed_on, awards.c.rank, awards.c.id)
-    return list((await session.execute(stmt.limit(limit))).all())
+    return list((await session.execute(stmt.limit(filters["limit"]))).all())
 
 
 async def export_rows(session: AsyncSession, code: str) -> list[Any]:
