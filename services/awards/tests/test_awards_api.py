@@ -326,6 +326,14 @@ async def test_request_bodies_are_documented_and_refused_in_vietnamese(h: Harnes
     )
     assert r.status_code == 422
     assert r.json()["error"]["details"] == [{"field": "signed_on", "message": "Ngày không hợp lệ (YYYY-MM-DD)"}]
+    r = await c.post(
+        "/api/v1/awards/schemes/COL-1/decision",
+        json={"decision_no": "1/QĐ", "signed_on": "2023-09-07", "approve": ["TH-01-001", 5]},
+        headers=OP,
+    )
+    assert r.status_code == 422
+    message = 'Phải là "all" hoặc danh sách mã đơn vị/đoàn viên (tối đa 100000)'
+    assert r.json()["error"]["details"] == [{"field": "approve", "message": message}]
     r = await c.post("/api/v1/awards/schemes/COL-1/nominations", json={"snapshot_id": 7}, headers=OP)
     assert r.status_code == 422
     assert r.json()["error"]["details"] == [{"field": "snapshot_id", "message": "Phải là chuỗi ký tự"}]

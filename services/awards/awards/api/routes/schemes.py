@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
+from pydantic_core import PydanticCustomError
 
 from awards import service
 from awards.api.deps import ContextDep, Operator, SchemeCode, SessionDep, TallyDep
@@ -34,6 +35,17 @@ class DecisionRequest(BaseModel):
     signed_on: date
     # "all" of the latest nominations, or the recipients by unit code / member id (or {"unit_code": …}).
     approve: Literal["all"] | list[str | dict[str, str]] = Field(max_length=MAX_BODY_ITEMS)
+
+    @field_validator("approve", mode="wrap")
+    @classmethod
+    def _all_or_recipients(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # One message for the field, not one per member of the union.
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError(
+                "approve", f'Phải là "all" hoặc danh sách mã đơn vị/đoàn viên (tối đa {MAX_BODY_ITEMS})'
+            ) from None
 
 
 @router.put("/schemes/{code}")
