@@ -40,6 +40,8 @@ units = Table(
     Column("path", String(1000), nullable=False, index=True),
     Column("depth", Integer, nullable=False),
     Column("revision", BigInteger, nullable=False),
+    # fold(code + " " + name): what the unit search compares (migration 0004; a trigram index on PostgreSQL).
+    Column("search_key", String(600), nullable=False, server_default=""),
     Index("ix_units_kind_cluster", "kind", "cluster"),
 )
 

@@ -1,0 +1,58 @@
+"""units.search_key: the folded code and name that the unit pickers search (issue 16)
+
+``search_key`` is ``shared.text.fold(code + " " + name)``: lower case, no diacritics, punctuation as spaces.
+A search matches every word of the folded query as a substring of it. On PostgreSQL a trigram GIN index
+(``pg_trgm``, a trusted extension) serves those ``LIKE '%…%'`` conditions; SQLite, the one-machine mode,
+scans the caller's subtree. Existing units are filled in here, in pages of 5,000.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-29
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from shared.text import fold
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+PAGE = 5000
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    with op.batch_alter_table("units") as batch:
+        batch.add_column(sa.Column("search_key", sa.String(600), nullable=False, server_default=""))
+    units = sa.table("units", sa.column("code", sa.String), sa.column("name", sa.String), sa.column("search_key"))
+    update = sa.update(units).where(units.c.code == sa.bindparam("b_code")).values(search_key=sa.bindparam("b_key"))
+    after = ""
+    while True:
+        rows = bind.execute(
+            sa.select(units.c.code, units.c.name).where(units.c.code > after).order_by(units.c.code).limit(PAGE)
+        ).all()
+        if not rows:
+            break
+        bind.execute(update, [{"b_code": r.code, "b_key": fold(f"{r.code} {r.name}")} for r in rows])
+        after = rows[-1].code
+    if bind.dialect.name == "postgresql":
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.create_index(
+            "ix_units_search_key_trgm",
+            "units",
+            ["search_key"],
+            postgresql_using="gin",
+            postgresql_ops={"search_key": "gin_trgm_ops"},
+        )
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_index("ix_units_search_key_trgm", table_name="units")
+    with op.batch_alter_table("units") as batch:
+        batch.drop_column("search_key")
