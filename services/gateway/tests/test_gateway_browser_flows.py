@@ -656,7 +656,8 @@ async def test_operator_console_tables_forms_and_confirmed_irreversible_acts(sit
     await page.fill("input[name=self_set][data-unit=HN-CG][data-phase=P1]", "")
     await page.click("#quota-form button[type=submit]")
     await expect(page.locator("#quota-result")).to_contain_text("Đã lưu: 2")
-    assert site.world.bodies("/quotas")[-1][1] == {"unit_code": "HN-BD", "phase": "P2", "assigned": 600, "self_set": 750}
+    saved = site.world.bodies("/quotas")[-1]
+    assert saved[1] == {"unit_code": "HN-BD", "phase": "P2", "assigned": 600, "self_set": 750}
     # the campaign and its phases in a form; a phase ending before it opens is refused in words
     await expect(page.locator("#cp-phases tbody tr")).to_have_count(2)
     await page.click("#cp-add-phase")
