@@ -283,6 +283,8 @@ async def test_support_form_tells_unknown_from_out_of_scope_and_shows_the_apis_e
     await page.fill("#unit_code", "dien luc ba dinh")
     await expect(page.locator("#unit_code-list [role=option]")).to_have_count(1)
     await expect(page.locator("#unit_code-list")).to_contain_text("CĐCS Công ty Điện lực Ba Đình · Công đoàn cơ sở")
+    await shoot(page, "support-picker", viewport)
+    await assert_accessible(page)  # with the listbox open
     await page.keyboard.press("ArrowDown")
     await page.keyboard.press("Enter")
     assert await page.input_value("#unit_code") == "HN-BD-001"
@@ -530,6 +532,7 @@ async def test_dashboard_figures_fit_and_unit_errors_are_told_apart(site: Site, 
     await expect(page.locator("#unit-name")).to_have_text("CĐCS Trường học số 42 · Công đoàn cơ sở")
     await page.fill("#unit", "cau giay")
     await expect(page.locator("#unit-list [role=option]").first).to_contain_text("HN-CG LĐLĐ quận Cầu Giấy")
+    await assert_accessible(page)
     await page.fill("#unit", "tinh thanh hoa")
     await expect(page.locator("#unit-status")).to_have_text("Đơn vị nằm ngoài phạm vi của tài khoản")
     await page.fill("#unit", "HN")
