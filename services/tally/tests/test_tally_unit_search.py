@@ -69,6 +69,7 @@ async def test_search_stays_inside_the_callers_subtree(planned: tuple[FastAPI, h
     assert r.json() == {"items": [], "more": False, "outside_scope": False}
     # A subtree role without a unit finds nothing (fails closed); a signed-out caller is refused.
     assert await _codes(client, "cdcs", auth("unit_admin", None)) == []
+    assert await _codes(client, "", auth("support", "XX-9")) == []  # a unit the tree does not know
     assert (await client.get("/api/v1/units", params={"q": "cdcs"})).status_code == 401
 
 
@@ -112,10 +113,11 @@ async def test_0004_fills_the_search_key_of_stored_units(database_url: str) -> N
             key = (await conn.execute(select(units.c.search_key).where(units.c.code == "TH"))).scalar_one()
             assert key == "th ldld tinh thanh hoa"
             if engine.dialect.name == "postgresql":
-                index = await conn.execute(
-                    text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_units_search_key_trgm'")
-                )
-                assert "gin_trgm_ops" in index.scalar_one()
+                found = await conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'units'"))
+                indexes = {name: definition for name, definition in found.all()}
+                assert "gin_trgm_ops" in indexes["ix_units_search_key_trgm"]
+                assert "varchar_pattern_ops" in indexes["ix_units_path_prefix"]
+                assert "ix_units_depth_code" in indexes
         await run_migrations(engine, DEFINITION.migrations, revision="0003", down=True)
         async with engine.connect() as conn:
             columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("units")})

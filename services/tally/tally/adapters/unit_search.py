@@ -35,9 +35,17 @@ async def search_units(
     words = fold(query).split()[:MAX_WORDS]
     stmt = select(units.c.code, units.c.name, units.c.kind, units.c.parent_code, units.c.path).where(_matches(words))
     if not everywhere:
-        stmt = stmt.where(subtree_clause(units.c.path, root))
-    exact = case((units.c.code == query.strip(), 0), else_=1)
-    rows = (await session.execute(stmt.order_by(exact, units.c.depth, units.c.code).limit(limit + 1))).all()
+        # The prefix of the root's own path narrows by the path index (where the collation lets LIKE use it);
+        # subtree_clause keeps the match exact and case-sensitive on both dialects.
+        prefix = root and (await session.execute(select(units.c.path).where(units.c.code == root))).scalar()
+        if not prefix:
+            return [], False
+        stmt = stmt.where(units.c.path.startswith(prefix, autoescape=True), subtree_clause(units.c.path, root))
+    # Without a query nothing is exact, and the (depth, code) index gives the top of the tree in order.
+    order = [units.c.depth, units.c.code]
+    if query.strip():
+        order.insert(0, case((units.c.code == query.strip(), 0), else_=1))
+    rows = (await session.execute(stmt.order_by(*order).limit(limit + 1))).all()
     items = [
         {"code": r.code, "name": r.name, "kind": r.kind, "parent_code": r.parent_code, "path": parse_path(r.path)}
         for r in rows[:limit]
