@@ -136,7 +136,7 @@ async def test_a_running_service_raises_the_collector_thresholds_and_restores_th
 ) -> None:
     import gc
 
-    from shared.service import GC_THRESHOLDS
+    from shared.gc_tuning import GC_THRESHOLDS
 
     before = gc.get_threshold()
     assert before != GC_THRESHOLDS
