@@ -97,6 +97,6 @@ class ServiceLabel(Collector):
             for family in collector.collect():
                 out = Metric(family.name, family.documentation, family.type, family.unit)
                 for sample in family.samples:
-                    labels = sample.labels if "service" in sample.labels else {**sample.labels, "service": self.service}
+                    labels = sample.labels if "service" in sample.labels else {"service": self.service, **sample.labels}
                     out.add_sample(sample.name, labels, sample.value, sample.timestamp, sample.exemplar)
                 yield out
