@@ -49,7 +49,7 @@ async def test_event_flows_through_outbox_and_is_counted_once_even_when_delivere
         await bus.publish([env])
         assert (await c.get("/api/v1/counts/noted", headers=auth("reviewer"))).json()["n"] == 2
         metrics = (await c.get("/metrics")).text
-        assert 'sangkien_events_duplicate_total{type="demo.noted"} 1.0' in metrics
+        assert 'sangkien_demo_consumer_events_duplicate_total{service="demo_consumer",type="demo.noted"} 1.0' in metrics
 
 
 async def test_poison_message_is_dead_lettered_and_the_next_ones_still_flow(
