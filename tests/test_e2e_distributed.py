@@ -23,13 +23,14 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("tally", "intake", "review", "awards")
 
+# Each under the service's own name: sangkien_<service>_<metric>.
 REQUIRED_METRICS = (
-    "sangkien_http_requests_total",
-    "sangkien_http_request_duration_seconds_bucket",
-    "sangkien_events_published_total",
-    "sangkien_events_consumed_total",
-    "sangkien_events_failed_total",
-    "sangkien_outbox_backlog",
+    "http_requests_total",
+    "http_request_duration_seconds_bucket",
+    "events_published_total",
+    "events_consumed_total",
+    "events_failed_total",
+    "outbox_backlog_events",
 )
 
 
@@ -122,16 +123,16 @@ async def test_walking_skeleton_across_five_processes_on_rabbitmq_and_postgres(t
                     assert health["checks"] == {"database": True, "broker": True, "redis": True}, (name, health)
                     text = (await client.get(f"{urls[name]}/metrics")).text
                     for metric in REQUIRED_METRICS:
-                        assert metric in text, (name, metric)
+                        assert f"sangkien_{name}_{metric}" in text, (name, metric)
                     assert 'route="/health"' in text
                 # Every event was published from an outbox and consumed somewhere.
                 tally = (await client.get(f"{urls['tally']}/metrics")).text
-                assert 'sangkien_events_consumed_total{type="initiative.submitted"} 1.0' in tally
-                assert 'sangkien_events_consumed_total{type="initiative.reviewed"} 1.0' in tally
+                assert 'sangkien_tally_events_consumed_total{service="tally",type="initiative.submitted"} 1.0' in tally
+                assert 'sangkien_tally_events_consumed_total{service="tally",type="initiative.reviewed"} 1.0' in tally
                 intake = (await client.get(f"{urls['intake']}/metrics")).text
-                assert 'sangkien_events_published_total{type="initiative.submitted"} 1.0' in intake
+                published = 'sangkien_intake_events_published_total{service="intake",type="initiative.submitted"} 1.0'
+                assert published in intake
                 gateway = (await client.get(f"{urls['gateway']}/metrics")).text
-                assert "sangkien_http_requests_total" in gateway
                 assert "sangkien_gateway_http_requests_total{" in gateway
             await _operator_view(urls["gateway"])
     except BaseException:

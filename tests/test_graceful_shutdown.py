@@ -237,7 +237,8 @@ async def test_sigterm_during_a_burst_loses_nothing_and_redelivers_nothing(tmp_p
             assert handled == stored
             # Nothing redelivered beyond what the inbox absorbs: the second tally saw no event twice.
             metrics = (await client.get(f"{tally.url}/metrics")).text
-            duplicates = [line for line in metrics.splitlines() if line.startswith("sangkien_events_duplicate_total{")]
+            duplicate = "sangkien_tally_events_duplicate_total{"
+            duplicates = [line for line in metrics.splitlines() if line.startswith(duplicate)]
             assert duplicates == [], duplicates
             status = await client.get(f"{tally.url}/api/v1/ops/tally/status", headers=operator)
             assert status.json()["queue"]["unacked_here"] == 0 and status.json()["dead_letters"] == 0

@@ -77,7 +77,7 @@ async def _consumed(client: httpx.AsyncClient, url: str) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("sangkien_events_consumed_total{")
+        if line.startswith("sangkien_") and "_events_consumed_total{" in line
     )
 
 
