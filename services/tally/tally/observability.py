@@ -24,10 +24,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.envelope import Envelope
+from shared.instants import LOCAL_TZ
 from shared.metrics import ServiceMetrics
 from tally.adapters import queries
 from tally.adapters.orm import campaigns, units
-from tally.domain.counting import LOCAL_TZ
 
 PROVINCE_KINDS = ("province", "sector")
 
