@@ -35,11 +35,11 @@ class IntakeRuntime:
     settings: IntakeSettings
     # What "now" is (IntakeSettings.fixed_now pins it; tests move it).
     clock: Callable[[], datetime] = field(init=False)
+    # The rest is made in ``start``, for each lifespan (its event loop, engine and registry).
     # The batch endpoint's writers (IntakeSettings.batch_writers), taken before any connection.
     batch_slots: asyncio.Semaphore = field(init=False)
     # Set when an import job is queued: the import worker starts on it at once.
-    import_wake: asyncio.Event = field(default_factory=asyncio.Event)
-    # Made in ``start``, on the lifespan's engine and registry.
+    import_wake: asyncio.Event = field(init=False)
     plan: PlanReader | None = None
     writer: GroupCommitWriter | None = None
     metrics: IntakeMetrics | None = None
@@ -47,10 +47,11 @@ class IntakeRuntime:
     def __post_init__(self) -> None:
         fixed = self.settings.fixed_now
         self.clock = (lambda: fixed) if fixed is not None else (lambda: datetime.now(UTC))
-        self.batch_slots = asyncio.Semaphore(self.settings.batch_writers)
 
     async def start(self, ctx: ServiceContext) -> None:
         s = self.settings
+        self.batch_slots = asyncio.Semaphore(s.batch_writers)
+        self.import_wake = asyncio.Event()
         self.metrics = intake_metrics(ctx.metrics)
         self.plan = PlanReader(ctx.engine, s.plan_cache_ttl_s)
         self.writer = GroupCommitWriter(
