@@ -144,3 +144,18 @@ async def test_a_running_service_raises_the_collector_thresholds_and_restores_th
     async with running_app(consumer):
         assert gc.get_threshold() == GC_THRESHOLDS
     assert gc.get_threshold() == before
+
+
+def test_a_service_metric_is_named_for_its_service_made_once_and_labelled_with_it() -> None:
+    from shared.metrics import ServiceMetrics
+
+    metrics = ServiceMetrics("demo")
+    with pytest.raises(ValueError, match="sangkien_demo_"):
+        metrics.counter("demo_things_total", "Things")
+    made = metrics.counter("sangkien_demo_things_total", "Things", ["kind"])
+    # A second lifespan of the same app asks again, and gets the same counter (the registry holds one).
+    assert metrics.counter("sangkien_demo_things_total", "Things", ["kind"]) is made
+    with pytest.raises(ValueError, match="Counter"):
+        metrics.gauge("sangkien_demo_things_total", "Things")
+    made.labels("a").inc(2)
+    assert 'sangkien_demo_things_total{kind="a",service="demo"} 2.0' in metrics.render().decode()
