@@ -144,6 +144,10 @@ async def test_a_running_service_raises_the_collector_thresholds_and_restores_th
     async with running_app(consumer):
         assert gc.get_threshold() == GC_THRESHOLDS
     assert gc.get_threshold() == before
+    # GC_TUNED=false (how the tuning is measured again) leaves the collector alone.
+    untuned = _settings(tmp_path, "u").model_copy(update={"gc_tuned": False})
+    async with running_app(create_app(CONSUMER, untuned, broker=broker, topology=TOPOLOGY)):
+        assert gc.get_threshold() == before
 
 
 def test_a_service_metric_is_named_for_its_service_made_once_and_labelled_with_it() -> None:
