@@ -29,7 +29,7 @@ def definition(runtime: TallyRuntime) -> ServiceDefinition:
         migrations=MIGRATIONS,
         routers=[plan.router, figures.router, snapshots.router, ops.router],
         subscriptions=SUBSCRIPTIONS,
-        after_batch=runtime.around_batch(AFTER_BATCH),
+        after_batch=runtime.counting(AFTER_BATCH),
         runtime=runtime,
         on_start=[runtime.start],
         workers=[runtime.province_progress],

@@ -1,19 +1,17 @@
-"""What one running tally service holds besides its connections: its business metrics (tally.observability)
-and the unit paths its consumer batches read (tally.adapters.unit_path_cache)."""
+"""What one running tally service holds besides its connections: its business metrics (tally.observability)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.envelope import Envelope
 from shared.messaging import AfterBatch
 from shared.service import ServiceContext
-from tally.adapters.unit_path_cache import UnitPathCache
 from tally.observability import BusinessMetrics, count_batch, read_progress
 from tally.settings import TallySettings
 
@@ -25,21 +23,14 @@ log = logging.getLogger("tally.runtime")
 class TallyRuntime:
     settings: TallySettings
     business: BusinessMetrics | None = None
-    unit_paths: UnitPathCache | None = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.unit_paths = UnitPathCache() if self.settings.unit_path_cache else None
 
     async def start(self, ctx: ServiceContext) -> None:
         self.business = BusinessMetrics.on(ctx.metrics)
 
-    def around_batch(self, inner: AfterBatch) -> AfterBatch:
-        """``inner`` with the unit path cache lent to it, then the business counts of the batch (after the inbox,
-        so a redelivered event is not counted twice)."""
+    def counting(self, inner: AfterBatch) -> AfterBatch:
+        """``inner``, then what the batch counted, after the inbox (a redelivered event is not counted twice)."""
 
         async def counted(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
-            if self.unit_paths is not None:
-                self.unit_paths.lend(session)
             await inner(session, envelopes)
             if self.business is not None:
                 await count_batch(session, self.business, envelopes)

@@ -13,6 +13,4 @@ class TallySettings(ServiceSettings):
     max_import_bytes: int = 64 * 1024 * 1024
     # Consumption is set-based per batch (a few statements whatever its size): large batches, a deep prefetch.
     consumer_batch_size: int = 1000
-    # Consumer batches read unit paths through a cache kept between batches (tally.adapters.unit_path_cache).
-    unit_path_cache: bool = True
     consumer_prefetch: int = 4000

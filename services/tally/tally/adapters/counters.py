@@ -22,7 +22,6 @@ from shared.db import insert_ignore, upsert
 from tally.adapters import bulk
 from tally.adapters.members import MemberKey, add_member_deltas, held_units, participant_changes
 from tally.adapters.orm import WHOLE, campaign_totals, campaigns, counters, daily, milestones, units
-from tally.adapters.unit_path_cache import lent_to
 from tally.domain.counting import Contribution, Fact
 
 CHUNK = 2000
@@ -120,12 +119,6 @@ def parse_path(path: str) -> list[str]:
     return [p for p in path.split("/") if p]
 
 
-async def counted_paths(session: AsyncSession, codes: Iterable[str]) -> dict[str, list[str]]:
-    """``unit_paths`` for a consumer batch, through the runtime's cache when it lent one (adapters.unit_path_cache)."""
-    cache = lent_to(session)
-    return await (cache.paths_of(session, codes, unit_paths) if cache is not None else unit_paths(session, codes))
-
-
 async def unit_paths(session: AsyncSession, codes: Iterable[str]) -> dict[str, list[str]]:
     """Ancestor chains (ending with the unit) of known units; an unknown unit counts under itself only."""
     wanted = sorted(set(codes))
@@ -186,7 +179,7 @@ async def apply_own(session: AsyncSession, deltas: Deltas) -> None:
         await session.execute(PLAN_SHARED)
     before, after = await add_member_deltas(session, deltas.members)
     codes = deltas.units() | held_units(before.values()) | held_units(after.values())
-    paths = await counted_paths(session, codes)
+    paths = await unit_paths(session, codes)
     participants = participant_changes(before, after, paths, paths)
     await write_expanded(session, deltas.expanded(paths, participants))
 
