@@ -49,7 +49,7 @@ async def test_event_flows_through_outbox_and_is_counted_once_even_when_delivere
         await bus.publish([env])
         assert (await c.get("/api/v1/counts/noted", headers=auth("reviewer"))).json()["n"] == 2
         metrics = (await c.get("/metrics")).text
-        assert 'sangkien_events_duplicate_total{type="demo.noted"} 1.0' in metrics
+        assert 'sangkien_demo_consumer_events_duplicate_total{service="demo_consumer",type="demo.noted"} 1.0' in metrics
 
 
 async def test_poison_message_is_dead_lettered_and_the_next_ones_still_flow(
@@ -142,7 +142,7 @@ async def test_a_running_service_raises_the_collector_thresholds_and_restores_th
 ) -> None:
     import gc
 
-    from shared.service import GC_THRESHOLDS
+    from shared.gc_tuning import GC_THRESHOLDS
 
     before = gc.get_threshold()
     assert before != GC_THRESHOLDS
@@ -150,3 +150,22 @@ async def test_a_running_service_raises_the_collector_thresholds_and_restores_th
     async with running_app(consumer):
         assert gc.get_threshold() == GC_THRESHOLDS
     assert gc.get_threshold() == before
+    # GC_TUNED=false (how the tuning is measured again) leaves the collector alone.
+    untuned = _settings(tmp_path, "u").model_copy(update={"gc_tuned": False})
+    async with running_app(create_app(CONSUMER, untuned, broker=broker, topology=TOPOLOGY)):
+        assert gc.get_threshold() == before
+
+
+def test_a_service_metric_is_named_for_its_service_made_once_and_labelled_with_it() -> None:
+    from shared.metrics import ServiceMetrics
+
+    metrics = ServiceMetrics("demo")
+    with pytest.raises(ValueError, match="sangkien_demo_"):
+        metrics.counter("demo_things_total", "Things")
+    made = metrics.counter("sangkien_demo_things_total", "Things", ["kind"])
+    # A second lifespan of the same app asks again, and gets the same counter (the registry holds one).
+    assert metrics.counter("sangkien_demo_things_total", "Things", ["kind"]) is made
+    with pytest.raises(ValueError, match="Counter"):
+        metrics.gauge("sangkien_demo_things_total", "Things")
+    made.labels("a").inc(2)
+    assert 'sangkien_demo_things_total{kind="a",service="demo"} 2.0' in metrics.render().decode()
