@@ -453,11 +453,8 @@ MONITOR_PG = "PostgreSQL, the bench's monitor (not counted)"
 RABBIT = "RabbitMQ (beam.smp)"
 LOADGEN = "load generator (bench)"
 UNCOUNTED = (OTHER_PG, MONITOR_PG)
-EVENT_COUNTERS = (
-    "sangkien_events_published_total",
-    "sangkien_events_consumed_total",
-    "sangkien_events_dead_lettered_total",
-)
+# Each service's, as sangkien_<service>_<counter>{service="<service>",type="..."}.
+EVENT_COUNTERS = ("events_published_total", "events_consumed_total", "events_dead_lettered_total")
 
 
 class CpuMeter:
@@ -556,10 +553,10 @@ def cpu_per_item(start: dict[str, float], end: dict[str, float], items: int) -> 
 
 class Depths:
     """Every second, for each service: its queue's depth (messages *ready*, from a passive declare), the events it
-    is behind (published to its queue by the producers' ``sangkien_events_published_total`` less its own
-    ``sangkien_events_consumed_total`` and ``..._dead_lettered_total``, from each service's /metrics: this counts
-    the messages delivered to the consumer but not yet acknowledged too, which ``message_count`` does not) and
-    whether its outbox holds anything."""
+    is behind (published to its queue by the producers' ``sangkien_<producer>_events_published_total`` less its
+    own ``sangkien_<service>_events_consumed_total`` and ``..._dead_lettered_total``, from each service's /metrics:
+    this counts the messages delivered to the consumer but not yet acknowledged too, which ``message_count`` does
+    not) and whether its outbox holds anything."""
 
     def __init__(self, system: System) -> None:
         self.system = system
@@ -606,11 +603,12 @@ class Depths:
             _, text = await conn.request("GET", "/metrics")
             handled[s] = {}
             for line in text.decode().splitlines():
-                name, _, rest = line.partition('{type="')
-                if name not in EVENT_COUNTERS:
+                name, _, rest = line.partition(f'{{service="{s}",type="')
+                counter = name.removeprefix(f"sangkien_{s}_")
+                if counter not in EVENT_COUNTERS:
                     continue
                 etype, _, value = rest.partition('"} ')
-                if name == "sangkien_events_published_total":
+                if counter == "events_published_total":
                     published[etype] = published.get(etype, 0.0) + float(value)
                 else:
                     handled[s][etype] = handled[s].get(etype, 0.0) + float(value)

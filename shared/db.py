@@ -11,11 +11,13 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import BigInteger, Integer, MetaData, Table, event, text
+from sqlalchemy import BigInteger, Integer, MetaData, Table, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
+
+from shared.advisory_locks import AdvisoryLock
 
 
 def _json_dumps(value: Any) -> str:
@@ -89,7 +91,7 @@ def _migrate(
     cfg.attributes["target_metadata"] = target_metadata
     if connection.dialect.name == "postgresql":
         # Several replicas of one service may start together; one migrates, the others wait.
-        connection.execute(text("SELECT pg_advisory_xact_lock(72616)"))
+        connection.execute(select(func.pg_advisory_xact_lock(int(AdvisoryLock.MIGRATIONS))))
     if down:
         command.downgrade(cfg, revision)
     else:

@@ -1,13 +1,14 @@
 """Prometheus metrics of one service, on a registry of its own (embedded mode runs five in one process).
 
-Every metric is also exposed as ``sangkien_<service>_*`` (issue 17: names that say whose they are, units
-in the name): the counters are kept once, under the names below that tests and older dashboards know,
-and renamed at scrape time (``ServiceNames``), so the request path pays nothing for the second name.
+Every metric of a service is named ``sangkien_<service>_*`` (units in the name) and every sample carries
+a ``service`` label, so one selector (``{__name__=~"sangkien_(intake|review)_http_requests_total"}``)
+gathers a figure across services and ``by (service)`` tells them apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -15,114 +16,87 @@ from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "ServiceMetrics"]
+
+M = TypeVar("M", Counter, Gauge, Histogram)
 
 
 class ServiceMetrics:
+    """The service's metrics. ``counter``/``gauge``/``histogram`` answer the metric already made under
+    that name, so a service started again on the same app (tests, the embedded run) finds its own."""
+
     def __init__(self, service: str) -> None:
         self.service = service
+        self.prefix = f"sangkien_{service}_"
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.http_requests = Counter(
-            "sangkien_http_requests_total", "HTTP requests", ["service", "method", "route", "status"], registry=r
+        self._made: dict[str, Counter | Gauge | Histogram] = {}
+        self.registry.register(ServiceLabel(service, self._made))
+        p = self.prefix
+        # The HTTP metrics carry the service label themselves (ObservabilityMiddleware sets it).
+        self.http_requests = self.counter(
+            f"{p}http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
         )
-        self.http_latency = Histogram(
-            "sangkien_http_request_duration_seconds",
-            "HTTP request latency",
-            ["service", "method", "route"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.http_latency = self.histogram(
+            f"{p}http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"]
         )
-        self.events_published = Counter(
-            "sangkien_events_published_total", "Events published (confirmed by the broker)", ["type"], registry=r
+        self.events_published = self.counter(
+            f"{p}events_published_total", "Events published (confirmed by the broker)", ["type"]
         )
-        self.events_consumed = Counter(
-            "sangkien_events_consumed_total", "Events handled and committed", ["type"], registry=r
+        self.events_consumed = self.counter(f"{p}events_consumed_total", "Events handled and committed", ["type"])
+        self.events_failed = self.counter(f"{p}events_failed_total", "Event deliveries whose handler failed", ["type"])
+        self.events_duplicate = self.counter(
+            f"{p}events_duplicate_total", "Deliveries skipped because the inbox had them", ["type"]
         )
-        self.events_failed = Counter(
-            "sangkien_events_failed_total", "Event deliveries whose handler failed", ["type"], registry=r
+        self.events_dead_lettered = self.counter(
+            f"{p}events_dead_lettered_total", "Events sent to the dead-letter queue", ["type"]
         )
-        self.events_duplicate = Counter(
-            "sangkien_events_duplicate_total", "Deliveries skipped because the inbox had them", ["type"], registry=r
-        )
-        self.events_dead_lettered = Counter(
-            "sangkien_events_dead_lettered_total", "Events sent to the dead-letter queue", ["type"], registry=r
-        )
-        self.outbox_backlog = Gauge(
-            "sangkien_outbox_backlog",
+        self.outbox_backlog = self.gauge(
+            f"{p}outbox_backlog_events",
             "Outbox rows not yet published (PostgreSQL: the span of their ids, an upper bound)",
-            registry=r,
         )
-        self.outbox_publish_failures = Counter(
-            "sangkien_outbox_publish_failures_total", "Relay attempts that failed", registry=r
-        )
-        self.named: list[Counter | Gauge | Histogram] = [
-            self.http_requests,
-            self.http_latency,
-            self.events_published,
-            self.events_consumed,
-            self.events_failed,
-            self.events_duplicate,
-            self.events_dead_lettered,
-            self.outbox_backlog,
-            self.outbox_publish_failures,
-        ]
-        r.register(ServiceNames(self))
+        self.outbox_publish_failures = self.counter(f"{p}outbox_publish_failures_total", "Relay attempts that failed")
 
     def counter(self, name: str, doc: str, labels: list[str] | None = None) -> Counter:
-        made = Counter(name, doc, labels or [], registry=self.registry)
-        self.named.append(made)
-        return made
+        return self._make(Counter, name, lambda: Counter(name, doc, labels or [], registry=None))
 
     def gauge(self, name: str, doc: str, labels: list[str] | None = None) -> Gauge:
-        made = Gauge(name, doc, labels or [], registry=self.registry)
-        self.named.append(made)
-        return made
+        return self._make(Gauge, name, lambda: Gauge(name, doc, labels or [], registry=None))
 
     def histogram(
         self, name: str, doc: str, labels: list[str] | None = None, buckets: tuple[float, ...] = LATENCY_BUCKETS
     ) -> Histogram:
-        made = Histogram(name, doc, labels or [], buckets=buckets, registry=self.registry)
-        self.named.append(made)
-        return made
+        return self._make(Histogram, name, lambda: Histogram(name, doc, labels or [], buckets=buckets, registry=None))
+
+    def _make(self, kind: type[M], name: str, make: Callable[[], M]) -> M:
+        if not name.startswith(self.prefix):
+            raise ValueError(f"metric {name!r} of {self.service} must be named {self.prefix}*")
+        existing = self._made.get(name)
+        if existing is None:
+            existing = self._made[name] = make()
+        if not isinstance(existing, kind):
+            raise ValueError(f"metric {name!r} already exists as a {type(existing).__name__}")
+        return existing
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
-class ServiceNames(Collector):
-    """The service's metrics again under ``sangkien_<service>_*``, with a ``service`` label.
+class ServiceLabel(Collector):
+    """The service's metrics with ``service="<name>"`` on every sample (prometheus_client has no constant
+    labels): added at scrape time, so the request path and the consumers pay nothing for it."""
 
-    ``sangkien_http_requests_total`` becomes ``sangkien_intake_http_requests_total``,
-    ``intake_initiatives_accepted_total`` becomes ``sangkien_intake_initiatives_accepted_total``; a name
-    already of that form is left alone, and the few without a unit get one (``UNITS``)."""
-
-    UNITS = {"outbox_backlog": "outbox_backlog_events", "batch_size": "batch_size_items"}
-
-    def __init__(self, metrics: ServiceMetrics) -> None:
+    def __init__(self, service: str, metrics: dict[str, Counter | Gauge | Histogram]) -> None:
+        self.service = service
         self.metrics = metrics
 
     def describe(self) -> list[Metric]:
-        return []  # no name checks at registration: the names below repeat nothing registered
-
-    def renamed(self, name: str) -> str | None:
-        service = self.metrics.service
-        if name.startswith(f"sangkien_{service}_"):
-            return None
-        base = name.removeprefix("sangkien_").removeprefix(f"{service}_")
-        return f"sangkien_{service}_{self.UNITS.get(base, base)}"
+        return []  # metrics are added while the service starts; no name checks at registration
 
     def collect(self) -> Iterator[Metric]:
-        service = self.metrics.service
-        for collector in self.metrics.named:
+        for collector in list(self.metrics.values()):
             for family in collector.collect():
-                name = self.renamed(family.name)
-                if name is None:
-                    continue
-                out = Metric(name, family.documentation, family.type, family.unit)
+                out = Metric(family.name, family.documentation, family.type, family.unit)
                 for sample in family.samples:
-                    if sample.name.endswith("_created"):
-                        continue  # the generic name carries it; half the cost of a counter's second name
-                    labels = sample.labels if "service" in sample.labels else {**sample.labels, "service": service}
-                    out.add_sample(name + sample.name[len(family.name) :], labels, sample.value, sample.timestamp)
+                    labels = sample.labels if "service" in sample.labels else {"service": self.service, **sample.labels}
+                    out.add_sample(sample.name, labels, sample.value, sample.timestamp, sample.exemplar)
                 yield out

@@ -1,20 +1,22 @@
 """The one way a service is put together: lifespan, stores, bus, relay, consumers, health, metrics.
 
-A service module builds a ``ServiceDefinition`` (its tables, migrations, routers, subscription
-list and background workers) and calls ``create_app``. Connections are made in the lifespan and
-handed in through ``ServiceContext``, so tests and the embedded mode can swap them.
+Every service's ``app.py`` reads the same way: ``definition(runtime)`` builds its ``ServiceDefinition``
+(tables, migrations, routers, the subscription list from ``handlers/__init__.py``, background workers)
+around one runtime dataclass (``<service>/runtime.py``: what the running service holds besides its
+connections), and ``create(settings, *, bus, broker, topology)`` hands both to ``create_app``.
+Connections are made in the lifespan and handed in through ``ServiceContext``, so tests and the
+embedded mode can swap them; ``ctx.runtime_as(XRuntime)`` gives the runtime back, typed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -28,6 +30,7 @@ from shared.bus.base import EventBus
 from shared.bus.memory import DeadLetterStore, InMemoryBroker, InMemoryBus
 from shared.db import make_engine, run_migrations
 from shared.envelope import Envelope, new_event
+from shared.gc_tuning import collector_tuned_for_batches
 from shared.http import (
     ApiError,
     JsonResponse,
@@ -43,15 +46,10 @@ from shared.operations import ConsumerWatch, OperatorSignals, drain, probe_for, 
 from shared.settings import ServiceSettings
 from shared.topology import QUEUES
 
-# The cyclic collector's thresholds while a service runs (Python's defaults: 700, 10, 10). A batch of 1,000 (an
-# intake batch request, a consumer batch) keeps tens of thousands of containers alive across its awaits (models,
-# records, rows, facts); with the defaults they were traversed again and again as they aged, up to full
-# collections several times a second: in intake's batch bench 1.2–1.5 s of every 13 s (~6 µs per initiative),
-# ~0.6 s with these. Restored when the app stops.
-GC_THRESHOLDS = (20_000, 10, 100)
 log = logging.getLogger("shared.service")
 
 Worker = Callable[["ServiceContext"], Awaitable[None]]
+R = TypeVar("R")
 
 
 @dataclass(slots=True)
@@ -78,6 +76,8 @@ class ServiceDefinition:
     routers: Sequence[APIRouter] = ()
     subscriptions: Sequence[Subscription] = ()
     after_batch: AfterBatch | None = None
+    # The service's runtime dataclass (<service>/runtime.py), handed to every lifespan as ``ctx.runtime``.
+    runtime: object | None = None
     # Run once after migrations, before consumers and workers start.
     on_start: Sequence[Worker] = ()
     # Long-running background tasks (import jobs, lease expiry...), cancelled at shutdown.
@@ -104,9 +104,15 @@ class ServiceContext:
     outbox: Table
     inbox: Table
     redis: aioredis.Redis | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    runtime: object | None = None
     # The event consumer, when the service has subscriptions (/health reports it paused on a database fault).
     consumer: Dispatcher | None = None
+
+    def runtime_as(self, kind: type[R]) -> R:
+        """The service's runtime, checked to be of ``kind`` (each service's ``runtime_of`` calls this)."""
+        if not isinstance(self.runtime, kind):
+            raise RuntimeError(f"{self.name} runs with {type(self.runtime).__name__}, not {kind.__name__}")
+        return self.runtime
 
     def event(self, event_type: str, data: dict[str, Any], *, causation: Envelope | None = None) -> Envelope:
         return new_event(event_type, data, producer=self.name, causation=causation)
@@ -188,10 +194,10 @@ def create_app(
             outbox=outbox,
             inbox=inbox,
             redis=redis_client,
+            runtime=definition.runtime,
         )
         app.state.ctx = ctx
         tasks: list[asyncio.Task[None]] = []
-        gc_before = gc.get_threshold()
         watch: ConsumerWatch | None = None
         signals.draining = False
         try:
@@ -226,13 +232,9 @@ def create_app(
                 for worker in definition.workers
             ]
             tasks.extend(workers)
-            # What start-up allocated (modules, app, metadata) lives as long as the process: keep it out of
-            # the collector's full passes, which otherwise stall the loop for tens of ms under load.
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(*GC_THRESHOLDS)
             log.info("service started", extra={"service": definition.name})
-            yield
+            with collector_tuned_for_batches(settings.gc_tuned):
+                yield
             # Graceful shutdown (uvicorn has stopped listening and finished the requests in flight): not ready
             # any more, the consuming batch finished and settled, the outbox published.
             signals.draining = True
@@ -250,10 +252,6 @@ def create_app(
             log.info("service drained", extra={"service": definition.name, **left})
         finally:
             signals.draining = True
-            # An app stopped inside a longer-lived process (tests, the embedded run) leaves what it froze
-            # collectable again, and the collector as it found it.
-            gc.unfreeze()
-            gc.set_threshold(*gc_before)
             await _cancel(tasks)
             await signals.close()
             await the_bus.close()

@@ -52,6 +52,8 @@ class ServiceSettings(BaseSettings):
     shutdown_drain_s: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
     log_json: bool = True
+    # The collector tuned for batches while the service runs (shared.gc_tuning); GC_TUNED=false measures without.
+    gc_tuned: bool = True
 
     @model_validator(mode="after")
     def _secret_policy(self) -> ServiceSettings:

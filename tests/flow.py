@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,8 @@ UNITS = [
 ]
 
 
-def one_phase_campaign(today: date) -> dict[str, Any]:
-    """Campaign 1M: one field, phase P1 open for a month around ``today``, a milestone at the first valid."""
+def one_phase_campaign(today: date, milestones: Sequence[int] = (1, 100000)) -> dict[str, Any]:
+    """One field, phase P1 open for a month around ``today``; milestones at the first valid by default."""
     return {
         "name": "01 triệu sáng kiến",
         "fields": [{"code": "production", "name": "Sản xuất kinh doanh"}],
@@ -44,7 +44,7 @@ def one_phase_campaign(today: date) -> dict[str, Any]:
                 "closes_on": (today + timedelta(days=30)).isoformat(),
             }
         ],
-        "milestones": [1, 100000],
+        "milestones": list(milestones),
     }
 
 

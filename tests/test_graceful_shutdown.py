@@ -24,7 +24,7 @@ import pytest
 
 from shared.testing import AMQP_URL, amqp_prefix, auth, eventually, pg_database
 from tests.flow import UNITS
-from tests.test_e2e_distributed import REPO, _free_port, _wait_healthy
+from tests.system import REPO, dump_logs, free_port, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ class Service:
 
     def __init__(self, name: str, env: dict[str, str], tmp_path: Path) -> None:
         self.name, self.env, self.tmp_path = name, env, tmp_path
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: asyncio.subprocess.Process | None = None
         self.runs = 0
@@ -55,7 +55,7 @@ class Service:
             stderr=log,
         )
         log.close()
-        await _wait_healthy(self.url, self.proc)
+        await wait_healthy(self.url, self.proc, 60)
 
     async def terminate(self) -> tuple[int, float]:
         """SIGTERM; the exit code and the seconds it took."""
@@ -96,16 +96,11 @@ async def tally_and_intake(tmp_path: Path) -> AsyncIterator[tuple[Service, Servi
                 await service.start()
             yield services["tally"], services["intake"], dbs
         except BaseException:
-            _dump_logs(tmp_path)
+            print(dump_logs(tmp_path))
             raise
         finally:
             for service in services.values():
                 await service.kill()
-
-
-def _dump_logs(tmp_path: Path) -> None:
-    for log in sorted(tmp_path.glob("*.log")):
-        print(f"==== {log.name}\n{log.read_text(errors='replace')[-3000:]}")
 
 
 # uvicorn finishes its graceful shutdown, then raises the signal again with the default handler, so a
@@ -237,7 +232,8 @@ async def test_sigterm_during_a_burst_loses_nothing_and_redelivers_nothing(tmp_p
             assert handled == stored
             # Nothing redelivered beyond what the inbox absorbs: the second tally saw no event twice.
             metrics = (await client.get(f"{tally.url}/metrics")).text
-            duplicates = [line for line in metrics.splitlines() if line.startswith("sangkien_events_duplicate_total{")]
+            duplicate = "sangkien_tally_events_duplicate_total{"
+            duplicates = [line for line in metrics.splitlines() if line.startswith(duplicate)]
             assert duplicates == [], duplicates
             status = await client.get(f"{tally.url}/api/v1/ops/tally/status", headers=operator)
             assert status.json()["queue"]["unacked_here"] == 0 and status.json()["dead_letters"] == 0

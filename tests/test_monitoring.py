@@ -157,9 +157,9 @@ async def exposed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     """The metric names the five apps expose after the walking skeleton ran through them: those with a
     sample (``sampled``), and those declared (``declared``: a labelled counter nobody incremented yet,
     such as awards' published events, is declared with its HELP and TYPE but has no sample)."""
-    import tally.observability
+    import tally.runtime
 
-    monkeypatch.setattr(tally.observability, "PROGRESS_INTERVAL_S", 0.2)
+    monkeypatch.setattr(tally.runtime, "PROGRESS_INTERVAL_S", 0.2)
     sampled: set[str] = set()
     declared: set[str] = set()
     async with embedded_system(tmp_path, ops_sample_interval_s=0.2) as (client, apps):

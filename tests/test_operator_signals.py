@@ -90,9 +90,14 @@ async def test_every_service_exposes_lag_outbox_dead_letters_pool_and_business_r
             assert value(found, f"sangkien_{name}_consumer_unacked_events") == 0
             assert value(found, f"sangkien_{name}_db_pool_connections_max") >= 1
             assert value(found, f"sangkien_{name}_draining") == 0
-            # The request metrics under the service's own name, and still under the generic one.
+            # The request metrics under the service's own name only.
             assert value(found, f"sangkien_{name}_http_requests_total", route="/metrics", status="200") >= 1
-            assert "sangkien_http_requests_total" in texts[name]
+            assert "sangkien_http_requests_total" not in texts[name]
+        for name, text in texts.items():
+            # Every metric of every service is sangkien_<service>_*, and every sample says whose it is.
+            stray = {n for n, labels in samples(text) if not n.startswith(f"sangkien_{name}_")}
+            unlabelled = {n for n, labels in samples(text) if ("service", name) not in labels}
+            assert stray == set() and unlabelled == set(), (name, stray, unlabelled)
         tally = samples(texts["tally"])
         assert value(tally, "sangkien_tally_events_consumed_total", type="initiative.submitted") == 1
         # Business rates per province: the skeleton's one initiative in Thanh Hóa, submitted and valid.

@@ -102,7 +102,7 @@ async def test_fast_handler_answers_and_declined_requests_reach_the_route_with_t
     # Fast and declined answers are labelled with the route's template, and each request is counted once.
     for status in ("201", "200", "401", "409", "500"):
         labels = f'method="POST",route="/api/v1/echo",service="demo_producer",status="{status}"'
-        line = f"sangkien_http_requests_total{{{labels}}}"
+        line = f"sangkien_demo_producer_http_requests_total{{{labels}}}"
         assert f"{line} 1.0" in metrics, status
 
 

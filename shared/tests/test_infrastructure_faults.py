@@ -75,7 +75,7 @@ async def test_a_transient_connection_error_is_retried_in_process_without_spendi
         assert await _count(c) == 1
         assert await app.state.ctx.bus.dead_letters("demo_consumer") == []
         metrics = (await c.get("/metrics")).text
-        assert _metric(metrics, "sangkien_events_failed_total") == 0
+        assert _metric(metrics, "sangkien_demo_consumer_events_failed_total") == 0
         health = (await c.get("/health")).json()
         assert health["consumer"] == {"state": "running"}
 
@@ -134,8 +134,8 @@ async def test_a_database_outage_longer_than_the_retries_strands_nothing_in_dead
                 assert await _count(c) == 26
                 assert await bus.dead_letters("demo_consumer") == []
                 metrics = (await c.get("/metrics")).text
-                assert _metric(metrics, "sangkien_events_dead_lettered_total") == 0
-                assert _metric(metrics, "sangkien_events_failed_total") == 0
+                assert _metric(metrics, "sangkien_demo_consumer_events_dead_lettered_total") == 0
+                assert _metric(metrics, "sangkien_demo_consumer_events_failed_total") == 0
             finally:
                 await bus.close()
 
@@ -176,7 +176,7 @@ async def test_a_poison_event_still_reaches_the_dead_letter_after_the_limit_whil
                 [letter] = await bus.dead_letters("demo_consumer")
                 assert Envelope.from_bytes(letter.body).id == poison.id
                 metrics = (await c.get("/metrics")).text
-                assert _metric(metrics, "sangkien_events_dead_lettered_total") == 1
+                assert _metric(metrics, "sangkien_demo_consumer_events_dead_lettered_total") == 1
                 assert await _count(c) == 8
             finally:
                 await bus.close()

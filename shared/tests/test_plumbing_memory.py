@@ -17,6 +17,8 @@ from shared.settings import ServiceSettings
 from shared.testing import auth, eventually, running_app
 from shared.tests.demo.app import CONSUMER, PRODUCER, TOPOLOGY, inbox
 
+DEMO_COUNT = 'sangkien_demo_consumer_events_{}_total{{service="demo_consumer",type="demo.noted"}} {}'
+
 
 def _settings(tmp_path: Path, name: str) -> ServiceSettings:
     return ServiceSettings(
@@ -50,7 +52,7 @@ async def test_event_flows_through_outbox_and_is_counted_once_even_when_delivere
         await bus.publish([env])
         assert (await c.get("/api/v1/counts/noted", headers=auth("reviewer"))).json()["n"] == 2
         metrics = (await c.get("/metrics")).text
-        assert 'sangkien_events_duplicate_total{type="demo.noted"} 1.0' in metrics
+        assert 'sangkien_demo_consumer_events_duplicate_total{service="demo_consumer",type="demo.noted"} 1.0' in metrics
 
 
 async def test_poison_message_is_dead_lettered_and_the_next_ones_still_flow(
@@ -90,10 +92,10 @@ async def test_an_unreadable_payload_is_dead_lettered_at_once_with_its_reason_an
         assert letters[1].reason == "invalid payload (Noted): text: Field required"
         metrics = (await c.get("/metrics")).text
         # Once each: no delivery was retried (the limit is 3), and nothing was counted twice.
-        assert 'sangkien_events_failed_total{type="demo.noted"} 2.0' in metrics
-        assert 'sangkien_events_dead_lettered_total{type="demo.noted"} 2.0' in metrics
-        assert 'sangkien_events_consumed_total{type="demo.noted"} 5.0' in metrics
-        assert 'sangkien_events_duplicate_total{type="demo.noted"} 1.0' in metrics
+        assert DEMO_COUNT.format("failed", "2.0") in metrics
+        assert DEMO_COUNT.format("dead_lettered", "2.0") in metrics
+        assert DEMO_COUNT.format("consumed", "5.0") in metrics
+        assert DEMO_COUNT.format("duplicate", "1.0") in metrics
         # Not in the inbox: once its consumer can read it, a replay is handled, not skipped as a duplicate.
         async with consumer.state.ctx.engine.connect() as conn:
             ids = set((await conn.execute(select(inbox.c.event_id))).scalars())
@@ -158,8 +160,14 @@ async def test_validation_errors_name_the_field_and_the_bound_in_vietnamese() ->
         r = await client.post("/x", json={"title": "abc", "benefit": -1})
         assert r.status_code == 422
         assert r.json()["error"]["details"] == [
-            {"field": "title", "message": "Quá ngắn (5)"},
-            {"field": "benefit", "message": "Giá trị quá nhỏ (0)"},
+            {"field": "title", "message": "Tiêu đề cần ít nhất 5 ký tự"},
+            {"field": "benefit", "message": "Giá trị không được âm"},
+        ]
+        # An empty or missing field is asked for, not called "too short".
+        r = await client.post("/x", json={"title": "   "})
+        assert r.json()["error"]["details"] == [
+            {"field": "title", "message": "Vui lòng nhập tiêu đề"},
+            {"field": "benefit", "message": "Vui lòng nhập giá trị này"},
         ]
 
 
@@ -168,7 +176,7 @@ async def test_a_running_service_raises_the_collector_thresholds_and_restores_th
 ) -> None:
     import gc
 
-    from shared.service import GC_THRESHOLDS
+    from shared.gc_tuning import GC_THRESHOLDS
 
     before = gc.get_threshold()
     assert before != GC_THRESHOLDS
@@ -176,3 +184,22 @@ async def test_a_running_service_raises_the_collector_thresholds_and_restores_th
     async with running_app(consumer):
         assert gc.get_threshold() == GC_THRESHOLDS
     assert gc.get_threshold() == before
+    # GC_TUNED=false (how the tuning is measured again) leaves the collector alone.
+    untuned = _settings(tmp_path, "u").model_copy(update={"gc_tuned": False})
+    async with running_app(create_app(CONSUMER, untuned, broker=broker, topology=TOPOLOGY)):
+        assert gc.get_threshold() == before
+
+
+def test_a_service_metric_is_named_for_its_service_made_once_and_labelled_with_it() -> None:
+    from shared.metrics import ServiceMetrics
+
+    metrics = ServiceMetrics("demo")
+    with pytest.raises(ValueError, match="sangkien_demo_"):
+        metrics.counter("demo_things_total", "Things")
+    made = metrics.counter("sangkien_demo_things_total", "Things", ["kind"])
+    # A second lifespan of the same app asks again, and gets the same counter (the registry holds one).
+    assert metrics.counter("sangkien_demo_things_total", "Things", ["kind"]) is made
+    with pytest.raises(ValueError, match="Counter"):
+        metrics.gauge("sangkien_demo_things_total", "Things")
+    made.labels("a").inc(2)
+    assert 'sangkien_demo_things_total{kind="a",service="demo"} 2.0' in metrics.render().decode()

@@ -21,6 +21,8 @@ from shared.topology import queue_name
 
 pytestmark = pytest.mark.integration
 
+DEMO_COUNT = 'sangkien_demo_consumer_events_{}_total{{service="demo_consumer",type="demo.noted"}} {}'
+
 
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
@@ -85,7 +87,10 @@ async def test_outbox_survives_a_broken_path_to_the_broker_and_delivers_exactly_
             async with ctx.engine.connect() as conn:
                 assert (await conn.execute(select(func.count()).select_from(outbox))).scalar_one() == 0
             metrics = (await p.get("/metrics")).text
-            assert 'sangkien_events_published_total{type="demo.noted"} 3.0' in metrics
+            assert (
+                'sangkien_demo_producer_events_published_total{service="demo_producer",type="demo.noted"} 3.0'
+                in metrics
+            )
 
 
 async def test_same_event_delivered_twice_is_counted_once(prefix: str) -> None:
@@ -108,7 +113,10 @@ async def test_same_event_delivered_twice_is_counted_once(prefix: str) -> None:
                 await asyncio.sleep(0.3)
                 assert await _count(c) == 2
                 metrics = (await c.get("/metrics")).text
-                assert 'sangkien_events_duplicate_total{type="demo.noted"} 1.0' in metrics
+                assert (
+                    'sangkien_demo_consumer_events_duplicate_total{service="demo_consumer",type="demo.noted"} 1.0'
+                    in metrics
+                )
             finally:
                 await bus.close()
 
@@ -136,8 +144,14 @@ async def test_poison_message_goes_to_dead_letter_queue_after_delivery_limit(pre
                 [letter] = await bus.dead_letters("demo_consumer")
                 assert Envelope.from_bytes(letter.body).id == poison.id
                 metrics = (await c.get("/metrics")).text
-                assert 'sangkien_events_failed_total{type="demo.noted"} 3.0' in metrics
-                assert 'sangkien_events_dead_lettered_total{type="demo.noted"} 1.0' in metrics
+                assert (
+                    'sangkien_demo_consumer_events_failed_total{service="demo_consumer",type="demo.noted"} 3.0'
+                    in metrics
+                )
+                assert (
+                    'sangkien_demo_consumer_events_dead_lettered_total{service="demo_consumer",type="demo.noted"} 1.0'
+                    in metrics
+                )
                 # An operator can replay it; it fails again and returns to the dead-letter queue.
                 replay = await c.post("/api/v1/ops/demo_consumer/dead-letters/replay", headers=auth("operator"))
                 assert replay.json() == {"replayed": 1}
@@ -171,9 +185,9 @@ async def test_an_unreadable_payload_is_dead_lettered_at_once_with_its_reason(pr
                 assert Envelope.from_bytes(letter.body).id == missing.id
                 assert letter.reason == "invalid payload (Noted): text: Field required"
                 metrics = (await c.get("/metrics")).text
-                assert 'sangkien_events_failed_total{type="demo.noted"} 1.0' in metrics
-                assert 'sangkien_events_dead_lettered_total{type="demo.noted"} 1.0' in metrics
-                assert 'sangkien_events_consumed_total{type="demo.noted"} 10.0' in metrics
+                assert DEMO_COUNT.format("failed", "1.0") in metrics
+                assert DEMO_COUNT.format("dead_lettered", "1.0") in metrics
+                assert DEMO_COUNT.format("consumed", "10.0") in metrics
                 dl = await c.get("/api/v1/ops/demo_consumer/dead-letters", headers=auth("operator"))
                 assert [item["reason"] for item in dl.json()["items"]] == [letter.reason]
             finally:

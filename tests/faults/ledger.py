@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from shared.testing import auth
+from tests.flow import one_phase_campaign
 
 PROVINCES = ("TH", "HN")
 DISTRICTS_PER_PROVINCE = 2
@@ -318,23 +319,6 @@ async def plan_campaign(client: httpx.AsyncClient, operator: dict[str, str], cod
     """The units (again: an upsert) and one campaign of the run."""
     r = await client.put("/api/v1/units", json=plan_units(), headers=operator)
     assert r.status_code == 200, r.text
-    today = date.today()
-    campaign = {
-        "name": "01 triệu sáng kiến",
-        "fields": [{"code": "production", "name": "Sản xuất kinh doanh"}],
-        "application_window": {
-            "from": (today - timedelta(days=300)).isoformat(),
-            "to": (today + timedelta(days=60)).isoformat(),
-        },
-        "phases": [
-            {
-                "code": "P1",
-                "name": "Giai đoạn 1",
-                "opens_on": (today - timedelta(days=30)).isoformat(),
-                "closes_on": (today + timedelta(days=30)).isoformat(),
-            }
-        ],
-        "milestones": [1000, 100000],
-    }
+    campaign = one_phase_campaign(date.today(), milestones=(1000, 100000))
     r = await client.put(f"/api/v1/campaigns/{code}", json=campaign, headers=operator)
     assert r.status_code == 200, r.text

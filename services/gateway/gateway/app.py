@@ -7,23 +7,18 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from gateway.adapters.downstream import Downstreams
 from gateway.adapters.oidc import OidcClient
-from gateway.adapters.ratelimit import RateLimiter
-from gateway.adapters.tokens import CachingVerifier
 from gateway.api import front
 from gateway.api.routes import compose, proxy, system
-from gateway.context import GatewayContext
+from gateway.context import running
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from gateway.web import pages, sheets, signin
 from gateway.web.pages import STATIC_DIR
-from shared.auth import TokenVerifier
 from shared.http import ObservabilityMiddleware, install_error_handlers
 from shared.logs import configure_logging
 
@@ -53,35 +48,12 @@ def create(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis_client = (
-            aioredis.from_url(settings.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
-            if settings.redis_url
-            else None
-        )
-        downstreams = Downstreams(settings, metrics, transports)
-        limiter = RateLimiter(
-            redis_client,
-            prefix=settings.rate_limit_key_prefix,
-            fallback_counter=metrics.ratelimit_fallback,
-            retry_after_s=settings.redis_retry_after_s,
-            url=settings.redis_url,
-        )
-        app.state.ctx = GatewayContext(
-            settings=settings,
-            metrics=metrics,
-            verifier=CachingVerifier(TokenVerifier(settings)),
-            limiter=limiter,
-            downstreams=downstreams,
-            redis=redis_client,
-        )
-        try:
-            yield
-        finally:
-            app.state.ctx = None
-            await downstreams.aclose()
-            await limiter.aclose()
-            if redis_client is not None:
-                await redis_client.aclose()
+        async with running(settings, metrics, transports) as ctx:
+            app.state.ctx = ctx
+            try:
+                yield
+            finally:
+                app.state.ctx = None
 
     app = GatewayApp(
         title="Sáng kiến gateway",

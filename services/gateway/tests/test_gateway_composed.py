@@ -43,7 +43,10 @@ async def test_initiative_view_answers_with_what_it_has_in_under_2s(gateway, sto
         assert r.json()["seq"] == 17
         assert elapsed < 2.0
         metrics = (await h.client.get("/metrics")).text
-        assert f'sangkien_gateway_composed_missing_total{{part="{missing[0]}",view="initiative"}} 1.0' in metrics
+        assert (
+            f'sangkien_gateway_composed_missing_total{{part="{missing[0]}",service="gateway",view="initiative"}} 1.0'
+            in metrics
+        )
 
 
 async def test_initiative_view_without_intake_is_503_and_unknown_is_404(gateway) -> None:

@@ -113,7 +113,7 @@ async def test_rate_limit_per_account_answers_429_with_retry_after(gateway) -> N
         assert 1 <= int(r.headers["retry-after"]) <= 2
         # another account from the same IP still has its own bucket
         assert (await h.client.get("/api/v1/units/HN", headers=auth("operator", "VN", sub="acct-b"))).status_code == 200
-        assert "sangkien_gateway_rate_limited_total 2.0" in (await h.client.get("/metrics")).text
+        assert 'sangkien_gateway_rate_limited_total{service="gateway"} 2.0' in (await h.client.get("/metrics")).text
 
 
 async def test_rate_limit_per_ip_covers_anonymous_callers(gateway) -> None:
@@ -128,7 +128,7 @@ async def test_redis_down_fails_open_to_in_process_buckets(gateway) -> None:
         got = [(await h.client.get("/api/v1/units/HN", headers=a)).status_code for _ in range(3)]
         assert got == [200, 200, 429]  # still limited, by this instance
         text = (await h.client.get("/metrics")).text
-        assert "sangkien_gateway_ratelimit_fallback_total 3.0" in text
+        assert 'sangkien_gateway_ratelimit_fallback_total{service="gateway"} 3.0' in text
         health = (await h.client.get("/health")).json()
         assert health["checks"]["redis"] is False and health["status"] == "degraded"
 

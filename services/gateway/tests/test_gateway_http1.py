@@ -336,7 +336,9 @@ def test_the_fast_path_and_the_rate_limit_connection_run_on_uvloop(served: Serve
                 assert r.status_code == 201
             assert len(seen) == 3
             text = (await client.get("/metrics")).text
-            assert "sangkien_gateway_ratelimit_fallback_total 0.0" in text  # the buckets were in Redis
+            assert (
+                'sangkien_gateway_ratelimit_fallback_total{service="gateway"} 0.0' in text
+            )  # the buckets were in Redis
         redis = aioredis.from_url(REDIS_URL)
         keys = [k async for k in redis.scan_iter(match=prefix + "*")]
         assert keys

@@ -30,7 +30,10 @@ async def test_two_gateway_instances_share_one_bucket_in_redis(gateway) -> None:
             assert statuses == [200] * 5 + [429] * 7
             r = await two.client.get("/api/v1/units/HN", headers=a)
             assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 5
-            assert "sangkien_gateway_ratelimit_fallback_total 0.0" in (await one.client.get("/metrics")).text
+            assert (
+                'sangkien_gateway_ratelimit_fallback_total{service="gateway"} 0.0'
+                in (await one.client.get("/metrics")).text
+            )
             health = (await one.client.get("/health")).json()
             assert health["checks"]["redis"] is True
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from intake.app import create
+from intake.runtime import runtime_of
 from intake.settings import IntakeSettings
 
 from shared.bus.memory import InMemoryBroker
@@ -101,7 +102,7 @@ class World:
         return self.app.state.ctx
 
     def set_now(self, now: datetime) -> None:
-        self.ctx.extras["clock"] = lambda: now
+        runtime_of(self.ctx).clock = lambda: now
 
     async def publish(self, *envelopes: Envelope) -> None:
         await self.ctx.bus.publish(list(envelopes))

@@ -31,7 +31,10 @@ async def test_idempotent_replay_and_key_reuse(world: Any, kit: Any) -> None:
     r = await c.post("/api/v1/initiatives", json=other, headers=kit.member("M-0002") | {"Idempotency-Key": "k-1"})
     assert r.status_code == 201 and r.json()["id"] != first.json()["id"]
     assert await _count(world) == 2
-    assert 'intake_idempotent_replays_total{endpoint="single"} 1.0' in (await c.get("/metrics")).text
+    assert (
+        'sangkien_intake_idempotent_replays_total{endpoint="single",service="intake"} 1.0'
+        in (await c.get("/metrics")).text
+    )
 
 
 async def test_fifty_concurrent_requests_with_one_key_create_one_initiative(world: Any, kit: Any) -> None:
@@ -55,7 +58,11 @@ async def test_concurrent_submissions_get_unique_gapless_seq(world: Any, kit: An
     assert sorted(r.json()["seq"] for r in answers) == list(range(1, 41))
     metrics = (await world.client.get("/metrics")).text
     # Forty requests were written in fewer transactions than forty (group commit).
-    count_line = next(x for x in metrics.splitlines() if x.startswith('intake_batch_size_count{kind="group_commit"}'))
+    count_line = next(
+        x
+        for x in metrics.splitlines()
+        if x.startswith('sangkien_intake_batch_size_items_count{kind="group_commit",service="intake"}')
+    )
     assert float(count_line.split()[-1]) < 40
 
 
@@ -245,6 +252,14 @@ async def test_requests_the_fast_paths_decline_get_the_regular_answers(world: An
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "Idempotency-Key"
     invalid = await c.post("/api/v1/initiatives", json=kit.body(title="abc"), headers=kit.member())
     assert invalid.status_code == 422 and invalid.json()["error"]["details"][0]["field"] == "title"
+    # The messages say what to do (issue 16), on the single route as in a batch.
+    assert invalid.json()["error"]["details"][0]["message"] == "Tiêu đề cần ít nhất 5 ký tự"
+    body = kit.body(title="", expected_benefit_vnd=-1)
+    answer = (await c.post("/api/v1/initiatives", json=body, headers=kit.member())).json()["error"]["details"]
+    assert {d["field"]: d["message"] for d in answer} == {
+        "title": "Vui lòng nhập tiêu đề",
+        "expected_benefit_vnd": "Giá trị làm lợi không được âm",
+    }
     assert await _count(world) == 0
     # An idempotent batch through the fast path, replayed; a body that is not declared JSON is the
     # regular route's 422 (FastAPI reads only JSON bodies), not a replay.

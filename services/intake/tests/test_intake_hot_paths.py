@@ -59,7 +59,7 @@ async def test_a_batch_without_key_gets_the_same_answers_by_either_validation(wo
     out = r.json()
     assert r.status_code == 200 and out["accepted"] == 1 and out["refused"] == 3
     assert out["items"][0]["seq"] == 4
-    assert out["items"][1]["error"]["details"][0] == {"field": "title", "message": "Quá ngắn (5)"}
+    assert out["items"][1]["error"]["details"][0] == {"field": "title", "message": "Tiêu đề cần ít nhất 5 ký tự"}
     assert {d["field"] for d in out["items"][2]["error"]["details"]} >= {"nonsense", "campaign", "title"}
     assert out["items"][3]["error"]["code"] == "duplicate"
     # Refusals that need the plan or the caller: out of scope, a member not among the authors.
@@ -87,7 +87,7 @@ async def test_group_commit_write_on_postgres_keeps_bodies_and_releases_partial_
     async with pg_database() as url, kit.world_on(url) as w:
         w.ctx.relay.paused = True
         operator = principal_from_claims({"sub": "op", "roles": ["operator"], "unit": None})
-        plan = w.ctx.extras["plan"]
+        plan = w.ctx.runtime.plan
         first = kit.body(title="Khuôn định vị", authors=[{"member_id": "M-1", "full_name": "A"}])
         co_authored = kit.body(
             title="Khuôn  định VỊ",
@@ -184,7 +184,7 @@ async def test_batch_rows_with_differing_columns_keep_their_own_values_on_postgr
 
     async with pg_database() as url, kit.world_on(url) as w:
         w.ctx.relay.paused = True
-        plan = w.ctx.extras["plan"]
+        plan = w.ctx.runtime.plan
         ops = [principal_from_claims({"sub": s, "roles": ["operator"], "unit": None}) for s in ("op-1", "op-2")]
         bodies = [
             kit.body(title="Cùng cột", authors=[{"member_id": "M-1", "full_name": "A"}]),
@@ -261,6 +261,6 @@ async def test_revision_and_withdrawal_release_fingerprints_on_postgres(kit: Any
 async def test_started_service_sets_its_collector_thresholds(world: Any) -> None:
     import gc
 
-    from shared.service import GC_THRESHOLDS
+    from shared.gc_tuning import GC_THRESHOLDS
 
     assert gc.get_threshold() == GC_THRESHOLDS

@@ -89,7 +89,10 @@ async def test_csv_import_reports_per_row_errors(world: Any, kit: Any) -> None:
     listed = (await world.client.get("/api/v1/initiatives?limit=200", headers=headers)).json()["items"]
     assert {i["title"] for i in listed} == {"Sáng kiến nhập 1", "Sáng kiến nhập 8"}
     assert next(i for i in listed if i["title"] == "Sáng kiến nhập 1")["expected_benefit_vnd"] == 1_500_000
-    assert 'intake_import_rows_total{outcome="done"} 2.0' in (await world.client.get("/metrics")).text
+    assert (
+        'sangkien_intake_import_rows_total{outcome="done",service="intake"} 2.0'
+        in (await world.client.get("/metrics")).text
+    )
 
 
 async def test_xlsx_import_and_template(world: Any, kit: Any) -> None:

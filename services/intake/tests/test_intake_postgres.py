@@ -64,7 +64,9 @@ async def test_two_replicas_under_a_rush_keep_seq_unique_and_keys_exact(kit: Any
 
             metrics = (await a.client.get("/metrics")).text
             count_line = next(
-                x for x in metrics.splitlines() if x.startswith('intake_batch_size_count{kind="group_commit"}')
+                x
+                for x in metrics.splitlines()
+                if x.startswith('sangkien_intake_batch_size_items_count{kind="group_commit",service="intake"}')
             )
             assert float(count_line.split()[-1]) < 150 + 25  # many requests shared a transaction
 
@@ -93,7 +95,7 @@ async def test_copy_rows_belong_to_the_callers_transaction(kit: Any) -> None:
         operator = principal_from_claims({"sub": "op", "roles": ["operator"], "unit": None})
         items = [
             await prepare(
-                w.ctx.extras["plan"], operator, InitiativeCreate.model_validate(kit.body(title=f"Hủy {i}")), kit.NOW
+                w.ctx.runtime.plan, operator, InitiativeCreate.model_validate(kit.body(title=f"Hủy {i}")), kit.NOW
             )
             for i in range(3)
         ]
@@ -153,9 +155,7 @@ async def test_group_commit_isolates_a_failing_item_and_keeps_seq_exact(kit: Any
             await asyncio.sleep(0)
             titles = [f"Sáng kiến tốt {i}" for i in range(4)] + ["Sáng kiến hỏng"]
             items = [
-                await prepare(
-                    w.ctx.extras["plan"], operator, InitiativeCreate.model_validate(kit.body(title=t)), kit.NOW
-                )
+                await prepare(w.ctx.runtime.plan, operator, InitiativeCreate.model_validate(kit.body(title=t)), kit.NOW)
                 for t in titles
             ]
             results = await asyncio.gather(*(writer.submit(i) for i in items), return_exceptions=True)
@@ -167,7 +167,7 @@ async def test_group_commit_isolates_a_failing_item_and_keeps_seq_exact(kit: Any
             # The counter moved on and is usable: the next write gets a number above all of them.
             after = await writer.submit(
                 await prepare(
-                    w.ctx.extras["plan"], operator, InitiativeCreate.model_validate(kit.body(title="Sau đó")), kit.NOW
+                    w.ctx.runtime.plan, operator, InitiativeCreate.model_validate(kit.body(title="Sau đó")), kit.NOW
                 )
             )
             assert after.seq > max(seqs)

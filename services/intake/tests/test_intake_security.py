@@ -118,7 +118,7 @@ async def test_concurrent_batches_never_starve_the_pool(kit: Any) -> None:
 
 
 async def test_a_batch_that_finds_no_slot_answers_503_not_500(world: Any, kit: Any) -> None:
-    slots = world.ctx.extras["batch_slots"]
+    slots = world.ctx.runtime.batch_slots
     held = [await slots.acquire() for _ in range(world.ctx.settings.batch_writers)]
     world.ctx.settings.batch_wait_s = 0.2
     try:

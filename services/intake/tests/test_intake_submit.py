@@ -159,5 +159,5 @@ async def test_exact_duplicates_after_normalisation_get_409_with_the_existing_id
         await c.post("/api/v1/initiatives", json=kit.body(solution="Khác"), headers=kit.member())
     ).status_code == 201
     metrics = (await c.get("/metrics")).text
-    assert 'intake_initiatives_refused_total{reason="duplicate"} 1.0' in metrics
-    assert 'intake_initiatives_accepted_total{via="single"} 3.0' in metrics
+    assert 'sangkien_intake_initiatives_refused_total{reason="duplicate",service="intake"} 1.0' in metrics
+    assert 'sangkien_intake_initiatives_accepted_total{service="intake",via="single"} 3.0' in metrics

@@ -1,17 +1,24 @@
-"""What one running review service holds besides its database: the similarity index and its metrics."""
+"""What one running review service holds besides its connections: the similarity index and its metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from review.adapters.orm import items
 from review.adapters.similar_store import SimilarityStore
 from review.settings import ReviewSettings
+from shared.metrics import ServiceMetrics
 from shared.service import ServiceContext
+
+log = logging.getLogger("review")
 
 UNITS_RECOUNT_S = 60.0
 DECISION_BUCKETS = (60.0, 600.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0, 30 * 86400.0, 90 * 86400.0)
@@ -25,8 +32,7 @@ class ReviewMetrics:
     time_to_decision: Histogram
 
     @classmethod
-    def on(cls, ctx: ServiceContext) -> ReviewMetrics:
-        m = ctx.metrics
+    def on(cls, m: ServiceMetrics) -> ReviewMetrics:
         return cls(
             queue_depth=m.gauge("sangkien_review_queue_depth", "Initiatives pending review (leased or not)"),
             leases_expired=m.counter("sangkien_review_leases_expired_total", "Expired leases claimed again"),
@@ -50,6 +56,27 @@ class ReviewRuntime:
     def __post_init__(self) -> None:
         self.similarity = SimilarityStore(self.settings.similarity_threshold)
 
+    async def start(self, ctx: ServiceContext) -> None:
+        self.metrics = ReviewMetrics.on(ctx.metrics)
+        async with ctx.sessions() as session:
+            loaded = await self.similarity.sync(session)
+        log.info("similarity index loaded", extra={"signatures": loaded})
+
+    async def queue_gauge(self, ctx: ServiceContext) -> None:
+        """Keeps the queue-depth gauge current (the only figure that needs a query)."""
+        while True:
+            try:
+                async with ctx.sessions() as session:
+                    query = select(func.count()).select_from(items).where(items.c.status == "pending")
+                    depth = (await session.execute(query)).scalar_one()
+                if self.metrics:
+                    self.metrics.queue_depth.set(depth)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be briefly away; the gauge just ages
+                log.warning("queue depth not refreshed", extra={"error": repr(exc)})
+            await asyncio.sleep(self.settings.queue_gauge_interval_s)
+
     async def units_total(self, session: AsyncSession, count: Callable[[AsyncSession], Awaitable[int]]) -> int:
         """The number of units, counted again at most once a minute."""
         now = time.monotonic()
@@ -59,4 +86,4 @@ class ReviewRuntime:
 
 
 def runtime_of(ctx: ServiceContext) -> ReviewRuntime:
-    return ctx.extras["review"]  # type: ignore[no-any-return]
+    return ctx.runtime_as(ReviewRuntime)

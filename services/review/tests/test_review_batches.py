@@ -61,7 +61,7 @@ def withdrawal(item: dict[str, Any]) -> dict[str, Any]:
 
 def dispatcher(r: Review) -> Dispatcher:
     ctx = r.app.state.ctx
-    runtime = ctx.extras["review"]
+    runtime = ctx.runtime
     return Dispatcher(
         "review", ctx.sessions, ctx.inbox, SUBSCRIPTIONS, ctx.metrics, after_batch=make_apply_batch(runtime)
     )
@@ -102,7 +102,7 @@ async def test_duplicates_and_older_revisions_inside_one_batch(pg_review: Review
     assert (stored.revision, stored.title, stored.status) == (2, "bản 2", "pending")
     assert await signature_counts(pg_review) == {item["id"]: 1}
     metrics = (await pg_review.client.get("/metrics")).text
-    assert 'sangkien_events_duplicate_total{type="initiative.submitted"} 1.0' in metrics
+    assert 'sangkien_review_events_duplicate_total{service="review",type="initiative.submitted"} 1.0' in metrics
 
 
 async def test_a_withdrawal_before_its_submission_in_one_batch_and_across_batches(pg_review: Review) -> None:
@@ -243,5 +243,5 @@ async def test_two_replicas_consuming_one_queue_end_in_the_same_state_as_one() -
                 assert app.state.metrics.events_consumed.labels("initiative.submitted")._value.get() > 0
             # Either replica's index, caught up, holds every initiative once.
             async with second.state.ctx.sessions() as session:
-                await second.state.ctx.extras["review"].similarity.sync(session)
-            assert sorted(second.state.ctx.extras["review"].similarity.index("1M").ids) == sorted(expected)
+                await second.state.ctx.runtime.similarity.sync(session)
+            assert sorted(second.state.ctx.runtime.similarity.index("1M").ids) == sorted(expected)

@@ -75,7 +75,7 @@ async def test_claims_take_the_oldest_claimable_in_scope_by_either_way(
     r = await pg_review.client.post("/api/v1/review/claims", json={"count": 10}, headers=unknown)
     assert r.json()["items"] == []
     metrics = (await pg_review.client.get("/metrics")).text
-    assert "sangkien_review_leases_expired_total 1.0" in metrics
+    assert 'sangkien_review_leases_expired_total{service="review"} 1.0' in metrics
 
 
 async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: Review) -> None:

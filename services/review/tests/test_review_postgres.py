@@ -139,7 +139,7 @@ async def test_events_over_rabbitmq_reach_the_queue_and_decisions_leave_through_
 
         await eventually(drained)
         metrics = (await r.client.get("/metrics")).text
-        assert 'sangkien_events_published_total{type="initiative.reviewed"} 1.0' in metrics
+        assert 'sangkien_review_events_published_total{service="review",type="initiative.reviewed"} 1.0' in metrics
 
 
 async def test_the_index_picks_up_a_signature_committed_after_a_larger_id(pg_review: Review) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
+from review.adapters.similar_store import Entry, RecentSets
 from review.app import create
-from review.domain.similarity import shingles, text_of
 from review_testkit import TOPOLOGY, Review, initiative, review_settings, start_review
 
 from shared.bus.memory import InMemoryBroker
@@ -97,8 +98,8 @@ async def test_decisions_need_the_lease_and_follow_the_reason_rules(review: Revi
     ]
     assert got["decisions"][0]["note"] == "Trùng với #12"
     metrics = (await review.client.get("/metrics")).text
-    assert 'sangkien_review_decisions_total{outcome="invalid",reason="duplicate"} 1.0' in metrics
-    assert "sangkien_review_submission_to_decision_seconds_count 2.0" in metrics
+    assert 'sangkien_review_decisions_total{outcome="invalid",reason="duplicate",service="review"} 1.0' in metrics
+    assert 'sangkien_review_submission_to_decision_seconds_count{service="review"} 2.0' in metrics
 
 
 async def _count(r: Review, event_type: str, n: int) -> bool:
@@ -117,7 +118,7 @@ async def test_expired_leases_return_to_the_queue(tmp_path: Path) -> None:
         # A lease of zero minutes is over at once: the holder may no longer decide, another may claim.
         assert (await decide(r, item["id"], REV_TH, outcome="valid")).status_code == 409
         assert [i["initiative_id"] for i in await claim(r, REV_TH2)] == [item["id"]]
-        assert "sangkien_review_leases_expired_total 1.0" in (await r.client.get("/metrics")).text
+        assert 'sangkien_review_leases_expired_total{service="review"} 1.0' in (await r.client.get("/metrics")).text
 
 
 async def test_release_gives_items_back(review: Review) -> None:
@@ -181,7 +182,8 @@ async def test_duplicated_and_out_of_order_events_keep_the_newest_revision(revie
     mine = next(i for i in items if i["initiative_id"] == item["id"])
     assert (mine["title"], mine["revision"]) == (newer["title"], 2)
     assert (
-        'sangkien_events_duplicate_total{type="initiative.submitted"} 1.0' in (await review.client.get("/metrics")).text
+        'sangkien_review_events_duplicate_total{service="review",type="initiative.submitted"} 1.0'
+        in (await review.client.get("/metrics")).text
     )
 
 
@@ -293,10 +295,18 @@ async def test_claim_shows_earlier_near_duplicates(review: Review) -> None:
     url = review.app.state.ctx.settings.database_url
     again = create(review_settings(url), broker=InMemoryBroker(TOPOLOGY), topology=TOPOLOGY)
     async with again.router.lifespan_context(again):
-        index = again.state.ctx.extras["review"].similarity.indexes["1M"]
+        index = again.state.ctx.runtime.similarity.indexes["1M"]
         assert len(index) == 3
-        sh = shingles(text_of(copy["title"], copy["solution"]))
-        assert [m.initiative_id for m in index.similar(sh, before_seq=101)] == [original["id"]]
+        probe = Entry(str(uuid.uuid4()), "1M", 101, copy["title"], copy["solution"], None, True)
+        async with again.state.ctx.sessions() as session:
+            found = await again.state.ctx.extras["review"].similarity.lookup_batch(session, [probe])
+        assert [m.initiative_id for m in found[probe.initiative_id].matches] == [original["id"]]
+        # With no shingle set kept in memory, the candidate's is read from review_signature: the same match.
+        store = again.state.ctx.extras["review"].similarity
+        store.recent = RecentSets(limit=0)
+        async with again.state.ctx.sessions() as session:
+            again_found = await store.lookup_batch(session, [probe])
+        assert again_found[probe.initiative_id].matches == found[probe.initiative_id].matches
 
 
 async def test_item_view_follows_the_internal_contract_and_the_scope(review: Review) -> None:
@@ -330,7 +340,7 @@ async def test_queue_depth_gauge_follows_the_queue(tmp_path: Path) -> None:
         await r.submit(initiative(), initiative(), initiative("HN-001"))
 
         async def depth_is(n: int) -> bool:
-            return f"sangkien_review_queue_depth {n}.0" in (await r.client.get("/metrics")).text
+            return f'sangkien_review_queue_depth{{service="review"}} {n}.0' in (await r.client.get("/metrics")).text
 
         await eventually(lambda: depth_is(3))
         item = (await claim(r, REV_TH, count=1))[0]

@@ -1,4 +1,7 @@
-"""The tally service: the plan and the figures. ``uvicorn tally.app:create --factory``."""
+"""The tally service: the plan and the figures.
+
+``uvicorn tally.app:create --factory`` serves it alone; ``sangkien run`` composes it with the others.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +14,28 @@ from shared.bus.base import EventBus
 from shared.bus.memory import InMemoryBroker
 from shared.service import ServiceDefinition, create_app
 from tally.adapters.orm import metadata
-from tally.api.routes import figures, ops, plan, snapshots
+from tally.api.routes import figures, ops, plan, snapshots, units
 from tally.handlers import AFTER_BATCH, SUBSCRIPTIONS
-from tally.observability import with_business_metrics
+from tally.runtime import TallyRuntime
 from tally.settings import TallySettings
 
-DEFINITION = ServiceDefinition(
-    name="tally",
-    metadata=metadata,
-    migrations=Path(__file__).resolve().parents[1] / "migrations",
-    routers=[plan.router, figures.router, snapshots.router, ops.router],
-    subscriptions=SUBSCRIPTIONS,
-    after_batch=AFTER_BATCH,
-    title="Sáng kiến — tally",
-    description="Kế hoạch (đơn vị, đợt, chỉ tiêu) và số liệu tổng hợp chính xác.",
-)
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def definition(runtime: TallyRuntime) -> ServiceDefinition:
+    return ServiceDefinition(
+        name="tally",
+        metadata=metadata,
+        migrations=MIGRATIONS,
+        routers=[plan.router, units.router, figures.router, snapshots.router, ops.router],
+        subscriptions=SUBSCRIPTIONS,
+        after_batch=runtime.counting(AFTER_BATCH),
+        runtime=runtime,
+        on_start=[runtime.start],
+        workers=[runtime.province_progress],
+        title="Sáng kiến — tally",
+        description="Kế hoạch (đơn vị, đợt, chỉ tiêu) và số liệu tổng hợp chính xác.",
+    )
 
 
 def create(
@@ -35,5 +45,5 @@ def create(
     broker: InMemoryBroker | None = None,
     topology: Mapping[str, Sequence[str]] | None = None,
 ) -> FastAPI:
-    definition = with_business_metrics(DEFINITION)
-    return create_app(definition, settings or TallySettings(), bus=bus, broker=broker, topology=topology)
+    settings = settings or TallySettings()
+    return create_app(definition(TallyRuntime(settings)), settings, bus=bus, broker=broker, topology=topology)

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from shared.db import make_engine, run_migrations
 from tally.adapters import maintenance
 from tally.adapters.orm import metadata
-from tally.app import DEFINITION
+from tally.app import MIGRATIONS
 from tally.settings import TallySettings
 
 
 async def _run(action: str, settings: TallySettings, limit: int) -> int:
     engine = await make_engine(settings.database_url)
     try:
-        await run_migrations(engine, DEFINITION.migrations, metadata)
+        await run_migrations(engine, MIGRATIONS, metadata)
         if action == "verify":
             diffs = await maintenance.verify(engine)
             for d in diffs[:limit]:

@@ -4,7 +4,7 @@
   ``sangkien_tally_initiatives_decided_total{province, outcome}``: counted as tally counts them (after
   the inbox, so a redelivered event is not counted twice); Prometheus makes rates per minute of them.
 - ``sangkien_tally_province_{submitted,valid,quota}_initiatives{campaign, province}``: each province's
-  (and national sector union's) figures against its quota, read every ``PROGRESS_INTERVAL_S``.
+  (and national sector union's) figures against its quota, read every ``tally.runtime.PROGRESS_INTERVAL_S``.
 - ``sangkien_tally_campaign_phase_open{campaign, phase}``: 1 while a phase takes submissions (its dates,
   inclusive, in Asia/Ho_Chi_Minh), so an alert can tell a quiet night in an open phase from a closed one.
 
@@ -13,9 +13,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import logging
 from collections import Counter as Tally
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -26,15 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.envelope import Envelope
-from shared.messaging import AfterBatch
-from shared.service import ServiceContext, ServiceDefinition
+from shared.instants import LOCAL_TZ
+from shared.metrics import ServiceMetrics
 from tally.adapters import queries
 from tally.adapters.orm import campaigns, units
-from tally.domain.counting import LOCAL_TZ
 
-PROGRESS_INTERVAL_S = 30.0
 PROVINCE_KINDS = ("province", "sector")
-log = logging.getLogger("tally.observability")
 
 
 @dataclasses.dataclass
@@ -46,6 +41,32 @@ class BusinessMetrics:
     province_quota: Gauge
     phase_open: Gauge
     provinces: dict[str, str] = dataclasses.field(default_factory=dict)  # unit code -> province code
+
+    @classmethod
+    def on(cls, m: ServiceMetrics) -> BusinessMetrics:
+        labels = ["campaign", "province"]
+        return cls(
+            submitted=m.counter(
+                "sangkien_tally_initiatives_submitted_total", "Initiatives submitted, counted", ["province"]
+            ),
+            decided=m.counter(
+                "sangkien_tally_initiatives_decided_total",
+                "Review decisions (valid or invalid), counted",
+                ["province", "outcome"],
+            ),
+            province_submitted=m.gauge(
+                "sangkien_tally_province_submitted_initiatives", "Initiatives submitted per province", labels
+            ),
+            province_valid=m.gauge(
+                "sangkien_tally_province_valid_initiatives", "Valid initiatives per province", labels
+            ),
+            province_quota=m.gauge(
+                "sangkien_tally_province_quota_initiatives", "Quota of valid initiatives per province", labels
+            ),
+            phase_open=m.gauge(
+                "sangkien_tally_campaign_phase_open", "1 while the phase takes submissions", ["campaign", "phase"]
+            ),
+        )
 
 
 def province_of(path: str) -> str:
@@ -66,69 +87,7 @@ def phase_open(body: dict[str, Any], today: date) -> dict[str, bool]:
     return out
 
 
-def with_business_metrics(definition: ServiceDefinition) -> ServiceDefinition:
-    """The definition, counting what its batches counted and publishing the per-province gauges."""
-    holder: dict[str, BusinessMetrics] = {}
-    inner: AfterBatch | None = definition.after_batch
-
-    async def start(ctx: ServiceContext) -> None:
-        existing = ctx.extras.get("business_metrics") or getattr(ctx.metrics, "tally_business", None)
-        if existing is None:
-            m = ctx.metrics
-            labels = ["campaign", "province"]
-            existing = BusinessMetrics(
-                submitted=m.counter(
-                    "sangkien_tally_initiatives_submitted_total", "Initiatives submitted, counted", ["province"]
-                ),
-                decided=m.counter(
-                    "sangkien_tally_initiatives_decided_total",
-                    "Review decisions (valid or invalid), counted",
-                    ["province", "outcome"],
-                ),
-                province_submitted=m.gauge(
-                    "sangkien_tally_province_submitted_initiatives", "Initiatives submitted per province", labels
-                ),
-                province_valid=m.gauge(
-                    "sangkien_tally_province_valid_initiatives", "Valid initiatives per province", labels
-                ),
-                province_quota=m.gauge(
-                    "sangkien_tally_province_quota_initiatives", "Quota of valid initiatives per province", labels
-                ),
-                phase_open=m.gauge(
-                    "sangkien_tally_campaign_phase_open", "1 while the phase takes submissions", ["campaign", "phase"]
-                ),
-            )
-            ctx.metrics.tally_business = existing  # type: ignore[attr-defined]  # one registry, one set
-        ctx.extras["business_metrics"] = existing
-        holder["m"] = existing
-
-    async def counted(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
-        if inner is not None:
-            await inner(session, envelopes)
-        m = holder.get("m")
-        if m is not None:
-            await _count(session, m, envelopes)
-
-    async def progress(ctx: ServiceContext) -> None:
-        while True:
-            m = holder.get("m")
-            if m is not None:
-                try:
-                    async with ctx.sessions() as session:
-                        await _progress(session, m)
-                except Exception as exc:  # the figures wait for the next round; nothing else depends on them
-                    log.warning("province progress not read", extra={"error": repr(exc)})
-            await asyncio.sleep(PROGRESS_INTERVAL_S)
-
-    return dataclasses.replace(
-        definition,
-        after_batch=counted,
-        on_start=[*definition.on_start, start],
-        workers=[*definition.workers, progress],
-    )
-
-
-async def _count(session: AsyncSession, m: BusinessMetrics, envelopes: Sequence[Envelope]) -> None:
+async def count_batch(session: AsyncSession, m: BusinessMetrics, envelopes: Sequence[Envelope]) -> None:
     submitted: Tally[str] = Tally()
     decided: Tally[tuple[str, str]] = Tally()
     for env in envelopes:
@@ -148,7 +107,7 @@ async def _count(session: AsyncSession, m: BusinessMetrics, envelopes: Sequence[
         m.decided.labels(m.provinces.get(unit, "unknown"), outcome).inc(n)
 
 
-async def _progress(session: AsyncSession, m: BusinessMetrics) -> None:
+async def read_progress(session: AsyncSession, m: BusinessMetrics) -> None:
     today = datetime.now(LOCAL_TZ).date()
     for code, body in (await session.execute(select(campaigns.c.code, campaigns.c.body))).all():
         for phase, is_open in phase_open(body or {}, today).items():

@@ -148,6 +148,6 @@ async def test_an_unreadable_event_is_dead_lettered_at_once_and_the_rest_of_its_
         " as an integer",
     ]
     metrics = (await client.get("/metrics")).text
-    assert 'sangkien_events_dead_lettered_total{type="initiative.reviewed"} 2.0' in metrics
-    assert 'sangkien_events_failed_total{type="initiative.reviewed"} 2.0' in metrics  # no retry
+    assert 'sangkien_tally_events_dead_lettered_total{service="tally",type="initiative.reviewed"} 2.0' in metrics
+    assert 'sangkien_tally_events_failed_total{service="tally",type="initiative.reviewed"} 2.0' in metrics  # no retry
     assert await verify(app.state.ctx.engine) == []

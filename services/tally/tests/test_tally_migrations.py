@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tally.adapters.maintenance import recompute
 from tally.adapters.orm import facts, units
-from tally.app import DEFINITION
+from tally.app import MIGRATIONS
 
 from shared.db import make_engine, run_migrations
 from shared.testing import pg_database
@@ -44,7 +44,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 async def test_0003_moves_participants_to_one_row_per_member_and_back(engine: AsyncEngine) -> None:
-    await run_migrations(engine, DEFINITION.migrations, revision="0002")
+    await run_migrations(engine, MIGRATIONS, revision="0002")
     now = datetime(2026, 11, 24, tzinfo=UTC)
     async with engine.begin() as conn:
         # The plan and facts tables are the same at 0002 and now.
@@ -71,7 +71,7 @@ async def test_0003_moves_participants_to_one_row_per_member_and_back(engine: As
             ],
         )
 
-    await run_migrations(engine, DEFINITION.migrations)
+    await run_migrations(engine, MIGRATIONS)
     async with AsyncSession(engine) as session:
         stored = {
             (c, p, m): json.loads(held)
@@ -86,7 +86,7 @@ async def test_0003_moves_participants_to_one_row_per_member_and_back(engine: As
     assert stored[("1M", "*", "Nguyễn-2")] == {"TH-1": 1, "XX-9": 1}
     assert ("1M", "*", "M-3") not in stored and ("1M", "*", "M-4") not in stored
 
-    await run_migrations(engine, DEFINITION.migrations, revision="0002", down=True)
+    await run_migrations(engine, MIGRATIONS, revision="0002", down=True)
     async with engine.connect() as conn:
         rows = {
             (u, c, p, m): n

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from awards.adapters.orm import appraisals, decisions, frozen_inputs, initiatives, snapshots
 from awards.adapters.tally_client import TallyClient
 from awards.domain.schemes import member_figures
-from awards.handlers import parse_instant
 from shared.db import insert_ignore
+from shared.instants import parse_instant
 
 
 async def snapshot_meta(

@@ -8,11 +8,14 @@ from fastapi import Depends, Path
 
 from awards.adapters.tally_client import TallyClient
 from awards.domain.schemes import CODE
+from awards.runtime import runtime_of
 from shared.service import ContextDep, OptionalPrincipalDep, PrincipalDep, SessionDep, require_roles
 
 
 def get_tally(ctx: ContextDep) -> TallyClient:
-    return ctx.extras["tally"]  # type: ignore[no-any-return]
+    client = runtime_of(ctx).tally
+    assert client is not None, "made when the service starts"
+    return client
 
 
 TallyDep = Annotated[TallyClient, Depends(get_tally)]

@@ -10,7 +10,6 @@ never incremented; they are derived from these facts when a snapshot is first us
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,18 +28,9 @@ from awards.handlers.events import (
 )
 from shared.db import insert_ignore, upsert
 from shared.envelope import Envelope
+from shared.instants import parse_instant
 from shared.messaging import Subscription, parse_event
 from shared.units import apply_unit_upserted
-
-
-def parse_instant(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def _authors(authors: list[Author]) -> str:

@@ -24,7 +24,8 @@ from intake.adapters.store import Prepared, persist
 from intake.domain.events import submitted_event
 from intake.domain.models import InitiativeCreate, validation_details
 from intake.domain.rules import normalise
-from intake.submission import IntakeMetrics, prepare
+from intake.runtime import runtime_of
+from intake.submission import prepare
 from shared.auth import principal_from_claims
 from shared.http import ApiError
 from shared.service import ServiceContext
@@ -207,8 +208,9 @@ async def create_job(
 
 async def process_chunk(ctx: ServiceContext, job: Any) -> int:
     """Process the next pending rows of ``job`` in one transaction; answer how many were handled."""
-    m: IntakeMetrics = ctx.extras["metrics"]
-    plan = ctx.extras["plan"]
+    runtime = runtime_of(ctx)
+    m, plan = runtime.metrics, runtime.plan
+    assert m is not None and plan is not None, "made when the service starts"
     principal = principal_from_claims(job.claims)
     chunk = int(getattr(ctx.settings, "import_chunk_rows", 500))
     async with ctx.engine.begin() as conn:
@@ -224,7 +226,7 @@ async def process_chunk(ctx: ServiceContext, job: Any) -> int:
         if not rows:
             return 0
         campaign = await plan.campaign(job.campaign, conn)
-        now = ctx.extras["clock"]()
+        now = runtime.clock()
         updates: dict[int, dict[str, Any]] = {}
         prepared: list[Prepared] = []
         numbers: list[int] = []
@@ -287,7 +289,7 @@ async def finish_if_complete(ctx: ServiceContext, job_id: str) -> None:
 
 async def import_worker(ctx: ServiceContext) -> None:
     """Background worker: jobs in order of arrival, chunk after chunk; also expires idempotency keys."""
-    wake: asyncio.Event = ctx.extras["import_wake"]
+    wake = runtime_of(ctx).import_wake
     last_cleanup = 0.0
     loop = asyncio.get_running_loop()
     while True:

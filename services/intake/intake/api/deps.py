@@ -1,12 +1,12 @@
-"""Dependencies of intake's routes: the shared aliases plus intake's own parts held in ctx.extras."""
+"""Dependencies of intake's routes: the shared aliases plus intake's own parts, read from its runtime."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from intake.adapters.plan import PlanReader
 from intake.adapters.writer import GroupCommitWriter
+from intake.runtime import runtime_of
 from intake.submission import IntakeMetrics
 from shared.service import (
     ContextDep,
@@ -31,20 +31,22 @@ __all__ = [
 
 
 def plan(ctx: ServiceContext) -> PlanReader:
-    reader: PlanReader = ctx.extras["plan"]
+    reader = runtime_of(ctx).plan
+    assert reader is not None, "made when the service starts"
     return reader
 
 
 def writer(ctx: ServiceContext) -> GroupCommitWriter:
-    w: GroupCommitWriter = ctx.extras["writer"]
+    w = runtime_of(ctx).writer
+    assert w is not None, "made when the service starts"
     return w
 
 
 def metrics(ctx: ServiceContext) -> IntakeMetrics:
-    m: IntakeMetrics = ctx.extras["metrics"]
+    m = runtime_of(ctx).metrics
+    assert m is not None, "made when the service starts"
     return m
 
 
 def clock(ctx: ServiceContext) -> datetime:
-    now: Callable[[], datetime] = ctx.extras["clock"]
-    return now()
+    return runtime_of(ctx).clock()

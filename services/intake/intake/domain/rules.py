@@ -9,15 +9,14 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import Any
 
 import orjson
 
 from intake.domain.models import CONFIDENTIAL_EFFECT_MAX, InitiativeCreate
+from shared.instants import local_day as local_day  # the campaign's calendar day, kept where intake's rules are read
 
-# Asia/Ho_Chi_Minh has been UTC+7 without daylight saving since 1975.
-VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 INITIATIVE_UNIT_KINDS = frozenset({"grassroots", "department"})
 OPEN_STATUSES = frozenset({"submitted", "revision_requested"})
 
@@ -60,10 +59,6 @@ class Unit:
     code: str
     kind: str
     path: str
-
-
-def local_day(instant: datetime) -> date:
-    return instant.astimezone(VN_TZ).date()
 
 
 def _date(value: Any) -> date | None:

@@ -7,23 +7,21 @@ and each unit entering or leaving a member's cover moves that unit's count by on
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import String, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.advisory_locks import AdvisoryLock
 from shared.db import insert_ignore, upsert
 from tally.adapters import bulk
 from tally.adapters.members import MemberKey, add_member_deltas, held_units, participant_changes
-from tally.adapters.orm import WHOLE, campaign_totals, campaigns, counters, daily, milestones, plan_sequences, units
+from tally.adapters.orm import WHOLE, campaign_totals, campaigns, counters, daily, milestones, units
 from tally.domain.counting import Contribution, Fact
 
 CHUNK = 2000
@@ -121,37 +119,6 @@ def parse_path(path: str) -> list[str]:
     return [p for p in path.split("/") if p]
 
 
-@dataclass
-class _PathCache:
-    revision: int = -1
-    paths: dict[str, list[str] | None] = field(default_factory=dict)  # None: not a known unit
-
-
-_PATH_CACHES: WeakKeyDictionary[Engine, _PathCache] = WeakKeyDictionary()
-PATH_CACHE_LIMIT = 400_000
-PLAN_REVISION = select(plan_sequences.c.value).where(plan_sequences.c.name == "plan")
-
-
-async def counted_paths(session: AsyncSession, codes: Iterable[str]) -> dict[str, list[str]]:
-    """``unit_paths`` for a consumer batch, through a per-database cache of this process.
-
-    Every change of a unit (and so of any path) takes a new plan revision in the same transaction, and a batch
-    reads the revision under the plan lock: while it is the one the cache was filled at, the cached paths are
-    the stored ones. A consumer batch touches ~1,000 units; looking them up cost ~10 ms of PostgreSQL each time."""
-    revision = (await session.execute(PLAN_REVISION)).scalar_one_or_none() or 0
-    cache = _PATH_CACHES.setdefault(session.get_bind(), _PathCache())
-    if cache.revision != revision or len(cache.paths) > PATH_CACHE_LIMIT:
-        cache.revision, cache.paths = revision, {}
-    wanted = set(codes)
-    missing = [code for code in wanted if code not in cache.paths]
-    if missing:
-        found = await unit_paths(session, missing)
-        for code in missing:
-            path = found.get(code)
-            cache.paths[code] = [sys.intern(c) for c in path] if path else None
-    return {code: path for code in wanted if (path := cache.paths[code]) is not None}
-
-
 async def unit_paths(session: AsyncSession, codes: Iterable[str]) -> dict[str, list[str]]:
     """Ancestor chains (ending with the unit) of known units; an unknown unit counts under itself only."""
     wanted = sorted(set(codes))
@@ -192,14 +159,13 @@ async def write_expanded(session: AsyncSession, changes: Expanded) -> None:
             await session.execute(stmt, [dict(zip(keys + adds, row, strict=True)) for row in values])
 
 
-# One advisory lock orders counting against plan changes: every consumer batch holds it shared (they run side by
-# side), a change of the plan (which may move subtrees) and a rebuild hold it exclusively. So a batch reads the paths
-# as they stand after any change it waited for, and a change waits for the batches in flight. (One lock per batch,
-# where share-locking each unit's row wrote a lock into ~1,000 unit rows per batch, and MultiXacts between
-# consumers.) SQLite has one writer at a time anyway.
-PLAN_LOCK_KEY = 7210
-PLAN_SHARED = select(func.pg_advisory_xact_lock_shared(PLAN_LOCK_KEY))
-PLAN_EXCLUSIVE = select(func.pg_advisory_xact_lock(PLAN_LOCK_KEY))
+# One advisory lock (AdvisoryLock.TALLY_PLAN) orders counting against plan changes: every consumer batch holds it
+# shared (they run side by side), a change of the plan (which may move subtrees) and a rebuild hold it exclusively.
+# So a batch reads the paths as they stand after any change it waited for, and a change waits for the batches in
+# flight. (One lock per batch, where share-locking each unit's row wrote a lock into ~1,000 unit rows per batch, and
+# MultiXacts between consumers.) SQLite has one writer at a time anyway.
+PLAN_SHARED = select(func.pg_advisory_xact_lock_shared(int(AdvisoryLock.TALLY_PLAN)))
+PLAN_EXCLUSIVE = select(func.pg_advisory_xact_lock(int(AdvisoryLock.TALLY_PLAN)))
 
 
 async def apply_own(session: AsyncSession, deltas: Deltas) -> None:
@@ -213,7 +179,7 @@ async def apply_own(session: AsyncSession, deltas: Deltas) -> None:
         await session.execute(PLAN_SHARED)
     before, after = await add_member_deltas(session, deltas.members)
     codes = deltas.units() | held_units(before.values()) | held_units(after.values())
-    paths = await counted_paths(session, codes)
+    paths = await unit_paths(session, codes)
     participants = participant_changes(before, after, paths, paths)
     await write_expanded(session, deltas.expanded(paths, participants))
 

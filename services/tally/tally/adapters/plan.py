@@ -16,6 +16,7 @@ from shared.units import path_string, subtree_clause
 from tally.adapters.counters import CHUNK, CODES, PLAN_EXCLUSIVE, Expanded, parse_path, unit_paths, write_expanded
 from tally.adapters.members import MemberKey, held_units, load_members, participant_changes
 from tally.adapters.orm import WHOLE, counters, daily, effective_quotas, facts, plan_sequences, quotas, units
+from tally.adapters.unit_search import search_key
 from tally.domain.plan import UnitIn, UnitRecord, check_units
 
 
@@ -133,7 +134,7 @@ async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn]) -> list[d
     for code, row in final.items():
         new_path = path_string(chain(code))
         old = stored.get(code)
-        row = {**row, "path": new_path, "depth": len(paths[code]) - 1}
+        row = {**row, "path": new_path, "depth": len(paths[code]) - 1, "search_key": search_key(code, row["name"])}
         if old is None or any(
             getattr(old, k) != row[k] for k in ("name", "kind", "parent_code", "cluster", "member_count", "path")
         ):

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+from shared.instants import local_day, parse_optional_instant
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,27 +48,6 @@ class Contribution:
 NOTHING = Contribution()
 
 
-def parse_instant(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def local_day(instant: datetime | None) -> date | None:
-    if instant is None:
-        return None
-    if instant.tzinfo is None:  # SQLite hands back naive UTC
-        from datetime import UTC
-
-        instant = instant.replace(tzinfo=UTC)
-    return instant.astimezone(LOCAL_TZ).date()
-
-
 def author_ids(authors: Any) -> tuple[str, ...]:
     ids: list[str] = []
     for a in authors or []:
@@ -102,7 +80,7 @@ def _placed(fact: Fact, data: dict[str, Any]) -> Fact:
         campaign=fact.campaign or str(data.get("campaign") or "")[:64],
         phase=fact.phase or (str(data["phase"])[:64] if data.get("phase") else None),
         unit_code=fact.unit_code or str(data.get("unit_code") or "")[:64],
-        submitted_at=fact.submitted_at or parse_instant(data.get("submitted_at")),
+        submitted_at=fact.submitted_at or parse_optional_instant(data.get("submitted_at")),
     )
 
 
@@ -147,7 +125,7 @@ def on_reviewed(fact: Fact, data: dict[str, Any]) -> Fact:
         decision_seq=seq,
         outcome=outcome if outcome in ("valid", "invalid", "revision") else None,
         verified_benefit_vnd=None if verified is None else _int(verified),
-        decided_at=parse_instant(data.get("decided_at")),
+        decided_at=parse_optional_instant(data.get("decided_at")),
     )
 
 
@@ -165,8 +143,8 @@ def contribution(fact: Fact | None) -> Contribution:
         invalid=int(fact.outcome == "invalid"),
         benefit_vnd=benefit,
         members=frozenset(fact.authors),
-        submitted_day=local_day(fact.submitted_at),
-        valid_day=local_day(fact.decided_at) if valid else None,
+        submitted_day=local_day(fact.submitted_at) if fact.submitted_at else None,
+        valid_day=local_day(fact.decided_at) if valid and fact.decided_at else None,
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from intake.adapters.imports import ImportFileError, create_job, rows_of, template_xlsx
 from intake.adapters.orm import import_jobs, import_rows
 from intake.api.deps import ContextDep, PrincipalDep, plan, require_roles
+from intake.runtime import runtime_of
 from shared.auth import Principal
 from shared.http import ApiError, JsonResponse
 from shared.units import path_in_scope
@@ -66,7 +67,7 @@ async def start_import(
             filename=file.filename or "",
             rows=rows,
         )
-    ctx.extras["import_wake"].set()
+    runtime_of(ctx).import_wake.set()
     return JsonResponse({"id": job_id, "status": "queued", "total": len(rows)}, 202)
 
 

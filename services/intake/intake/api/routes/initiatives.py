@@ -42,6 +42,7 @@ from intake.api.deps import ContextDep, PrincipalDep, clock, metrics, plan, writ
 from intake.domain.events import REVISED, WITHDRAWN, initiative_payload, submitted_event, withdrawn_payload
 from intake.domain.models import BatchRequest, InitiativeCreate, InitiativeUpdate, ValidBatch, validation_details
 from intake.domain.rules import OPEN_STATUSES, body_hash, content_refusals, fingerprint, local_day, plan_refusals
+from intake.runtime import runtime_of
 from intake.submission import check_submitter, prepare, prepare_many, reason_of
 from shared.auth import AuthError, Principal
 from shared.db import insert_ignore
@@ -301,7 +302,7 @@ async def submit_many(
 async def batch_slot(ctx: ServiceContext) -> AsyncIterator[None]:
     """One of the ``batch_writers`` slots, taken before any connection (see IntakeSettings.batch_writers);
     503 with Retry-After when neither the slot nor the pool answers within ``batch_wait_s``."""
-    slots: asyncio.Semaphore = ctx.extras["batch_slots"]
+    slots = runtime_of(ctx).batch_slots
     wait_s = float(getattr(ctx.settings, "batch_wait_s", 20.0))
     try:
         async with asyncio.timeout(wait_s):

@@ -1,5 +1,6 @@
-"""The five processes of distributed mode, started as tests/test_e2e_distributed.py does, that a fault test
-can kill -9 and restart one by one, with PostgreSQL, RabbitMQ or Redis reached through a TCP proxy it can cut.
+"""The five processes of distributed mode (one uvicorn each, on PostgreSQL, RabbitMQ and Redis), for the tests
+that run them: the distributed walking skeleton, and the fault tests, which kill -9 and restart them one by one
+and may reach PostgreSQL, RabbitMQ or Redis through a TCP proxy they can cut.
 
 The real servers are shared with other work on the machine: an outage is a cut proxy, never a stopped server.
 """
@@ -12,7 +13,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ import httpx
 from shared.tcpproxy import TcpProxy, proxy_for
 from shared.testing import AMQP_URL, REDIS_URL, amqp_prefix, pg_database
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("tally", "intake", "review", "awards")
 CONSUMERS = ("tally", "review", "awards", "intake")
 DEFAULT_PORTS = {"pg": 5432, "amqp": 5672, "redis": 6379}
@@ -30,6 +31,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def wait_healthy(url: str, proc: asyncio.subprocess.Process, timeout_s: float = 90) -> None:
+    """Until ``url``/health answers 200; RuntimeError if the process exits or the time runs out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with httpx.AsyncClient(timeout=3) as client:
+        while True:
+            if proc.returncode is not None:
+                raise RuntimeError(f"{url} exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/health")).status_code == 200:
+                    return
+            if loop.time() > deadline:
+                raise RuntimeError(f"{url} not healthy in {timeout_s} s")
+            await asyncio.sleep(0.3)
+
+
+def dump_logs(tmp_path: Path, tail: int = 3000) -> str:
+    """The end of every ``*.log`` under ``tmp_path``, for a failed test's output."""
+    return "\n".join(
+        f"==== {path.name}\n{path.read_text(errors='replace')[-tail:]}" for path in sorted(tmp_path.glob("*.log"))
+    )
 
 
 class System:
@@ -76,18 +100,8 @@ class System:
     async def wait_healthy(self, names: Iterable[str], timeout_s: float = 90) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        async with httpx.AsyncClient(timeout=3) as client:
-            for name in names:
-                while True:
-                    proc = self.procs[name]
-                    if proc.returncode is not None:
-                        raise RuntimeError(f"{name} exited with {proc.returncode}")
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get(f"{self.urls[name]}/health")).status_code == 200:
-                            break
-                    if loop.time() > deadline:
-                        raise RuntimeError(f"{name} not healthy in {timeout_s} s")
-                    await asyncio.sleep(0.3)
+        for name in names:
+            await wait_healthy(self.urls[name], self.procs[name], max(0.0, deadline - loop.time()))
 
     async def kill(self, name: str) -> None:
         """kill -9: no shutdown of any kind (open transactions, unacknowledged messages, half-sent answers)."""
@@ -114,15 +128,15 @@ class System:
             log.close()  # type: ignore[attr-defined]
 
     def dump_logs(self, tail: int = 3000) -> str:
-        out = []
-        for path in sorted(self.tmp_path.glob("*.log")):
-            out.append(f"==== {path.name}\n{path.read_text(errors='replace')[-tail:]}")
-        return "\n".join(out)
+        return dump_logs(self.tmp_path, tail)
 
 
 @contextlib.asynccontextmanager
-async def running_system(tmp_path: Path, proxied: Iterable[str] = ()) -> AsyncIterator[System]:
-    """A fresh system (own databases, queue prefix and Redis key prefix); ``proxied`` ⊆ {"pg", "amqp", "redis"}."""
+async def running_system(
+    tmp_path: Path, proxied: Iterable[str] = (), env: Mapping[str, str] | None = None
+) -> AsyncIterator[System]:
+    """A fresh system (own databases, queue prefix and Redis key prefix); ``proxied`` ⊆ {"pg", "amqp", "redis"};
+    ``env`` adds to (or overrides) every process's environment."""
     proxied = set(proxied)
     async with contextlib.AsyncExitStack() as stack:
         prefix = await stack.enter_async_context(amqp_prefix())
@@ -132,25 +146,18 @@ async def running_system(tmp_path: Path, proxied: Iterable[str] = ()) -> AsyncIt
             kind: await stack.enter_async_context(proxy_for(urls[kind], DEFAULT_PORTS[kind]))
             for kind in sorted(proxied)
         }
-        env = {
+        environment = {
             **os.environ,
             "ENVIRONMENT": "development",
             "AMQP_URL": proxies["amqp"].url(AMQP_URL) if "amqp" in proxies else AMQP_URL,
             "AMQP_PREFIX": prefix,
             "REDIS_URL": proxies["redis"].url(REDIS_URL) if "redis" in proxies else REDIS_URL,
             "LOG_JSON": "true",
-            "LOG_LEVEL": "WARNING",
             "PYTHONPATH": os.pathsep.join([str(REPO), *(str(REPO / "services" / s) for s in (*SERVICES, "gateway"))]),
             "RATE_LIMIT_KEY_PREFIX": f"{prefix}rl:",
-            # The ledger is one client sending thousands of requests: the front door's limits are not under test.
-            "RATE_ACCOUNT_PER_S": "100000",
-            "RATE_ACCOUNT_BURST": "100000",
-            "RATE_IP_PER_S": "100000",
-            "RATE_IP_BURST": "100000",
-            # A downstream back from an outage is tried again after 2 s rather than 10.
-            "BREAKER_COOLDOWN_S": "2",
+            **(env or {}),
         }
-        system = System(tmp_path, env, dbs, proxies)
+        system = System(tmp_path, environment, dbs, proxies)
         try:
             for name in (*SERVICES, "gateway"):
                 await system.start(name)
