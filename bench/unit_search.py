@@ -23,7 +23,7 @@ sys.path[:0] = [str(REPO), str(REPO / "services" / "tally")]
 from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 from tally.adapters.orm import units  # noqa: E402
 from tally.adapters.unit_search import search_key, search_units  # noqa: E402
-from tally.app import DEFINITION  # noqa: E402
+from tally.app import MIGRATIONS  # noqa: E402
 
 from shared.db import make_engine, run_migrations  # noqa: E402
 from shared.testing import pg_database  # noqa: E402
@@ -66,7 +66,7 @@ async def main() -> None:
     async with pg_database() as url:
         engine = await make_engine(url)
         try:
-            await run_migrations(engine, DEFINITION.migrations)
+            await run_migrations(engine, MIGRATIONS)
             rows = tree(random.Random(7))
             async with engine.begin() as conn:
                 for i in range(0, len(rows), 5000):

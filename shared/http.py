@@ -106,15 +106,8 @@ _VI_VALIDATION = {
     "uuid_parsing": "Mã định danh không hợp lệ",
     "string_pattern_mismatch": "Chứa ký tự không được phép",
     # Strict models (awards') name the expected type.
-    "int_from_float": "Phải là số nguyên",
     "float_type": "Phải là số",
     "float_parsing": "Phải là số",
-    "bool_type": "Phải là true hoặc false",
-    "date_type": "Ngày không hợp lệ (YYYY-MM-DD)",
-    "string_type": "Phải là chuỗi ký tự",
-    "list_type": "Phải là danh sách",
-    "dict_type": "Phải là một đối tượng",
-    "model_type": "Phải là một đối tượng",
     "model_attributes_type": "Phải là một đối tượng",
 }
 # What a message that says what to do calls a field ("Vui lòng nhập tiêu đề"); others get a general wording.

@@ -317,7 +317,7 @@ async def test_request_bodies_are_documented_and_refused_in_vietnamese(h: Harnes
         "campaign": "Phải là chuỗi ký tự",
         "max_recipients": "Phải là số nguyên",
         "rule": "Phải là một đối tượng",
-        "name": "Quá dài (300)",
+        "name": "Tên tối đa 300 ký tự",
     }
     r = await c.post(
         "/api/v1/awards/schemes/COL-1/decision",

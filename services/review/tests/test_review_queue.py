@@ -299,10 +299,10 @@ async def test_claim_shows_earlier_near_duplicates(review: Review) -> None:
         assert len(index) == 3
         probe = Entry(str(uuid.uuid4()), "1M", 101, copy["title"], copy["solution"], None, True)
         async with again.state.ctx.sessions() as session:
-            found = await again.state.ctx.extras["review"].similarity.lookup_batch(session, [probe])
+            found = await again.state.ctx.runtime.similarity.lookup_batch(session, [probe])
         assert [m.initiative_id for m in found[probe.initiative_id].matches] == [original["id"]]
         # With no shingle set kept in memory, the candidate's is read from review_signature: the same match.
-        store = again.state.ctx.extras["review"].similarity
+        store = again.state.ctx.runtime.similarity
         store.recent = RecentSets(limit=0)
         async with again.state.ctx.sessions() as session:
             again_found = await store.lookup_batch(session, [probe])

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import inspect, select, text
 from tally.adapters.orm import units
-from tally.app import DEFINITION
+from tally.app import MIGRATIONS
 from tally_testkit import OP
 
 from shared.db import make_engine, run_migrations
@@ -100,7 +100,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path):  # type:
 async def test_0004_fills_the_search_key_of_stored_units(database_url: str) -> None:
     engine = await make_engine(database_url)
     try:
-        await run_migrations(engine, DEFINITION.migrations, revision="0003")
+        await run_migrations(engine, MIGRATIONS, revision="0003")
         async with engine.begin() as conn:
             await conn.execute(
                 text(
@@ -108,7 +108,7 @@ async def test_0004_fills_the_search_key_of_stored_units(database_url: str) -> N
                     " VALUES ('TH', 'LĐLĐ tỉnh Thanh Hóa', 'province', NULL, '/TH/', 0, 1)"
                 )
             )
-        await run_migrations(engine, DEFINITION.migrations)
+        await run_migrations(engine, MIGRATIONS)
         async with engine.connect() as conn:
             key = (await conn.execute(select(units.c.search_key).where(units.c.code == "TH"))).scalar_one()
             assert key == "th ldld tinh thanh hoa"
@@ -118,7 +118,7 @@ async def test_0004_fills_the_search_key_of_stored_units(database_url: str) -> N
                 assert "gin_trgm_ops" in indexes["ix_units_search_key_trgm"]
                 assert "varchar_pattern_ops" in indexes["ix_units_path_prefix"]
                 assert "ix_units_depth_code" in indexes
-        await run_migrations(engine, DEFINITION.migrations, revision="0003", down=True)
+        await run_migrations(engine, MIGRATIONS, revision="0003", down=True)
         async with engine.connect() as conn:
             columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("units")})
             assert "search_key" not in columns and "path" in columns
