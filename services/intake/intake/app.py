@@ -104,10 +104,6 @@ def definition(settings: IntakeSettings) -> ServiceDefinition:
         after_batch=AFTER_BATCH,
         on_start=[remember, start],
         workers=[group_commit, import_worker],
-        fast_routes={
-            ("POST", "/api/v1/initiatives"): initiatives.fast_submit,
-            ("POST", "/api/v1/initiatives/batch"): initiatives.fast_submit_batch,
-        },
         title="Sáng kiến — intake",
         description="Every way an initiative gets in: single, batch, import; idempotent and group-committed.",
     )

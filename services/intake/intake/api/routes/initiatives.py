@@ -9,13 +9,11 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Header, Query
 from pydantic import ValidationError
 from sqlalchemy import delete, update
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.responses import Response
 
 from intake.adapters.orm import fingerprints, idempotency_keys, initiative_authors, initiatives, outbox
 from intake.adapters.queries import (
@@ -40,14 +38,14 @@ from intake.adapters.store import (
 )
 from intake.api.deps import ContextDep, PrincipalDep, clock, metrics, plan, writer
 from intake.domain.events import REVISED, WITHDRAWN, initiative_payload, submitted_event, withdrawn_payload
-from intake.domain.models import BatchRequest, InitiativeCreate, InitiativeUpdate, ValidBatch, validation_details
+from intake.domain.models import BatchRequest, InitiativeCreate, InitiativeUpdate, validation_details
 from intake.domain.rules import OPEN_STATUSES, body_hash, content_refusals, fingerprint, local_day, plan_refusals
 from intake.submission import check_submitter, prepare, prepare_many, reason_of
-from shared.auth import AuthError, Principal
+from shared.auth import Principal
 from shared.db import insert_ignore
 from shared.http import ApiError, JsonResponse
 from shared.messaging import outbox_row
-from shared.service import FastRequest, ServiceContext, bearer_of
+from shared.service import ServiceContext
 
 router = APIRouter(tags=["initiatives"])
 
@@ -92,22 +90,6 @@ async def submit_initiative(
     body: InitiativeCreate, ctx: ContextDep, principal: PrincipalDep, idempotency_key: IdempotencyKey = None
 ) -> JsonResponse:
     return await submit_one(ctx, principal, body, idempotency_key)
-
-
-async def fast_submit(ctx: ServiceContext, request: FastRequest) -> Response | None:
-    """``POST /api/v1/initiatives`` without FastAPI's routing and dependencies (``shared.service.FastRoutes``).
-
-    Only a request that would pass FastAPI's own checks is answered here (a verified bearer token, a body
-    that is valid JSON for ``InitiativeCreate``, a well-formed Idempotency-Key); anything else answers
-    None and ``submit_initiative`` gives its usual 401 or 422."""
-    principal = await _fast_principal(ctx, request)
-    if principal is None:
-        return None
-    try:
-        body = InitiativeCreate.model_validate_json(request.body)
-    except ValidationError:
-        return None
-    return await submit_one(ctx, principal, body, request.header(b"idempotency-key"))
 
 
 async def submit_one(
@@ -157,47 +139,6 @@ async def submit_batch(
     return await submit_many(
         ctx, principal, validate_items(body.items), _batch_claim(principal, body.items, idempotency_key)
     )
-
-
-async def fast_submit_batch(ctx: ServiceContext, request: FastRequest) -> Response | None:
-    """``POST /api/v1/initiatives/batch`` without FastAPI's machinery, as ``fast_submit`` does for one item:
-    a body that is not ``{"items": [1 to 1,000 objects]}`` goes to ``submit_batch`` for its usual answer."""
-    principal = await _fast_principal(ctx, request)
-    if principal is None:
-        return None
-    key = request.header(b"idempotency-key")
-    if key is None:
-        # The usual case, every item valid: parsed and validated in one pass, no dict per item kept.
-        try:
-            valid = ValidBatch.model_validate_json(request.body)
-        except ValidationError:
-            pass
-        else:
-            return await submit_many(ctx, principal, valid.items, None)
-    try:
-        body = orjson.loads(request.body)
-    except orjson.JSONDecodeError:
-        return None
-    items = body.get("items") if isinstance(body, dict) and len(body) == 1 else None
-    if not isinstance(items, list) or not 1 <= len(items) <= 1000 or not all(isinstance(i, dict) for i in items):
-        return None
-    return await submit_many(ctx, principal, validate_items(items), _batch_claim(principal, items, key))
-
-
-async def _fast_principal(ctx: ServiceContext, request: FastRequest) -> Principal | None:
-    """The caller of a fast route, or None when the regular route should answer (no or bad token, an
-    Idempotency-Key the route would refuse, a content type other than JSON)."""
-    token = bearer_of(request.header(b"authorization") or "")
-    key = request.header(b"idempotency-key")
-    content_type = request.header(b"content-type")
-    if token is None or (key is not None and not 1 <= len(key) <= 200):
-        return None
-    if content_type is not None and "json" not in content_type:
-        return None
-    try:
-        return await ctx.verifier.verify(token)
-    except AuthError:
-        return None
 
 
 def validate_items(items: list[dict[str, Any]]) -> list[InitiativeCreate | ApiError]:
