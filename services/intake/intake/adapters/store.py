@@ -506,3 +506,22 @@ async def find_idempotency(conn: AsyncConnection, principal: str, key: str) -> A
 
 async def seq_of(conn: AsyncConnection, initiative_id: str) -> int | None:
     return (await conn.execute(select(initiatives.c.seq).where(initiatives.c.id == initiative_id))).scalar_one_or_none()
+
+
+async def store_batch_response(conn: AsyncConnection, claim: IdempotencyClaim, response: dict[str, Any]) -> bool:
+    """Keep a batch's response under its Idempotency-Key; False when another request holds the key already."""
+    inserted = (
+        await conn.execute(
+            insert_ignore(idempotency_keys, conn.dialect.name, ["principal", "key"])
+            .values(
+                principal=claim.principal,
+                key=claim.key,
+                endpoint=claim.endpoint,
+                body_hash=claim.body_hash,
+                response=response,
+                created_at=datetime.now(UTC),
+            )
+            .returning(idempotency_keys.c.key)
+        )
+    ).first()
+    return inserted is not None

@@ -1,13 +1,8 @@
-"""Dependencies of intake's routes: the shared aliases plus intake's own parts held in ctx.extras."""
+"""Dependencies of intake's routes: the shared aliases, and intake's own parts for the routes that read them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
-from intake.adapters.plan import PlanReader
-from intake.adapters.writer import GroupCommitWriter
-from intake.submission import IntakeMetrics
+from intake.usecases.context import clock, metrics, plan, writer
 from shared.service import (
     ContextDep,
     OptionalPrincipalDep,
@@ -21,6 +16,7 @@ __all__ = [
     "ContextDep",
     "OptionalPrincipalDep",
     "PrincipalDep",
+    "ServiceContext",
     "SessionDep",
     "clock",
     "metrics",
@@ -28,23 +24,3 @@ __all__ = [
     "require_roles",
     "writer",
 ]
-
-
-def plan(ctx: ServiceContext) -> PlanReader:
-    reader: PlanReader = ctx.extras["plan"]
-    return reader
-
-
-def writer(ctx: ServiceContext) -> GroupCommitWriter:
-    w: GroupCommitWriter = ctx.extras["writer"]
-    return w
-
-
-def metrics(ctx: ServiceContext) -> IntakeMetrics:
-    m: IntakeMetrics = ctx.extras["metrics"]
-    return m
-
-
-def clock(ctx: ServiceContext) -> datetime:
-    now: Callable[[], datetime] = ctx.extras["clock"]
-    return now()
