@@ -171,12 +171,16 @@ def unexpected_error_response(exc: Exception) -> JsonResponse:
 class ObservabilityMiddleware:
     """Pure ASGI: take or make X-Correlation-ID, echo it, and time each request per route template."""
 
+    # Set by an outer ObservabilityMiddleware (shared.service.ServiceApp's fast routes) that already
+    # counts and times the request.
+    OBSERVED = "sangkien.observed"
+
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get(self.OBSERVED):
             await self.app(scope, receive, send)
             return
         corr = None

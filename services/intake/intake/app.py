@@ -105,6 +105,7 @@ def definition(settings: IntakeSettings) -> ServiceDefinition:
         after_batch=AFTER_BATCH,
         on_start=[remember, start],
         workers=[group_commit, import_worker],
+        fast_routes=[initiatives.submit_initiative, initiatives.submit_batch],
         title="Sáng kiến — intake",
         description="Every way an initiative gets in: single, batch, import; idempotent and group-committed.",
     )
