@@ -46,7 +46,7 @@ def test_ids_are_random_version_4_uuids() -> None:
 
 
 async def test_a_batch_without_key_gets_the_same_answers_by_either_validation(world: Any, kit: Any) -> None:
-    """All items valid: read in one pass (``ValidBatch``). One item invalid: read item by item. The answers
+    """Valid items are read in the same pass as the JSON (``BatchRequest``); an invalid one alone again. The answers
     per item are the same as the keyed batch's (which always goes item by item)."""
     c = world.client
     batch = "/api/v1/initiatives/batch"

@@ -112,19 +112,28 @@ async def _replay_single(ctx: ServiceContext, claim: IdempotencyClaim) -> Submit
     return Submitted(row.initiative_id, seq)
 
 
-def validate_items(items: list[dict[str, Any]]) -> list[InitiativeCreate | Refusal]:
-    """Each raw item of a batch as a model, or its refusal naming the fields."""
+def validate_items(items: Sequence[InitiativeCreate | dict[str, Any]]) -> list[InitiativeCreate | Refusal]:
+    """Each item of a batch as a model, or the refusal naming the fields of one that is not."""
     out: list[InitiativeCreate | Refusal] = []
-    for raw in items:
+    for item in items:
+        if isinstance(item, InitiativeCreate):
+            out.append(item)
+            continue
         try:
-            out.append(InitiativeCreate.model_validate(raw))
+            out.append(InitiativeCreate.model_validate(item))
         except ValidationError as exc:
             out.append(invalid(validation_details(exc)))
     return out
 
 
-def batch_claim(principal: Principal, items: list[dict[str, Any]], key: str | None) -> IdempotencyClaim | None:
-    return IdempotencyClaim(principal.sub, key, body_hash({"items": items}), "batch") if key else None
+def batch_claim(
+    principal: Principal, items: Sequence[InitiativeCreate | dict[str, Any]], key: str | None
+) -> IdempotencyClaim | None:
+    """The batch's claim on its Idempotency-Key: the same items (as their JSON) make the same claim."""
+    if not key:
+        return None
+    body = [i.model_dump(mode="json") if isinstance(i, InitiativeCreate) else i for i in items]
+    return IdempotencyClaim(principal.sub, key, body_hash({"items": body}), "batch")
 
 
 def _item_error(index: int, exc: Refusal) -> dict[str, Any]:
