@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -352,8 +353,8 @@ async def insert_submitted(
     step per element, several times one ``orjson.dumps`` of the rows; the event bodies stay bytes (inside
     the JSON they cost PostgreSQL ~6-10 µs each to parse and extract, against ~0.4 µs as a bytea array,
     measured). Measured per row against all-arrays: about 10 µs less here, a few more in PostgreSQL. The statement
-    is built with SQLAlchemy Core and executed through SQLAlchemy, whose compiled cache finds it again for
-    the same set of columns; asyncpg prepares it once. Elsewhere (SQLite): executemany.
+    is built with SQLAlchemy Core once per set of columns (``_submitted_insert``) and executed through
+    SQLAlchemy, whose compiled cache finds it again; asyncpg prepares it once. Elsewhere (SQLite): executemany.
     """
     correlations = correlation_ids if correlation_ids is not None else [None] * len(records)
     if isinstance(make_event, SubmittedEvents):
@@ -416,6 +417,11 @@ _SHAREABLE = frozenset(
 )
 
 
+# One statement object per set of columns, kept: building it costs ~1 ms per group commit of 32 (bench/intake_insert.py:
+# 2,260-2,378 µs CPU per call built each time, 891-985 µs kept), and SQLAlchemy then finds its compiled form in its
+# own cache. The hand-compiled SQL sent straight to asyncpg that stood here measured the same (973-1,028 µs) and
+# went (docs/benchmarks.md, "Intake: tricks re-measured").
+@functools.lru_cache(maxsize=64)
 def _submitted_insert(per_row: tuple[str, ...], shared: tuple[str, ...]) -> Insert:
     given = (
         # The document goes as the bytes orjson made (bytea, read as UTF-8 text by PostgreSQL): as text it
