@@ -14,7 +14,6 @@ from intake.adapters.imports import import_worker
 from intake.adapters.orm import metadata
 from intake.adapters.plan import PlanReader
 from intake.adapters.writer import GroupCommitWriter
-from intake.api import errors
 from intake.api.routes import imports, initiatives
 from intake.domain.events import submitted_event
 from intake.handlers import AFTER_BATCH, make_subscriptions
@@ -119,6 +118,4 @@ def create(
     topology: Mapping[str, Sequence[str]] | None = None,
 ) -> FastAPI:
     settings = settings or IntakeSettings()
-    app = create_app(definition(settings), settings, bus=bus, broker=broker, topology=topology)
-    errors.install(app)
-    return app
+    return create_app(definition(settings), settings, bus=bus, broker=broker, topology=topology)

@@ -11,7 +11,6 @@ from shared.bus.base import EventBus
 from shared.bus.memory import InMemoryBroker
 from shared.service import ServiceDefinition, create_app
 from tally.adapters.orm import metadata
-from tally.api import errors
 from tally.api.routes import figures, ops, plan, snapshots
 from tally.handlers import AFTER_BATCH, SUBSCRIPTIONS
 from tally.observability import with_business_metrics
@@ -37,6 +36,4 @@ def create(
     topology: Mapping[str, Sequence[str]] | None = None,
 ) -> FastAPI:
     definition = with_business_metrics(DEFINITION)
-    app = create_app(definition, settings or TallySettings(), bus=bus, broker=broker, topology=topology)
-    errors.install(app)
-    return app
+    return create_app(definition, settings or TallySettings(), bus=bus, broker=broker, topology=topology)

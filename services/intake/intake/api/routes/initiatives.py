@@ -1,7 +1,7 @@
 """POST/GET/PATCH /api/v1/initiatives, the batch endpoint and withdrawal (SPEC §8, issue 3).
 
 Each route parses its input and calls one use case (``intake.usecases``); their refusals become HTTP
-answers in ``intake.api.errors``."""
+answers in ``shared.http`` (``REFUSAL_STATUS``)."""
 
 from __future__ import annotations
 
