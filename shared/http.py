@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -87,27 +88,90 @@ def field_error(field: str, message: str, code: str = "validation_error", status
 
 
 _VI_VALIDATION = {
-    "missing": "Thiếu trường bắt buộc",
-    "string_too_short": "Quá ngắn",
-    "string_too_long": "Quá dài",
-    "greater_than_equal": "Giá trị quá nhỏ",
-    "greater_than": "Giá trị quá nhỏ",
-    "less_than": "Giá trị quá lớn",
-    "less_than_equal": "Giá trị quá lớn",
     "int_parsing": "Phải là số nguyên",
     "int_type": "Phải là số nguyên",
+    "int_from_float": "Phải là số nguyên",
     "date_from_datetime_parsing": "Ngày không hợp lệ (YYYY-MM-DD)",
     "date_parsing": "Ngày không hợp lệ (YYYY-MM-DD)",
+    "date_type": "Ngày không hợp lệ (YYYY-MM-DD)",
     "extra_forbidden": "Trường không được phép",
-    "too_short": "Quá ít phần tử",
-    "too_long": "Quá nhiều phần tử",
     "literal_error": "Giá trị không được chấp nhận",
     "enum": "Giá trị không được chấp nhận",
     "json_invalid": "JSON không hợp lệ",
     "bool_parsing": "Phải là true hoặc false",
+    "bool_type": "Phải là true hoặc false",
+    "string_type": "Phải là chuỗi ký tự",
+    "list_type": "Phải là danh sách",
+    "model_type": "Phải là một đối tượng",
+    "dict_type": "Phải là một đối tượng",
     "uuid_parsing": "Mã định danh không hợp lệ",
     "string_pattern_mismatch": "Chứa ký tự không được phép",
+    # Strict models (awards') name the expected type.
+    "int_from_float": "Phải là số nguyên",
+    "float_type": "Phải là số",
+    "float_parsing": "Phải là số",
+    "bool_type": "Phải là true hoặc false",
+    "date_type": "Ngày không hợp lệ (YYYY-MM-DD)",
+    "string_type": "Phải là chuỗi ký tự",
+    "list_type": "Phải là danh sách",
+    "dict_type": "Phải là một đối tượng",
+    "model_type": "Phải là một đối tượng",
+    "model_attributes_type": "Phải là một đối tượng",
 }
+# What a message that says what to do calls a field ("Vui lòng nhập tiêu đề"); others get a general wording.
+_FIELD_NAMES = {
+    "title": "tiêu đề",
+    "problem": "thực trạng",
+    "solution": "giải pháp",
+    "effect": "hiệu quả",
+    "expected_benefit_vnd": "giá trị làm lợi",
+    "verified_benefit_vnd": "giá trị làm lợi",
+    "applied_on": "ngày áp dụng",
+    "unit_code": "mã đơn vị",
+    "field": "lĩnh vực",
+    "campaign": "đợt phát động",
+    "member_id": "mã đoàn viên",
+    "full_name": "họ tên",
+    "authors": "tác giả",
+    "name": "tên",
+    "code": "mã",
+    "reason": "lý do",
+    "note": "ghi chú",
+}
+
+
+def _number(bound: Any) -> str:
+    return f"{bound:,}".replace(",", ".") if isinstance(bound, int) else str(bound)
+
+
+def validation_message(err: Mapping[str, Any]) -> str:
+    """One pydantic error as a Vietnamese message that says what to do: "Vui lòng nhập giải pháp",
+    "Tiêu đề cần ít nhất 5 ký tự", "Giá trị làm lợi không được âm"."""
+    etype = str(err.get("type", ""))
+    ctx = err.get("ctx") or {}
+    if etype == "value_error":
+        return str(ctx.get("error") or err.get("msg"))
+    field = next((str(p) for p in reversed(tuple(err.get("loc", ()))) if isinstance(p, str)), "")
+    name = _FIELD_NAMES.get(field)
+    subject = name[0].upper() + name[1:] if name else "Giá trị"
+    bound = next((ctx[k] for k in ("min_length", "max_length", "ge", "le", "gt", "lt") if ctx.get(k) is not None), None)
+    given = err.get("input")
+    empty = given is None or given == [] or (isinstance(given, str) and not given.strip())
+    if etype == "missing" or (etype in ("string_too_short", "too_short") and (empty or bound == 1)):
+        return f"Vui lòng nhập {name}" if name else "Vui lòng nhập giá trị này"
+    worded = {
+        "string_too_short": f"{subject} cần ít nhất {_number(bound)} ký tự",
+        "string_too_long": f"{subject} tối đa {_number(bound)} ký tự",
+        "too_short": f"{subject} cần ít nhất {_number(bound)} mục",
+        "too_long": f"{subject} tối đa {_number(bound)} mục",
+        "greater_than_equal": f"{subject} cần từ {_number(bound)} trở lên" if bound else f"{subject} không được âm",
+        "greater_than": f"{subject} phải lớn hơn {_number(bound)}",
+        "less_than_equal": f"{subject} tối đa {_number(bound)}",
+        "less_than": f"{subject} phải nhỏ hơn {_number(bound)}",
+    }
+    if etype in worded and bound is not None:
+        return worded[etype]
+    return _VI_VALIDATION.get(etype) or str(err.get("msg"))
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -149,19 +213,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_request: Request, exc: RequestValidationError) -> JsonResponse:
         details = []
         for err in exc.errors():
-            etype = str(err.get("type", ""))
-            msg = _VI_VALIDATION.get(etype)
-            ctx = err.get("ctx") or {}
-            if msg and ctx:
-                bound = next(
-                    (ctx[k] for k in ("min_length", "max_length", "ge", "le", "gt", "lt") if ctx.get(k) is not None),
-                    None,
-                )
-                if bound is not None:
-                    msg = f"{msg} ({bound})"
-            if etype == "value_error":
-                msg = str(ctx.get("error") or err.get("msg"))
-            details.append({"field": _field_name(tuple(err.get("loc", ()))), "message": msg or str(err.get("msg"))})
+            details.append({"field": _field_name(tuple(err.get("loc", ()))), "message": validation_message(err)})
         return JsonResponse(error_body("validation_error", "Dữ liệu không hợp lệ", details), 422)
 
     @app.exception_handler(StarletteHTTPException)

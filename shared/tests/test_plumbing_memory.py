@@ -126,8 +126,14 @@ async def test_validation_errors_name_the_field_and_the_bound_in_vietnamese() ->
         r = await client.post("/x", json={"title": "abc", "benefit": -1})
         assert r.status_code == 422
         assert r.json()["error"]["details"] == [
-            {"field": "title", "message": "Quá ngắn (5)"},
-            {"field": "benefit", "message": "Giá trị quá nhỏ (0)"},
+            {"field": "title", "message": "Tiêu đề cần ít nhất 5 ký tự"},
+            {"field": "benefit", "message": "Giá trị không được âm"},
+        ]
+        # An empty or missing field is asked for, not called "too short".
+        r = await client.post("/x", json={"title": "   "})
+        assert r.json()["error"]["details"] == [
+            {"field": "title", "message": "Vui lòng nhập tiêu đề"},
+            {"field": "benefit", "message": "Vui lòng nhập giá trị này"},
         ]
 
 

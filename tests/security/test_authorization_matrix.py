@@ -180,6 +180,8 @@ ROUTES: list[Route] = [
         roles("operator"),
     ),
     Route("GET", "/api/v1/units/{code}", _get("/api/v1/units/HN"), ANY),
+    # The unit pickers' search, accents left out: only the caller's subtree.
+    Route("GET", "/api/v1/units", _get("/api/v1/units", q="ba dinh"), ANY, scope="hide", leak=_shows_code("HN-BD-001")),
     Route(
         "GET", "/api/v1/units/{code}/overview", _get("/api/v1/units/HN-BD/overview", campaign="1M"), ANY, scope="deny"
     ),

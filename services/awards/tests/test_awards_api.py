@@ -288,3 +288,52 @@ async def test_unit_filter_uses_the_subtree(h: Harness) -> None:
     assert len((await c.get("/api/v1/awards", params={"unit": "TH"})).json()["items"]) == 1
     assert (await c.get("/api/v1/awards", params={"unit": "HN"})).json()["items"] == []
     assert (await c.get("/api/v1/awards/00000000-0000-0000-0000-000000000000")).status_code == 404
+
+
+async def test_request_bodies_are_documented_and_refused_in_vietnamese(h: Harness) -> None:
+    """Every request body is a model in the OpenAPI document, and a body that does not fit it is answered
+    with the 422 of the other services: code, a Vietnamese message, and each field with its own."""
+    c = h.client
+    spec = (await c.get("/openapi.json")).json()
+    bodies = {
+        (path, method): op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if "requestBody" in op
+    }
+    assert bodies == {
+        ("/api/v1/awards/schemes/{code}", "put"): "Scheme",
+        ("/api/v1/awards/schemes/{code}/nominations", "post"): "NominationRequest",
+        ("/api/v1/awards/schemes/{code}/decision", "post"): "DecisionRequest",
+        ("/api/v1/awards/{award_id}/revoke", "post"): "RevokeRequest",
+    }
+    wrong = {**COLLECTIVE, "campaign": 5, "max_recipients": "3", "rule": [], "name": "x" * 301}
+    r = await h.put_scheme("COL-1", wrong)
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "validation_error" and error["message"] == "Dữ liệu không hợp lệ"
+    messages = {d["field"]: d["message"] for d in error["details"]}
+    assert messages == {
+        "campaign": "Phải là chuỗi ký tự",
+        "max_recipients": "Phải là số nguyên",
+        "rule": "Phải là một đối tượng",
+        "name": "Quá dài (300)",
+    }
+    r = await c.post(
+        "/api/v1/awards/schemes/COL-1/decision",
+        json={"decision_no": "1/QĐ", "signed_on": "hôm qua", "approve": "all"},
+        headers=OP,
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["details"] == [{"field": "signed_on", "message": "Ngày không hợp lệ (YYYY-MM-DD)"}]
+    r = await c.post(
+        "/api/v1/awards/schemes/COL-1/decision",
+        json={"decision_no": "1/QĐ", "signed_on": "2023-09-07", "approve": ["TH-01-001", 5]},
+        headers=OP,
+    )
+    assert r.status_code == 422
+    message = 'Phải là "all" hoặc danh sách mã đơn vị/đoàn viên (tối đa 100000)'
+    assert r.json()["error"]["details"] == [{"field": "approve", "message": message}]
+    r = await c.post("/api/v1/awards/schemes/COL-1/nominations", json={"snapshot_id": 7}, headers=OP)
+    assert r.status_code == 422
+    assert r.json()["error"]["details"] == [{"field": "snapshot_id", "message": "Phải là chuỗi ký tự"}]

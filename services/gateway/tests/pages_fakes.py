@@ -14,6 +14,8 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from shared.text import fold
+
 ERR = {"code": "not_found", "message": "Không tìm thấy đơn vị", "details": None}
 
 UNITS: dict[str, dict[str, Any]] = {
@@ -326,6 +328,15 @@ def tally_app(world: World) -> FastAPI:
             msg = "Đơn vị nằm ngoài phạm vi của tài khoản"
             return JSONResponse({"error": {"code": "out_of_scope", "message": msg, "details": None}}, 403)
         return None
+
+    @app.get("/api/v1/units")
+    async def search_units(request: Request, q: str = "", limit: int = 20) -> Response:
+        """Tally's unit search: every folded word of ``q`` in the folded code and name, inside the scope."""
+        words = fold(q).split()
+        hits = [c for c in UNITS if all(w in fold(f"{c} {UNITS[c]['name']}") for w in words)]
+        mine = sorted((c for c in hits if _in_scope(request, c)), key=lambda c: (c != q, len(_scope_path(c)), c))
+        items = [{"code": c, **UNITS[c], "path": _scope_path(c)} for c in mine[:limit]]
+        return JSONResponse({"items": items, "more": len(mine) > limit, "outside_scope": not mine and bool(hits)})
 
     @app.get("/api/v1/units/{code}")
     async def unit(code: str) -> Response:

@@ -274,10 +274,23 @@ async def test_support_form_tells_unknown_from_out_of_scope_and_shows_the_apis_e
         await expect(page.locator("#form-errors")).to_contain_text(message)
         await expect(page.locator("#unit_code")).to_be_focused()
     assert site.world.bodies("/api/v1/initiatives") == []
-    # the picker offers the units of the support team's district
-    assert "HN-BD-001" in await page.locator("#unit-options option").evaluate_all("os => os.map(o => o.value)")
+    # the picker searches the support team's whole subtree by name, accents optional, and is kept by keyboard;
+    # a unit elsewhere is "outside the scope", a name that exists nowhere "not found"
+    await page.fill("#unit_code", "khong ton tai")
+    await expect(page.locator("#unit_code-status")).to_have_text("Không tìm thấy đơn vị")
+    await page.fill("#unit_code", "thanh hoa")
+    await expect(page.locator("#unit_code-status")).to_have_text("Đơn vị nằm ngoài phạm vi của tài khoản")
+    await page.fill("#unit_code", "dien luc ba dinh")
+    await expect(page.locator("#unit_code-list [role=option]")).to_have_count(1)
+    await expect(page.locator("#unit_code-list")).to_contain_text("CĐCS Công ty Điện lực Ba Đình · Công đoàn cơ sở")
+    await shoot(page, "support-picker", viewport)
+    await assert_accessible(page)  # with the listbox open
+    await page.keyboard.press("ArrowDown")
+    await page.keyboard.press("Enter")
+    assert await page.input_value("#unit_code") == "HN-BD-001"
+    await expect(page.locator("#unit_code-list")).to_be_hidden()
+    assert site.world.bodies("/api/v1/initiatives") == []  # Enter picked the unit, it did not send the form
     # an error the API finds is listed at the top too, beside its field
-    await page.fill("#unit_code", "HN-BD-001")
     await page.fill("#title", "Sáng kiến đã gửi hôm qua")
     await page.click("#initiative-form button[type=submit]")
     await expect(page.locator("#form-errors")).to_contain_text("Sáng kiến này đã được gửi (#1017)")
@@ -512,7 +525,18 @@ async def test_dashboard_figures_fit_and_unit_errors_are_told_apart(site: Site, 
     assert "1.010" in await page.locator("#chart-table").text_content()
     await expect(page.locator("#next-milestone")).to_contain_text("Cột mốc tiếp theo: 2.000")
     await expect(page.locator("#awards")).to_have_text("Chưa có quyết định khen thưởng.")
-    assert await page.locator("#unit-options option").count() >= 3  # the picker offers the scope's units
+    # the picker searches the whole scope, two levels down too, and a pick shows the unit
+    await page.fill("#unit", "truong hoc 42")
+    await expect(page.locator("#unit-list [role=option]")).to_have_count(1)
+    await page.click("#unit-list [role=option]")
+    await expect(page.locator("#unit-name")).to_have_text("CĐCS Trường học số 42 · Công đoàn cơ sở")
+    await page.fill("#unit", "cau giay")
+    await expect(page.locator("#unit-list [role=option]").first).to_contain_text("HN-CG LĐLĐ quận Cầu Giấy")
+    await assert_accessible(page)
+    await page.fill("#unit", "tinh thanh hoa")
+    await expect(page.locator("#unit-status")).to_have_text("Đơn vị nằm ngoài phạm vi của tài khoản")
+    await page.fill("#unit", "HN")
+    await page.click("#unit-form button[type=submit]")
     # an unknown code and a code outside the scope are told apart, and the old figures go away
     await page.fill("#unit", "XX")
     await page.click("#unit-form button[type=submit]")
@@ -616,8 +640,8 @@ async def test_operator_console_tables_forms_and_confirmed_irreversible_acts(sit
     await expect(page.locator("#units-file-result li").nth(1)).to_contain_text("Dòng 5 · code")
     # quotas in a grid by unit and phase, for the unit browsed and its children
     await expect(page.locator("#quota-grid tbody tr")).to_have_count(3)  # HN, HN-BD, HN-CG
-    assert await page.input_value("input[data-unit=HN][data-phase=P2]") == "1000"
-    cell = page.locator("input[data-unit=HN-BD][data-phase=P2]")
+    assert await page.input_value("input[name=assigned][data-unit=HN][data-phase=P2]") == "1000"
+    cell = page.locator("input[name=assigned][data-unit=HN-BD][data-phase=P2]")
     await cell.fill("600")
     await page.click("#quota-form button[type=submit]")
     await expect(page.locator("#quota-result")).to_contain_text("Đã lưu")
@@ -625,6 +649,18 @@ async def test_operator_console_tables_forms_and_confirmed_irreversible_acts(sit
         {"unit_code": "HN", "phase": "P2", "assigned": 1000, "self_set": 1300},  # the unit's own target kept
         {"unit_code": "HN-BD", "phase": "P2", "assigned": 600, "self_set": None},
     ]
+    # the unit's own (self-set) target beside the assigned quota is edited too; none without an assigned one
+    assert await page.input_value("input[name=self_set][data-unit=HN][data-phase=P2]") == "1300"
+    await page.fill("input[name=self_set][data-unit=HN-BD][data-phase=P2]", "750")
+    await page.fill("input[name=self_set][data-unit=HN-CG][data-phase=P1]", "80")
+    await page.click("#quota-form button[type=submit]")
+    await expect(page.locator("input[name=assigned][data-unit=HN-CG][data-phase=P1]")).to_be_focused()
+    await expect(page.locator("#quota-form .err")).to_have_text("Vui lòng nhập chỉ tiêu giao trước chỉ tiêu tự đặt")
+    await page.fill("input[name=self_set][data-unit=HN-CG][data-phase=P1]", "")
+    await page.click("#quota-form button[type=submit]")
+    await expect(page.locator("#quota-result")).to_contain_text("Đã lưu: 2")
+    saved = site.world.bodies("/quotas")[-1]
+    assert saved[1] == {"unit_code": "HN-BD", "phase": "P2", "assigned": 600, "self_set": 750}
     # the campaign and its phases in a form; a phase ending before it opens is refused in words
     await expect(page.locator("#cp-phases tbody tr")).to_have_count(2)
     await page.click("#cp-add-phase")

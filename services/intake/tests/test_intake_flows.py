@@ -222,6 +222,14 @@ async def test_requests_the_fast_paths_decline_get_the_regular_answers(world: An
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "Idempotency-Key"
     invalid = await c.post("/api/v1/initiatives", json=kit.body(title="abc"), headers=kit.member())
     assert invalid.status_code == 422 and invalid.json()["error"]["details"][0]["field"] == "title"
+    # The messages say what to do (issue 16), on the single route as in a batch.
+    assert invalid.json()["error"]["details"][0]["message"] == "Tiêu đề cần ít nhất 5 ký tự"
+    body = kit.body(title="", expected_benefit_vnd=-1)
+    answer = (await c.post("/api/v1/initiatives", json=body, headers=kit.member())).json()["error"]["details"]
+    assert {d["field"]: d["message"] for d in answer} == {
+        "title": "Vui lòng nhập tiêu đề",
+        "expected_benefit_vnd": "Giá trị làm lợi không được âm",
+    }
     assert await _count(world) == 0
     # An idempotent batch through the fast path, replayed; a body that is not declared JSON is the
     # regular route's 422 (FastAPI reads only JSON bodies), not a replay.

@@ -59,7 +59,7 @@ async def test_a_batch_without_key_gets_the_same_answers_by_either_validation(wo
     out = r.json()
     assert r.status_code == 200 and out["accepted"] == 1 and out["refused"] == 3
     assert out["items"][0]["seq"] == 4
-    assert out["items"][1]["error"]["details"][0] == {"field": "title", "message": "Quá ngắn (5)"}
+    assert out["items"][1]["error"]["details"][0] == {"field": "title", "message": "Tiêu đề cần ít nhất 5 ký tự"}
     assert {d["field"] for d in out["items"][2]["error"]["details"]} >= {"nonsense", "campaign", "title"}
     assert out["items"][3]["error"]["code"] == "duplicate"
     # Refusals that need the plan or the caller: out of scope, a member not among the authors.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
+from review.adapters.similar_store import Entry, RecentSets
 from review.app import create
-from review.domain.similarity import shingles, text_of
 from review_testkit import TOPOLOGY, Review, initiative, review_settings, start_review
 
 from shared.bus.memory import InMemoryBroker
@@ -295,8 +296,16 @@ async def test_claim_shows_earlier_near_duplicates(review: Review) -> None:
     async with again.router.lifespan_context(again):
         index = again.state.ctx.extras["review"].similarity.indexes["1M"]
         assert len(index) == 3
-        sh = shingles(text_of(copy["title"], copy["solution"]))
-        assert [m.initiative_id for m in index.similar(sh, before_seq=101)] == [original["id"]]
+        probe = Entry(str(uuid.uuid4()), "1M", 101, copy["title"], copy["solution"], None, True)
+        async with again.state.ctx.sessions() as session:
+            found = await again.state.ctx.extras["review"].similarity.lookup_batch(session, [probe])
+        assert [m.initiative_id for m in found[probe.initiative_id].matches] == [original["id"]]
+        # With no shingle set kept in memory, the candidate's is read from review_signature: the same match.
+        store = again.state.ctx.extras["review"].similarity
+        store.recent = RecentSets(limit=0)
+        async with again.state.ctx.sessions() as session:
+            again_found = await store.lookup_batch(session, [probe])
+        assert again_found[probe.initiative_id].matches == found[probe.initiative_id].matches
 
 
 async def test_item_view_follows_the_internal_contract_and_the_scope(review: Review) -> None:

@@ -11,7 +11,7 @@ from shared.bus.base import EventBus
 from shared.bus.memory import InMemoryBroker
 from shared.service import ServiceDefinition, create_app
 from tally.adapters.orm import metadata
-from tally.api.routes import figures, ops, plan, snapshots
+from tally.api.routes import figures, ops, plan, snapshots, units
 from tally.handlers import AFTER_BATCH, SUBSCRIPTIONS
 from tally.observability import with_business_metrics
 from tally.settings import TallySettings
@@ -20,7 +20,7 @@ DEFINITION = ServiceDefinition(
     name="tally",
     metadata=metadata,
     migrations=Path(__file__).resolve().parents[1] / "migrations",
-    routers=[plan.router, figures.router, snapshots.router, ops.router],
+    routers=[plan.router, units.router, figures.router, snapshots.router, ops.router],
     subscriptions=SUBSCRIPTIONS,
     after_batch=AFTER_BATCH,
     title="Sáng kiến — tally",

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from shared.http import ApiError
+from awards.domain.errors import SnapshotForbidden, SnapshotNotFound, TallyUnavailable
 
 
 class TallyClient:
@@ -29,17 +29,17 @@ class TallyClient:
         if resp.status_code == 200:
             return resp.json()
         if resp.status_code == 404:
-            raise ApiError(404, "snapshot_not_found", "Không tìm thấy bản chốt số liệu")
+            raise SnapshotNotFound()
         if resp.status_code in (401, 403):
-            raise ApiError(403, "forbidden", "Không có quyền đọc bản chốt số liệu")
-        raise ApiError(502, "tally_unavailable", "Dịch vụ tổng hợp số liệu trả lời lỗi")
+            raise SnapshotForbidden()
+        raise TallyUnavailable("Dịch vụ tổng hợp số liệu trả lời lỗi")
 
     async def snapshot(self, snapshot_id: str, authorization: str | None) -> dict[str, Any]:
         try:
             async with self._client(authorization) as client:
                 return dict(self._check(await client.get(f"/api/v1/tally/snapshots/{snapshot_id}")))
         except httpx.HTTPError as exc:
-            raise ApiError(502, "tally_unavailable", "Không kết nối được dịch vụ tổng hợp số liệu") from exc
+            raise TallyUnavailable() from exc
 
     async def figures(self, snapshot_id: str, kind: str, authorization: str | None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -58,4 +58,4 @@ class TallyClient:
                     if not cursor:
                         return items
         except httpx.HTTPError as exc:
-            raise ApiError(502, "tally_unavailable", "Không kết nối được dịch vụ tổng hợp số liệu") from exc
+            raise TallyUnavailable() from exc

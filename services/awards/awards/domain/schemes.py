@@ -13,11 +13,14 @@ a scheme); the kept units are then ordered as above and cut at ``max_recipients`
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
 
+from awards.domain.errors import Invalid
 from shared.text import NO_NUL
 
 UnitKind = Literal["national", "province", "sector", "district", "grassroots", "department"]
@@ -58,20 +61,21 @@ class Scheme(BaseModel):
     max_recipients: int = Field(ge=1, le=100_000)
 
 
-class SchemeError(Exception):
-    def __init__(self, details: list[dict[str, str]]) -> None:
-        super().__init__("invalid scheme")
-        self.details = details
+def canonical(value: Any) -> bytes:
+    """JSON with sorted keys: equal values give equal bytes (stored schemes, nomination runs, digests)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def parse_scheme(body: Any) -> Scheme:
-    """Validate a scheme; refuse unknown fields and impossible rules, naming the field."""
-    try:
-        scheme = Scheme.model_validate(body)
-    except ValidationError as exc:
-        raise SchemeError(
-            [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": _vi(e)} for e in exc.errors()]
-        ) from exc
+def scheme_digest(scheme: Scheme) -> str:
+    """Names the exact scheme a nomination list was computed under."""
+    return hashlib.sha256(canonical(scheme.model_dump(mode="json"))).hexdigest()[:16]
+
+
+def check_scheme(scheme: Scheme, campaign_phases: Sequence[str] | None) -> None:
+    """Refuse an impossible scheme, naming the fields (its shape is the model's to check).
+
+    ``campaign_phases``: the phases of the scheme's campaign, None while the campaign replica does not know
+    it (it may lag behind tally: an unknown campaign is accepted, a known one is checked)."""
     details: list[dict[str, str]] = []
     groups: list[tuple[str, Condition]] = [("rule", scheme.rule)]
     groups += [(f"rule.any_of.{i}", c) for i, c in enumerate(scheme.rule.any_of or [])]
@@ -79,9 +83,8 @@ def parse_scheme(body: Any) -> Scheme:
         if scheme.unit_kind is None:
             details.append({"field": "unit_kind", "message": "Khen thưởng tập thể phải nêu loại đơn vị"})
         allowed_order: tuple[str, ...] = CollectiveOrder.__args__
-        wrong = INDIVIDUAL_ONLY
         for prefix, cond in groups:
-            for name in wrong:
+            for name in INDIVIDUAL_ONLY:
                 if getattr(cond, name) is not None:
                     details.append({"field": f"{prefix}.{name}", "message": "Không áp dụng cho khen thưởng tập thể"})
     else:
@@ -102,20 +105,10 @@ def parse_scheme(body: Any) -> Scheme:
             details.append({"field": f"order_by.{i}", "message": f"Tiêu chí xếp hạng không hợp lệ: {key}"})
     if len(set(scheme.order_by)) != len(scheme.order_by):
         details.append({"field": "order_by", "message": "Tiêu chí xếp hạng bị lặp"})
+    if campaign_phases is not None and scheme.phase is not None and scheme.phase not in campaign_phases:
+        details.append({"field": "phase", "message": "Chiến dịch không có giai đoạn này"})
     if details:
-        raise SchemeError(details)
-    return scheme
-
-
-def _vi(err: Mapping[str, Any]) -> str:
-    kind = str(err.get("type", ""))
-    if kind == "extra_forbidden":
-        return "Trường không được phép"
-    if kind == "missing":
-        return "Thiếu trường bắt buộc"
-    if kind == "literal_error":
-        return "Giá trị không thuộc danh sách cho phép"
-    return f"Giá trị không hợp lệ ({kind})"
+        raise Invalid("Hình thức khen thưởng không hợp lệ", details)
 
 
 # ---- computation ----------------------------------------------------------------------------

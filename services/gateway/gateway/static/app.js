@@ -210,22 +210,53 @@ function unitFilter(box, rerender) {
   return visible;
 }
 
-// ---- unit picker: the account's scope and the units below it ------------------------------------------
+// ---- unit picker: a search over the account's whole subtree (tally's GET /units?q=), code or name, accents
+// optional. A listbox of our own, not a <datalist>: the browser would filter a datalist again by the typed
+// text, and hide "Ba Đình" from "ba dinh".
 const unitCache = new Map();
 async function unitInfo(code) {
   if (!unitCache.has(code)) unitCache.set(code, api("GET", `/api/v1/units/${encodeURIComponent(code)}`).catch((e) => { unitCache.delete(code); throw e; }));
   return unitCache.get(code);
 }
-async function fillUnitOptions(list, root) {
-  if (!list || !root) return;
-  try {
-    const u = await unitInfo(root);
-    const seen = new Set($$("option", list).map((o) => o.value));
-    for (const x of [u, ...(u.children || [])]) {
-      if (seen.has(x.code)) continue;
-      list.append(el("option", { value: x.code, label: `${x.name} · ${kindName(x.kind)}` }));
-    }
-  } catch { /* the picker still takes a typed code */ }
+function unitPicker(input) {
+  const list = $(`#${input.id}-list`), status = $(`#${input.id}-status`);
+  if (!list || input.dataset.picker) return;
+  input.dataset.picker = "1";
+  let asked = 0, timer = 0, active = -1;
+  const options = () => $$("[role=option]", list);
+  const close = () => { list.hidden = true; input.setAttribute("aria-expanded", "false"); input.removeAttribute("aria-activedescendant"); active = -1; };
+  const mark = (i) => {
+    const all = options();
+    active = all.length ? (i + all.length) % all.length : -1;
+    all.forEach((o, k) => o.setAttribute("aria-selected", String(k === active)));
+    if (active >= 0) { input.setAttribute("aria-activedescendant", all[active].id); all[active].scrollIntoView({ block: "nearest" }); }
+  };
+  const pick = (code) => { input.value = code; close(); status.textContent = ""; input.dispatchEvent(new CustomEvent("unitpicked", { detail: code })); };
+  const search = async () => {
+    const q = input.value.trim(), mine = ++asked;
+    let found;
+    try { found = await api("GET", `/api/v1/units?q=${encodeURIComponent(q)}&limit=20`); } catch { return; /* the picker still takes a typed code */ }
+    if (mine !== asked) return;  // the newest query wins
+    list.replaceChildren(...found.items.map((u, i) => el("li", { role: "option", id: `${input.id}-opt-${i}`, "aria-selected": "false", "data-code": u.code,
+      onmousedown: (ev) => { ev.preventDefault(); pick(u.code); } }, el("b", { text: u.code }), ` ${u.name} · ${kindName(u.kind)}`)));
+    status.textContent = found.items.length ? (found.more ? tr("unit_more") : "") : q ? tr(found.outside_scope ? "unit_out_of_scope" : "unit_not_found") : "";
+    active = -1;
+    if (document.activeElement === input && found.items.length) { list.hidden = false; input.setAttribute("aria-expanded", "true"); } else close();
+  };
+  input.setAttribute("role", "combobox");
+  input.setAttribute("aria-autocomplete", "list");
+  input.setAttribute("aria-controls", list.id);
+  input.setAttribute("aria-expanded", "false");
+  input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(search, 150); });
+  input.addEventListener("focus", () => { if (!list.children.length) search(); else if (options().length) { list.hidden = false; input.setAttribute("aria-expanded", "true"); } });
+  input.addEventListener("blur", close);
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      if (list.hidden && options().length) { list.hidden = false; input.setAttribute("aria-expanded", "true"); }
+      mark(active + (ev.key === "ArrowDown" ? 1 : -1)); ev.preventDefault();
+    } else if (ev.key === "Enter" && !list.hidden && active >= 0) { ev.preventDefault(); pick(options()[active].dataset.code); }
+    else if (ev.key === "Escape" && !list.hidden) { ev.preventDefault(); close(); }
+  });
 }
 function unitError(e) {
   if (e.status === 404) return tr("unit_not_found");
@@ -328,7 +359,7 @@ async function initiativeForm() {
   };
   $("#confidential").addEventListener("change", secretChanged);
   await fillFields($("#field"));
-  if (mode === "support") fillUnitOptions($("#unit-options"), session.account?.unit);
+  if (mode === "support") unitPicker($("#unit_code"));
   defaults();
   $("#add-author").addEventListener("click", () => { if (box.querySelectorAll(".author").length < 20) $("input", addAuthor(box)).focus(); });
   const send = $("button[type=submit]", form);
@@ -943,7 +974,7 @@ async function pageDashboard() {
   const unitInput = $("#unit");
   const scope = session.account?.unit || "VN";
   unitInput.value = new URLSearchParams(location.search).get("unit") || scope;
-  fillUnitOptions($("#unit-options"), scope);
+  unitPicker(unitInput);
   let rows = [], sortKey = "code", asc = true;
   const visible = unitFilter($("#kids-filter"), () => renderChildren());
   const renderChildren = () => {
@@ -988,7 +1019,6 @@ async function pageDashboard() {
         if (mine !== asked) return;
         chart($("#chart"), cumulative(ts.items || ts.points || []), f.quota);
       } catch { chart($("#chart"), [], f.quota); }
-      fillUnitOptions($("#unit-options"), code);
     } catch (e) {
       if (mine !== asked) return;
       clear();
@@ -996,6 +1026,7 @@ async function pageDashboard() {
     }
   }
   $("#unit-form").addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
+  unitInput.addEventListener("unitpicked", () => load());
   await Promise.all([load(), rankings]);
 }
 
@@ -1063,6 +1094,8 @@ function pageOperator() {
 
   // units: browse the tree, edit one, import a file
   const treeInput = $("#tree-unit");
+  unitPicker(treeInput);
+  treeInput.addEventListener("unitpicked", (ev) => tree(ev.detail));
   let treeRows = () => {};
   const treeVisible = unitFilter($("#tree-filter"), () => treeRows());
   async function tree(code) {
@@ -1081,7 +1114,6 @@ function pageOperator() {
         if (!(u.children || []).length) $("#tree tbody").append(el("tr", {}, el("td", { colspan: 5, text: tr("no_rows") })));
       };
       treeRows();
-      fillUnitOptions($("#unit-options"), code);
       const f = $("#unit-edit").elements;
       f.parent_code.value = u.code;
       quotas(u.code);
@@ -1142,20 +1174,29 @@ function pageOperator() {
       if (token !== quotaToken) return;
       $("#quota-grid").dataset.unit = code;
       const have = new Map(existing.map((q) => [`${q.unit_code}|${q.phase}`, q]));
-      $("#quota-grid thead").replaceChildren(el("tr", {}, el("th", { scope: "col", text: tr("col_unit") }), ...phases.map((p) => el("th", { scope: "col", text: `${p.code} · ${tr("op_quota_assigned")}` }))));
+      // each phase: the quota assigned from above, and the unit's own (self-set) target beside it
+      const kinds = [["assigned", "op_quota_assigned"], ["self_set", "op_quota_self"]];
+      $("#quota-grid thead").replaceChildren(el("tr", {}, el("th", { scope: "col", text: tr("col_unit") }), ...phases.flatMap((p) => kinds.map(([, key]) => el("th", { scope: "col", text: `${p.code} · ${tr(key)}` })))));
       $("#quota-grid tbody").replaceChildren(...units.map((u) => el("tr", {}, el("th", { scope: "row", text: `${u.code} ${u.name}` }),
-        ...phases.map((p) => el("td", {}, el("input", { type: "number", min: 0, step: 1, name: "assigned", "data-unit": u.code, "data-phase": p.code, value: have.get(`${u.code}|${p.code}`)?.assigned ?? "", "data-self": have.get(`${u.code}|${p.code}`)?.self_set ?? "", "aria-label": `${tr("op_quota_assigned")} ${u.code} ${p.code}` }))))));
+        ...phases.flatMap((p) => kinds.map(([name, key]) => el("td", {}, el("input", { type: "number", min: 0, step: 1, name, "data-unit": u.code, "data-phase": p.code, value: have.get(`${u.code}|${p.code}`)?.[name] ?? "", "aria-label": `${tr(key)} ${u.code} ${p.code}` })))))));
     } catch (e) { $("#campaign-summary").textContent = errorText(e); }
   }
   $("#quota-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const form = ev.target; clearErrors(form);
-    const cells = $$("input[data-unit]", form).filter((i) => i.value !== "");
-    const errs = cells.filter((i) => !(Number.isInteger(Number(i.value)) && Number(i.value) >= 0)).map((input) => ({ input, message: tr("v_number") }));
+    const inputs = $$("input[data-unit]", form);
+    const errs = inputs.filter((i) => i.value !== "" && !(Number.isInteger(Number(i.value)) && Number(i.value) >= 0)).map((input) => ({ input, message: tr("v_number") }));
+    // a self-set target stands beside an assigned quota: tally keeps none without the other
+    const cell = (i, name) => $(`input[name=${name}][data-unit="${CSS.escape(i.dataset.unit)}"][data-phase="${CSS.escape(i.dataset.phase)}"]`, form);
+    for (const i of inputs) if (i.name === "self_set" && i.value !== "" && cell(i, "assigned").value === "") errs.push({ input: cell(i, "assigned"), message: tr("v_quota_assigned") });
     if (errs.length) { showErrors(form, errs); return; }
+    const rows = inputs.filter((i) => i.name === "assigned" && i.value !== "").map((i) => {
+      const own = cell(i, "self_set").value;
+      return { unit_code: i.dataset.unit, phase: i.dataset.phase, assigned: Number(i.value), self_set: own === "" ? null : Number(own) };
+    });
     try {
-      const r = await api("PUT", `/api/v1/campaigns/${encodeURIComponent(CFG.campaign)}/quotas`, cells.map((i) => ({ unit_code: i.dataset.unit, phase: i.dataset.phase, assigned: Number(i.value), self_set: i.dataset.self === "" ? null : Number(i.dataset.self) })));
-      $("#quota-result").replaceChildren(el("p", { class: "ok", text: `${tr("op_saved")}: ${fmt(r.upserted ?? cells.length)}` }));
+      const r = await api("PUT", `/api/v1/campaigns/${encodeURIComponent(CFG.campaign)}/quotas`, rows);
+      $("#quota-result").replaceChildren(el("p", { class: "ok", text: `${tr("op_saved")}: ${fmt(r.upserted ?? rows.length)}` }));
     } catch (e) { $("#quota-result").replaceChildren(el("p", { class: "error", text: errorText(e) })); }
   });
 

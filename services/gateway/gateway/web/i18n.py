@@ -262,6 +262,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "awards_empty": ("Chưa có quyết định khen thưởng.", "No award decided yet."),
     "rankings_empty": ("Chưa có số liệu xếp hạng.", "No ranking figures yet."),
     "unit_not_found": ("Không tìm thấy đơn vị", "No such unit"),
+    "unit_more": ("Còn nữa: gõ thêm để thu hẹp", "More match: type more to narrow"),
     "unit_out_of_scope": ("Đơn vị nằm ngoài phạm vi của tài khoản", "The unit is outside your account's scope"),
     "unit_pick": ("Chọn đơn vị", "Choose a unit"),
     "unit_pick_hint": ("Gõ mã hoặc tên để tìm trong phạm vi của bạn", "Type a code or name to search your scope"),
@@ -281,6 +282,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "op_quotas": ("Chỉ tiêu", "Quotas"),
     "op_quota_assigned": ("Chỉ tiêu giao", "Assigned"),
     "op_quota_self": ("Chỉ tiêu tự đặt", "Self-set"),
+    "v_quota_assigned": ("Vui lòng nhập chỉ tiêu giao trước chỉ tiêu tự đặt", "Enter the assigned quota first"),
     "op_phase": ("Giai đoạn", "Phase"),
     "op_snapshot": ("Chốt số liệu", "Freeze a snapshot"),
     "op_snapshot_confirm": (

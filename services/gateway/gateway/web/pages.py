@@ -216,6 +216,14 @@ async def signin(request: Request) -> HTMLResponse:
     return layout(request, "signin", "signin_title", body)
 
 
+def _unit_list(input_id: str) -> str:
+    """The listbox and the status line of a unit picker (app.js ``unitPicker``) under the input ``input_id``."""
+    return (
+        f'<ul id="{input_id}-list" role="listbox" class="unit-list" hidden></ul>'
+        f'<p id="{input_id}-status" class="hint" role="status" aria-live="polite"></p>'
+    )
+
+
 def _initiative_form(t: dict[str, str], *, support: bool) -> str:
     r = _req(t)
     return f"""
@@ -223,8 +231,8 @@ def _initiative_form(t: dict[str, str], *, support: bool) -> str:
   <p class="hint">{t["required_hint"]}</p>
   {_summary(t, "form-errors")}
   <p><label for="unit_code">{t["f_unit"]}{r}</label>
-     <input id="unit_code" name="unit_code" required maxlength="64" autocomplete="off" list="unit-options"></p>
-  <datalist id="unit-options"></datalist>
+     <input id="unit_code" name="unit_code" required maxlength="64" autocomplete="off"></p>
+  {_unit_list("unit_code") if support else ""}
   <p><label for="field">{t["f_field"]}{r}</label><select id="field" name="field" required></select></p>
   <p><label for="title">{t["f_title"]}{r}</label>
      <input id="title" name="title" required minlength="5" maxlength="300"></p>
@@ -439,9 +447,9 @@ async def dashboard_page(request: Request) -> HTMLResponse:
     )
     heads = "".join(f'<th scope="col"><button type="button" data-sort="{c}">{t[key]}</button></th>' for c, key in cols)
     body = f"""<form id="unit-form" class="toolbar" role="search"><label for="unit">{t["unit_pick"]}</label>
-<input id="unit" maxlength="64" required list="unit-options" aria-describedby="unit-hint" autocomplete="off">
-<datalist id="unit-options"></datalist>
+<input id="unit" maxlength="64" required aria-describedby="unit-hint" autocomplete="off">
 <button type="submit">{t["show"]}</button> <a id="unit-up" href="#" hidden>{t["up_one"]}</a></form>
+{_unit_list("unit")}
 <p id="unit-hint" class="hint">{t["unit_pick_hint"]}</p>
 <p id="unit-error" class="error" role="alert" hidden></p>
 <h2 id="unit-name"></h2>
@@ -490,8 +498,9 @@ async def operator_page(request: Request) -> HTMLResponse:
 
 <section id="op-units" aria-labelledby="u"><h2 id="u">{t["op_units"]}</h2>
 <form id="tree-form" class="toolbar" role="search"><label for="tree-unit">{t["unit_pick"]}</label>
-<input id="tree-unit" maxlength="64" list="unit-options" autocomplete="off"><datalist id="unit-options"></datalist>
+<input id="tree-unit" maxlength="64" autocomplete="off">
 <button type="submit">{t["show"]}</button></form>
+{_unit_list("tree-unit")}
 <p id="tree-error" class="error" role="alert" hidden></p>
 {_unit_filter(t, "tree-filter")}
 <div class="scroll"><table class="data" id="tree"><caption id="tree-caption"></caption><thead><tr>

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from shared.http import validation_message
 from shared.text import NO_NUL
 
 TEXT_MAX = 20_000
@@ -93,43 +94,9 @@ class BatchRequest(BaseModel):
     )
 
 
-_VI = {
-    "missing": "Thiếu trường bắt buộc",
-    "string_too_short": "Quá ngắn",
-    "string_too_long": "Quá dài",
-    "greater_than_equal": "Giá trị quá nhỏ",
-    "less_than_equal": "Giá trị quá lớn",
-    "int_parsing": "Phải là số nguyên",
-    "int_type": "Phải là số nguyên",
-    "int_from_float": "Phải là số nguyên",
-    "date_from_datetime_parsing": "Ngày không hợp lệ (YYYY-MM-DD)",
-    "date_parsing": "Ngày không hợp lệ (YYYY-MM-DD)",
-    "date_type": "Ngày không hợp lệ (YYYY-MM-DD)",
-    "extra_forbidden": "Trường không được phép",
-    "too_short": "Quá ít phần tử",
-    "too_long": "Quá nhiều phần tử",
-    "bool_parsing": "Phải là true hoặc false",
-    "bool_type": "Phải là true hoặc false",
-    "string_type": "Phải là chuỗi ký tự",
-    "list_type": "Phải là danh sách",
-    "model_type": "Phải là một đối tượng",
-    "dict_type": "Phải là một đối tượng",
-    "string_pattern_mismatch": "Chứa ký tự không được phép",
-}
-
-
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:
     """Pydantic errors as SPEC §9 details, in Vietnamese (the same shape the HTTP layer gives)."""
-    details = []
-    for err in exc.errors():
-        etype = str(err.get("type", ""))
-        msg = _VI.get(etype, str(err.get("msg")))
-        ctx = err.get("ctx") or {}
-        bound = ctx.get("min_length") or ctx.get("max_length") or ctx.get("ge") or ctx.get("le")
-        if etype in _VI and bound is not None:
-            msg = f"{msg} ({bound})"
-        if etype == "value_error":
-            msg = str(ctx.get("error") or msg)
-        field = ".".join(str(p) for p in err.get("loc", ())) or "body"
-        details.append({"field": field, "message": msg})
-    return details
+    return [
+        {"field": ".".join(str(p) for p in err.get("loc", ())) or "body", "message": validation_message(err)}
+        for err in exc.errors()
+    ]

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from review.adapters.orm import decisions, items, units
-from review.domain.rules import STATUS_OF
+from review.domain.rules import STATUS_OF, identities
 from shared import bulk
 from shared.auth import Principal
 
@@ -35,7 +35,7 @@ from shared.auth import Principal
 SHARE = 20
 MAX_CODES = 5000
 CODES = ARRAY(String)
-# The columns a reviewer is shown (review.adapters.queue.public_item) and a claim's bookkeeping needs.
+# The columns a reviewer is shown (review.service.public_item) and a claim's bookkeeping needs.
 SHOWN = (
     "initiative_id",
     "seq",
@@ -64,12 +64,6 @@ async def unit_count(session: AsyncSession) -> int:
 
 NO_SEQSCAN = text("SET LOCAL enable_seqscan = off")
 NO_SORT = text("SET LOCAL enable_sort = off")
-
-
-def identities(principal: Principal) -> set[str]:
-    """Every id the account may be an author under: its ``member_id`` and its ``sub`` (an identity provider
-    may name a member by ``sub`` only)."""
-    return {i for i in (principal.member_id, principal.sub) if i}
 
 
 def _claimable(now: datetime, principal: Principal) -> list[Any]:

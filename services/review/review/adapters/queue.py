@@ -1,103 +1,35 @@
-"""The work queue on the database: leases, decisions (with their audit rows) and appraisals."""
+"""The work queue's statements: leases on SQLite, the items, decision history, appraisals and queue figures.
+
+SQL only: the rules that decide what may be done live in ``review.domain.rules`` and ``review.service``.
+PostgreSQL's claims and decisions are in ``review.adapters.claims``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from review.adapters import claims
-from review.adapters.claims import identities
 from review.adapters.orm import appraisals, decisions, items, units
-from review.domain.rules import (
-    CRITERIA,
-    DECIDED,
-    STATUS_OF,
-    appraisal_summary,
-    appraised_event,
-    decision_problems,
-    reviewed_event,
-)
-from review.runtime import ReviewRuntime
+from review.domain.rules import CRITERIA, identities
 from shared.auth import Principal
-from shared.http import ApiError
-from shared.service import ServiceContext
-from shared.units import path_in_scope, subtree_clause
+from shared.units import subtree_clause
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _is_pg(session: AsyncSession) -> bool:
+def is_postgres(session: AsyncSession) -> bool:
     return session.bind.dialect.name == "postgresql"
-
-
-def is_author(principal: Principal, author_ids: str) -> bool:
-    return bool(principal.member_id) and f"|{principal.member_id}|" in author_ids
-
-
-def conflicted(principal: Principal, author_ids: str) -> bool:
-    """Conflict of interest (SPEC §6): nobody reviews or appraises an initiative they authored."""
-    return any(f"|{i}|" in author_ids for i in identities(principal))
-
-
-def public_item(row: Any) -> dict[str, Any]:
-    """What a reviewer sees of an initiative (confidential ones carry only title and summary)."""
-    return {
-        "initiative_id": row.initiative_id,
-        "seq": row.seq,
-        "campaign": row.campaign,
-        "phase": row.phase,
-        "unit_code": row.unit_code,
-        "field": row.field,
-        "title": row.title,
-        "problem": row.problem,
-        "solution": row.solution,
-        "effect": row.effect,
-        "authors": row.authors,
-        "expected_benefit_vnd": row.expected_benefit_vnd,
-        "applied_on": row.applied_on,
-        "confidential": row.confidential,
-        "submitted_at": aware(row.submitted_at).isoformat() if row.submitted_at else None,
-        "revision": row.revision,
-        "similar": row.similar,
-    }
 
 
 # ---- claims --------------------------------------------------------------------------------------
 
 
-async def claim(
-    session: AsyncSession, runtime: ReviewRuntime, principal: Principal, count: int
-) -> tuple[datetime, list[Any]]:
-    """Lease the ``count`` oldest claimable initiatives (by ``seq``) of the caller's subtree."""
-    now = utcnow()
-    expires = now + timedelta(minutes=runtime.settings.lease_minutes)
-    if _is_pg(session):
-        units_total = await runtime.units_total(session, claims.unit_count)
-        picked, expired = await claims.lease(session, principal, count, now, expires, units_total)
-    else:
-        picked, expired = await _claim_sqlite(session, principal, count, now, expires)
-    if expired and runtime.metrics:
-        runtime.metrics.leases_expired.inc(expired)
-    return expires, sorted(picked, key=lambda r: r.seq)
-
-
-async def _claim_sqlite(
+async def lease_sqlite(
     session: AsyncSession, principal: Principal, count: int, now: datetime, expires: datetime
 ) -> tuple[list[Any], int]:
-    """One writer at a time: select, lease, read back."""
+    """One writer at a time: select, lease, read back. The rows leased, and how many had an expired lease."""
     query = (
         select(items.c.initiative_id, items.c.lease_expires_at)
         .select_from(items.join(units, units.c.code == items.c.unit_code))
@@ -121,12 +53,13 @@ async def _claim_sqlite(
     return list(rows), sum(1 for r in picked if r.lease_expires_at is not None)
 
 
-async def release(session: AsyncSession, principal: Principal, initiative_ids: Sequence[str] | None) -> int:
+async def release(session: AsyncSession, holder: str, initiative_ids: Sequence[str] | None, now: datetime) -> int:
+    """End ``holder``'s current leases (of ``initiative_ids`` only, when given); how many were ended."""
     stmt = (
         update(items)
         .where(items.c.status == "pending")
-        .where(items.c.lease_holder == principal.sub)
-        .where(items.c.lease_expires_at > utcnow())
+        .where(items.c.lease_holder == holder)
+        .where(items.c.lease_expires_at > now)
     )
     if initiative_ids is not None:
         stmt = stmt.where(items.c.initiative_id.in_(list(initiative_ids)))
@@ -134,204 +67,150 @@ async def release(session: AsyncSession, principal: Principal, initiative_ids: S
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-# ---- decisions -----------------------------------------------------------------------------------
+# ---- items ---------------------------------------------------------------------------------------
 
 
-async def scoped_item(session: AsyncSession, principal: Principal, initiative_id: str, *, lock: bool = False) -> Any:
-    """The item with its unit path; 404 when unknown, 403 when outside the caller's subtree (SPEC §6)."""
+async def item_with_path(session: AsyncSession, initiative_id: str, *, lock: bool = False) -> Any | None:
+    """The item with its unit's ``path`` (None when the replica lacks the unit); None when unknown."""
     query = (
         select(items, units.c.path)
         .select_from(items.outerjoin(units, units.c.code == items.c.unit_code))
         .where(items.c.initiative_id == initiative_id)
         .where(items.c.revision >= 0)
     )
-    if lock and _is_pg(session):
+    if lock and is_postgres(session):
         query = query.with_for_update(of=items)
-    row = (await session.execute(query)).first()
-    if row is None:
-        raise ApiError(404, "not_found", "Không tìm thấy sáng kiến trong hàng chờ xét duyệt")
-    if not path_in_scope(principal, row.path):
-        raise ApiError(403, "out_of_scope", "Sáng kiến nằm ngoài phạm vi đơn vị của tài khoản")
-    return row
+    return (await session.execute(query)).first()
 
 
-async def decide(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    runtime: ReviewRuntime,
-    principal: Principal,
-    initiative_id: str,
-    body: dict[str, Any],
-) -> dict[str, Any]:
-    """Record one decision and stage ``initiative.reviewed.v1``; raises ApiError when refused."""
-    (result,) = await decide_many(session, ctx, runtime, principal, [{**body, "initiative_id": initiative_id}])
-    if isinstance(result, ApiError):
-        raise result
-    return result
+async def history(session: AsyncSession, initiative_id: str) -> list[Any]:
+    """The item's decisions, oldest first."""
+    query = select(decisions).where(decisions.c.initiative_id == initiative_id).order_by(decisions.c.decision_seq)
+    return list((await session.execute(query)).all())
 
 
-async def decide_many(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    runtime: ReviewRuntime,
-    principal: Principal,
-    requests: Sequence[dict[str, Any]],
-) -> list[dict[str, Any] | ApiError]:
-    """Check each decision on its own, then write the accepted ones (audit rows, items, events) in bulk.
-
-    Returns, in order, the decision made or the ApiError refusing it; nothing is written for a refusal.
-    """
-    ids = sorted({r["initiative_id"] for r in requests})
-    rows = await claims.lock_for_decision(session, ids)
-    now = utcnow()
-    results: list[dict[str, Any] | ApiError] = []
-    accepted: list[tuple[Any, dict[str, Any]]] = []
-    seen: set[str] = set()
-    for req in requests:
-        initiative_id = req["initiative_id"]
-        if initiative_id in seen:
-            results.append(ApiError(409, "duplicate_in_batch", "Sáng kiến xuất hiện hai lần trong lô"))
-            continue
-        seen.add(initiative_id)
-        try:
-            decision = _check_decision(principal, rows.get(initiative_id), req, now)
-        except ApiError as exc:
-            results.append(exc)
-            continue
-        accepted.append((rows[initiative_id], decision))
-        results.append(_decision_view(decision))
-    if not accepted:
-        return results
-    await claims.record_decisions(session, [d for _row, d in accepted])
-    await ctx.emit(
-        session, *(ctx.event("initiative.reviewed", reviewed_event(dict(row._mapping), d)) for row, d in accepted)
-    )
-    if runtime.metrics:
-        for row, d in accepted:
-            runtime.metrics.decisions.labels(d["outcome"], d["reason"] or "").inc()
-            submitted = aware(row.submitted_at)
-            if submitted is not None:
-                runtime.metrics.time_to_decision.observe(max(0.0, (now - submitted).total_seconds()))
-    return results
-
-
-def _check_decision(principal: Principal, row: Any, req: dict[str, Any], now: datetime) -> dict[str, Any]:
-    outcome, reason, note = req["outcome"], req.get("reason"), req.get("note")
-    problems = decision_problems(outcome, reason, note)
-    if problems:
-        raise ApiError(422, "validation_error", "Quyết định không hợp lệ", problems)
-    if row is None:
-        raise ApiError(404, "not_found", "Không tìm thấy sáng kiến trong hàng chờ xét duyệt")
-    if not path_in_scope(principal, row.path):
-        raise ApiError(403, "out_of_scope", "Sáng kiến nằm ngoài phạm vi đơn vị của tài khoản")
-    if conflicted(principal, row.author_ids):
-        raise ApiError(403, "conflict_of_interest", "Không được xét duyệt sáng kiến của chính mình")
-    redecision = False
-    if row.status == "withdrawn":
-        raise ApiError(409, "withdrawn", "Sáng kiến đã được rút")
-    if row.status in DECIDED:
-        if not principal.is_operator:
-            raise ApiError(409, "already_decided", "Sáng kiến đã có quyết định; chỉ điều hành viên được quyết định lại")
-        redecision = True
-    elif row.lease_holder != principal.sub or (aware(row.lease_expires_at) or now) <= now:
-        raise ApiError(409, "not_lease_holder", "Chỉ người đang giữ lượt xét duyệt mới được quyết định")
-    return {
-        "initiative_id": row.initiative_id,
-        "decision_seq": row.decision_seq + 1,
-        "outcome": outcome,
-        "reason": reason,
-        "note": note,
-        "verified_benefit_vnd": req.get("verified_benefit_vnd"),
-        "decided_by": principal.sub,
-        "decided_at": now,
-        "redecision": redecision,
-    }
-
-
-def _decision_view(d: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "initiative_id": d["initiative_id"],
-        "status": STATUS_OF[d["outcome"]],
-        "outcome": d["outcome"],
-        "reason": d["reason"],
-        "note": d["note"],
-        "verified_benefit_vnd": d["verified_benefit_vnd"],
-        "decision_seq": d["decision_seq"],
-        "decided_at": d["decided_at"].isoformat(),
-        "redecision": d["redecision"],
-    }
-
-
-async def history(session: AsyncSession, initiative_id: str) -> list[dict[str, Any]]:
-    rows = (
-        await session.execute(
-            select(decisions).where(decisions.c.initiative_id == initiative_id).order_by(decisions.c.decision_seq)
-        )
-    ).all()
-    return [
-        {
-            "outcome": r.outcome,
-            "reason": r.reason,
-            "note": r.note,
-            "verified_benefit_vnd": r.verified_benefit_vnd,
-            "decided_by": r.decided_by,
-            "decided_at": aware(r.decided_at).isoformat(),  # type: ignore[union-attr]
-            "decision_seq": r.decision_seq,
-            "redecision": r.redecision,
-        }
-        for r in rows
-    ]
+async def unit_path(session: AsyncSession, code: str) -> str | None:
+    return (await session.execute(select(units.c.path).where(units.c.code == code))).scalar_one_or_none()
 
 
 # ---- appraisals ----------------------------------------------------------------------------------
 
 
-async def appraise(
-    session: AsyncSession, ctx: ServiceContext, principal: Principal, initiative_id: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    row = await scoped_item(session, principal, initiative_id, lock=True)
-    if conflicted(principal, row.author_ids):
-        raise ApiError(403, "conflict_of_interest", "Không được thẩm định sáng kiến của chính mình")
-    if row.status != "valid":
-        raise ApiError(409, "not_valid", "Chỉ thẩm định sáng kiến đã được công nhận hợp lệ")
-    exists = (
-        await session.execute(
-            select(func.count())
-            .select_from(appraisals)
-            .where(and_(appraisals.c.initiative_id == initiative_id, appraisals.c.appraiser == principal.sub))
-        )
-    ).scalar_one()
-    if exists:
-        raise ApiError(409, "already_appraised", "Mỗi người chỉ thẩm định một sáng kiến một lần")
-    now = utcnow()
-    await session.execute(
-        appraisals.insert().values(
-            initiative_id=initiative_id,
-            appraiser=principal.sub,
-            note=body.get("note"),
-            appraised_at=now,
-            **{c: body[c] for c in CRITERIA},
-        )
+async def has_appraised(session: AsyncSession, initiative_id: str, appraiser: str) -> bool:
+    query = (
+        select(func.count())
+        .select_from(appraisals)
+        .where(appraisals.c.initiative_id == initiative_id, appraisals.c.appraiser == appraiser)
     )
-    scores = (
-        await session.execute(
-            select(*(appraisals.c[c] for c in CRITERIA)).where(appraisals.c.initiative_id == initiative_id)
-        )
-    ).all()
-    summary = appraisal_summary([dict(r._mapping) for r in scores])
+    return bool((await session.execute(query)).scalar_one())
+
+
+async def add_appraisal(session: AsyncSession, appraisal: dict[str, Any]) -> None:
+    await session.execute(appraisals.insert().values(**appraisal))
+
+
+async def scores(session: AsyncSession, initiative_id: str) -> list[dict[str, int]]:
+    """The scores given so far to the item, per appraisal."""
+    query = select(*(appraisals.c[c] for c in CRITERIA)).where(appraisals.c.initiative_id == initiative_id)
+    return [dict(r._mapping) for r in (await session.execute(query)).all()]
+
+
+async def set_appraisal_summary(session: AsyncSession, initiative_id: str, summary: dict[str, Any]) -> None:
     await session.execute(
         update(items)
         .where(items.c.initiative_id == initiative_id)
         .values(appraisal_count=summary["count"], appraisal_mean=summary["mean"], appraisal_grade=summary["grade"])
     )
-    if summary["count"] >= 2:
-        # Every further appraisal changes the count and usually the mean: consumers keep the newest seq.
-        await ctx.emit(session, ctx.event("initiative.appraised", appraised_event(dict(row._mapping), summary, now)))
-    return {
-        "initiative_id": initiative_id,
-        "appraiser": principal.sub,
-        **{c: body[c] for c in CRITERIA},
-        "note": body.get("note"),
-        "appraised_at": now.isoformat(),
-        "appraisal": {"count": summary["count"], "mean": summary["mean"], "grade": summary["grade"]},
-    }
+
+
+async def appraisals_of(session: AsyncSession, initiative_id: str) -> list[Any]:
+    """Every appraisal of the item, in the order given."""
+    query = select(appraisals).where(appraisals.c.initiative_id == initiative_id).order_by(appraisals.c.id)
+    return list((await session.execute(query)).all())
+
+
+async def worklist(
+    session: AsyncSession,
+    *,
+    appraiser: str,
+    root: str | None,
+    not_by: str | None,
+    state: str,
+    title: str | None,
+    after: int | None,
+    limit: int,
+) -> list[Any]:
+    """Up to ``limit`` valid items of ``root``'s subtree (all when None), by ``seq`` after ``after``, each with
+    ``mine`` (how many appraisals ``appraiser`` gave it). ``not_by``: leave out this member's initiatives;
+    ``state``: todo/done/all for ``appraiser``; ``title``: a part of the title."""
+    mine = (
+        select(func.count())
+        .select_from(appraisals)
+        .where(appraisals.c.initiative_id == items.c.initiative_id, appraisals.c.appraiser == appraiser)
+        .scalar_subquery()
+    )
+    query = (
+        select(items, mine.label("mine"))
+        .select_from(items.join(units, units.c.code == items.c.unit_code))
+        .where(items.c.status == "valid", items.c.revision >= 0)
+        .order_by(items.c.seq)
+        .limit(limit)
+    )
+    if root is not None:
+        query = query.where(subtree_clause(units.c.path, root))
+    if not_by:
+        query = query.where(~items.c.author_ids.contains(f"|{not_by}|", autoescape=True))
+    if state == "todo":
+        query = query.where(mine == 0)
+    elif state == "done":
+        query = query.where(mine > 0)
+    if title:
+        query = query.where(items.c.title.icontains(title, autoescape=True))
+    if after is not None:
+        query = query.where(items.c.seq > after)
+    return list((await session.execute(query)).all())
+
+
+async def appraisals_by(session: AsyncSession, appraiser: str, initiative_ids: Sequence[str]) -> list[Any]:
+    query = select(appraisals).where(
+        appraisals.c.appraiser == appraiser, appraisals.c.initiative_id.in_(list(initiative_ids))
+    )
+    return list((await session.execute(query)).all())
+
+
+# ---- queue figures -------------------------------------------------------------------------------
+
+
+async def status_groups(session: AsyncSession, root: str | None, now: datetime) -> list[Any]:
+    """Per unit path and status: how many items, how many of them leased now, and the oldest queued."""
+    leased = case((items.c.lease_expires_at > now, 1), else_=0)
+    query = (
+        select(
+            units.c.path,
+            items.c.status,
+            func.count().label("n"),
+            func.sum(leased).label("leased"),
+            func.min(items.c.queued_at).label("oldest"),
+        )
+        .select_from(items.join(units, units.c.code == items.c.unit_code))
+        .where(items.c.revision >= 0)
+        .group_by(units.c.path, items.c.status)
+    )
+    if root is not None:
+        query = query.where(subtree_clause(units.c.path, root))
+    return list((await session.execute(query)).all())
+
+
+async def child_units(session: AsyncSession, parent: str) -> list[Any]:
+    query = select(units.c.code, units.c.name, units.c.kind).where(units.c.parent_code == parent)
+    return list((await session.execute(query.order_by(units.c.code))).all())
+
+
+async def decided_since(session: AsyncSession, reviewer: str, since: datetime) -> int:
+    query = (
+        select(func.count())
+        .select_from(decisions)
+        .where(decisions.c.decided_by == reviewer)
+        .where(decisions.c.decided_at >= since)
+    )
+    return int((await session.execute(query)).scalar_one())

@@ -5,6 +5,10 @@ others, and its own committed ones, once per consumed batch), so the in-memory L
 the persisted signatures. On
 PostgreSQL ids are drawn before commit, so a row with a smaller id can become visible after a
 larger one: the ids skipped within the last ``GAP_WINDOW`` (usually none) are looked for again.
+
+The index holds signatures' sketches, not shingle sets: the candidates a sketch keeps are scored exactly on
+their sets, the newest ``RECENT_SETS`` of which stay in memory; the others are read back in one statement
+per batch.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, any_, bindparam, select
+from sqlalchemy import BigInteger, String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +40,26 @@ from review.domain.similarity import (
 SYNC_CHUNK = 5000
 GAP_WINDOW = 2000
 YIELD_EVERY = 64
+# Shingle sets kept in memory for exact scoring: the newest loaded (and the last read back), about 1.1 KB each,
+# so at most ~145 MB. A candidate outside them is read from review_signature.
+RECENT_SETS = 131_072
+
+
+class RecentSets:
+    """The shingle sets of the initiatives loaded or scored last, oldest dropped first."""
+
+    def __init__(self, limit: int = RECENT_SETS) -> None:
+        self.limit = limit
+        self._sets: dict[str, np.ndarray] = {}
+
+    def get(self, initiative_id: str) -> np.ndarray | None:
+        return self._sets.get(initiative_id)
+
+    def put(self, initiative_id: str, shingle_set: np.ndarray) -> None:
+        self._sets.pop(initiative_id, None)  # a revision's set replaces the old one and counts as new
+        self._sets[initiative_id] = shingle_set
+        if len(self._sets) > self.limit:
+            del self._sets[next(iter(self._sets))]
 
 
 class SimilarityStore:
@@ -45,6 +69,7 @@ class SimilarityStore:
         self.last_id = 0
         self._holes: set[int] = set()  # ids below last_id (within GAP_WINDOW of it) not seen yet
         self._lock = asyncio.Lock()
+        self.recent = RecentSets()
 
     def index(self, campaign: str) -> SimilarityIndex:
         if campaign not in self.indexes:
@@ -90,6 +115,7 @@ class SimilarityStore:
         by_campaign: dict[str, list[Any]] = {}
         for r in rows:
             by_campaign.setdefault(r.campaign, []).append(r)
+            self.recent.put(r.initiative_id, np.frombuffer(r.shingles, dtype=np.uint32))
             rid = int(r.id)
             if rid > self.last_id:
                 # Ids between the last one seen and this one are holes to look for again (recent ones only).
@@ -99,52 +125,90 @@ class SimilarityStore:
                 self._holes.discard(rid)
         for campaign, group in by_campaign.items():
             index = self.index(campaign)
-            sets = [np.frombuffer(r.shingles, dtype=np.uint32) for r in group]
             if len(group) == 1:
-                sig = np.frombuffer(group[0].signature, dtype=np.uint64)
-                index.add(group[0].initiative_id, int(group[0].seq), sets[0], sig)
+                index.add(group[0].initiative_id, int(group[0].seq), np.frombuffer(group[0].signature, np.uint64))
                 continue
             sigs = np.stack([np.frombuffer(r.signature, dtype=np.uint64) for r in group])
-            index.add_many([r.initiative_id for r in group], [int(r.seq) for r in group], sets, sigs)
+            index.add_many([r.initiative_id for r in group], [int(r.seq) for r in group], sigs)
 
-    async def lookup_batch(self, entries: list[Entry]) -> dict[str, Found]:
+    async def lookup_batch(self, session: AsyncSession, entries: list[Entry]) -> dict[str, Found]:
         """Each entry's earlier near-duplicates, in ``seq`` order: among the indexed initiatives and among the
         batch's own entries before it (kept apart until the batch commits and ``sync`` loads them), scored
-        together."""
-        found: dict[str, Found] = {}
+        together. The indexed candidates whose sketches may reach the threshold are scored on their shingle sets,
+        read in one statement for the whole batch."""
         ordered = sorted(entries, key=lambda e: (e.campaign, e.seq))
         sets = [shingles(text_of(e.title, e.solution or e.effect)) for e in ordered]
         sigs = signatures_of(sets)
         keys = band_keys_many(sigs)
         # The batch's own entries so far, by band key (per campaign: keys carry no campaign).
         earlier: dict[tuple[str, int], list[int]] = {}
+        # Per entry: its candidates from the index (ids, seqs) and from the batch (positions in ``ordered``).
+        shortlists: list[tuple[list[str], list[int], list[int]]] = []
         for n, e in enumerate(ordered):
             if n and n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # CPU-bound: let requests through between slices of a large batch
-            row_keys = keys[n]
-            matches: list[Match] = []
+            row_keys = keys[n].tolist()
+            ids: list[str] = []
+            seqs: list[int] = []
+            own: list[int] = []
             if e.look:
-                ids, seqs, cands = self.index(e.campaign).shortlist(row_keys, e.seq, e.initiative_id)
-                shared = Counter(j for key in row_keys.tolist() for j in earlier.get((e.campaign, key), ()))
+                ids, seqs = self.index(e.campaign).shortlist(sigs[n], e.seq, e.initiative_id, self.threshold)
+                shared = Counter(j for key in row_keys for j in earlier.get((e.campaign, key), ()))
                 # As in the index: the batch's candidates sharing the most bands.
-                own = [j for j, _ in shared.most_common(MAX_CANDIDATES)]
+                own = sorted(j for j, _ in shared.most_common(MAX_CANDIDATES))
                 if own:
                     # A revised initiative may be indexed with its old text: the batch's newer text wins.
                     newer = {ordered[j].initiative_id for j in own}
                     kept = [i for i, iid in enumerate(ids) if iid not in newer]
-                    ids, seqs, cands = [ids[i] for i in kept], [seqs[i] for i in kept], [cands[i] for i in kept]
-                    for j in sorted(own):
-                        if ordered[j].seq < e.seq and ordered[j].initiative_id != e.initiative_id:
-                            ids.append(ordered[j].initiative_id)
-                            seqs.append(ordered[j].seq)
-                            cands.append(sets[j])
-                matches = best_matches(sets[n], ids, seqs, cands, threshold=self.threshold)
-            for key in row_keys.tolist():
+                    ids, seqs = [ids[i] for i in kept], [seqs[i] for i in kept]
+                    own = [j for j in own if ordered[j].seq < e.seq and ordered[j].initiative_id != e.initiative_id]
+            for key in row_keys:
                 bucket = earlier.setdefault((e.campaign, key), [])
                 if len(bucket) < MAX_CANDIDATES:
                     bucket.append(n)
+            shortlists.append((ids, seqs, own))
+        stored = await self._sets_of(session, {iid for ids, _, _ in shortlists for iid in ids})
+        found: dict[str, Found] = {}
+        for n, (e, (ids, seqs, own)) in enumerate(zip(ordered, shortlists, strict=True)):
+            matches: list[Match] = []
+            if e.look:
+                known = [i for i, iid in enumerate(ids) if iid in stored]  # a row the index has was written
+                cand_ids = [ids[i] for i in known] + [ordered[j].initiative_id for j in own]
+                cand_seqs = [seqs[i] for i in known] + [ordered[j].seq for j in own]
+                cands = [stored[ids[i]] for i in known] + [sets[j] for j in own]
+                matches = best_matches(sets[n], cand_ids, cand_seqs, cands, threshold=self.threshold)
             found[e.initiative_id] = Found(matches, sets[n], sigs[n])
         return found
+
+    async def _sets_of(self, session: AsyncSession, initiative_ids: set[str]) -> dict[str, np.ndarray]:
+        """The shingle sets of ``initiative_ids``: the recent ones from memory, the others in one statement."""
+        found: dict[str, np.ndarray] = {}
+        missing: set[str] = set()
+        for iid in initiative_ids:
+            known = self.recent.get(iid)
+            if known is None:
+                missing.add(iid)
+            else:
+                found[iid] = known
+        if missing:
+            read = await shingle_sets(session, missing)
+            for iid, shingle_set in read.items():
+                self.recent.put(iid, shingle_set)
+            found.update(read)
+        return found
+
+
+async def shingle_sets(session: AsyncSession, initiative_ids: set[str]) -> dict[str, np.ndarray]:
+    """The newest stored shingle set of each initiative (a revision adds a row; the last one wins)."""
+    if not initiative_ids:
+        return {}
+    query = select(signatures.c.initiative_id, signatures.c.shingles).order_by(signatures.c.id)
+    if session.bind.dialect.name == "postgresql":  # one array parameter: one prepared statement for any count
+        query = query.where(signatures.c.initiative_id == any_(bindparam("ids", type_=ARRAY(String))))
+        rows = await session.execute(query, {"ids": list(initiative_ids)})
+    else:
+        rows = await session.execute(query.where(signatures.c.initiative_id.in_(sorted(initiative_ids))))
+    return {r.initiative_id: np.frombuffer(r.shingles, dtype=np.uint32) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)

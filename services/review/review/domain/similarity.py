@@ -6,9 +6,10 @@ processes, so signatures can be stored). Candidates come from a banded MinHash L
 of 4 rows: a pair with Jaccard 0.5 collides in some band with probability 0.65, at 0.7 with
 0.99); each candidate is then scored by the exact Jaccard similarity of the shingle sets.
 
-The LSH tables are sorted NumPy arrays (one per band) plus a small dict of recent inserts that
-is merged in geometrically, so a million initiatives fit in a few hundred MB and a lookup is a
-handful of binary searches.
+The LSH table is one sorted NumPy array of band keys plus a dict of recent inserts that is merged
+in geometrically; each initiative keeps a 16-bit sketch of its signature, which picks the candidates
+worth scoring exactly, so 2.5 million initiatives fit in about 1 GB and a lookup is a handful of
+binary searches.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
+from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,11 +124,10 @@ def band_keys_many(sigs: np.ndarray) -> np.ndarray:
         return (rows * _MIX).sum(axis=2, dtype=np.uint64) ^ np.arange(BANDS, dtype=np.uint64)
 
 
-def band_keys(sig: np.ndarray) -> np.ndarray:
-    """One uint64 key per band (the band's rows mixed together)."""
-    rows = sig.reshape(BANDS, ROWS)
-    with np.errstate(over="ignore"):
-        return (rows * _MIX).sum(axis=1, dtype=np.uint64) ^ np.arange(BANDS, dtype=np.uint64)
+def band_keys32(sigs: np.ndarray) -> np.ndarray:
+    """``band_keys_many`` folded to 32 bits, as the index keeps them (half the memory of the band tables)."""
+    keys = band_keys_many(sigs)
+    return (keys ^ (keys >> np.uint64(32))).astype(np.uint32)
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -151,19 +153,36 @@ class Match:
     score: float
 
 
-class SimilarityIndex:
-    """The LSH index of one campaign's initiatives (each with its campaign-wide ``seq``).
+SKETCH_CHUNK = 65_536  # rows of sketches per allocated block: growing never copies what is there
+# How far below the threshold a sketch estimate may fall and still be scored exactly. The estimate is the share of
+# the 64 MinHash values two texts have in common (binomial, sd ≤ 0.0625): a pair at the threshold estimates below
+# it minus 0.25 (4 sd) about 4 times in 100,000, and a pair at Jaccard 0.1 reaches that floor about as rarely.
+SKETCH_MARGIN = 0.25
 
-    The band keys of every band live in one sorted array (a key mixes its band in, so the bands do not meet),
-    so a lookup is two vectorised binary searches; its candidates are scored together."""
+
+def sketch_of(sigs: np.ndarray) -> np.ndarray:
+    """The 16-bit sketch of MinHash signatures: each value's low 16 bits (two texts' values are equal exactly as
+    often as they share a minimum, plus 1 in 65,536 by chance)."""
+    return (sigs & np.uint64(0xFFFF)).astype(np.uint16)
+
+
+class SimilarityIndex:
+    """The LSH index of one campaign's initiatives (each with its campaign-wide ``seq``), in memory.
+
+    The band keys of every band live in one sorted array of 32-bit keys (a key mixes its band in, so the bands do
+    not meet; two keys that collide in 32 bits only add a candidate), so a lookup is two vectorised binary
+    searches. Each initiative keeps a 128-byte sketch of its signature instead of its shingle set: the sketch
+    estimates the Jaccard similarity of the shortlisted candidates, and only those that may reach the threshold
+    go on to be scored exactly, on shingle sets the caller reads from the store (``review_signature``). At 2.5 M
+    initiatives the index holds about 1 GB where keeping the sets took 3.8 GB (docs/benchmarks.md)."""
 
     def __init__(self, merge_at: int = 20_000) -> None:
         self.ids: list[str] = []
-        self.seqs: list[int] = []
-        self.sets: list[np.ndarray] = []
+        self.seqs = array("q")
         self.positions: dict[str, int] = {}
-        self._keys = np.zeros(0, dtype=np.uint64)
-        self._docs = np.zeros(0, dtype=np.int64)
+        self._sketches: list[np.ndarray] = []
+        self._keys = np.zeros(0, dtype=np.uint32)
+        self._docs = np.zeros(0, dtype=np.uint32)
         self._recent: dict[int, list[int]] = {}
         self._recent_count = 0
         self._merge_at = merge_at
@@ -171,35 +190,53 @@ class SimilarityIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def add(self, initiative_id: str, seq: int, shingle_set: np.ndarray, sig: np.ndarray | None = None) -> None:
-        """Index (or re-index, after a revision) one initiative."""
+    def _store(self, pos: int, sketch: np.ndarray) -> None:
+        block, row = divmod(pos, SKETCH_CHUNK)
+        if block == len(self._sketches):
+            self._sketches.append(np.zeros((SKETCH_CHUNK, NUM_PERM), dtype=np.uint16))
+        self._sketches[block][row] = sketch
+
+    def _store_many(self, base: int, sketches: np.ndarray) -> None:
+        done = 0
+        while done < len(sketches):
+            block, row = divmod(base + done, SKETCH_CHUNK)
+            if block == len(self._sketches):
+                self._sketches.append(np.zeros((SKETCH_CHUNK, NUM_PERM), dtype=np.uint16))
+            take = min(SKETCH_CHUNK - row, len(sketches) - done)
+            self._sketches[block][row : row + take] = sketches[done : done + take]
+            done += take
+
+    def sketches(self, positions: list[int]) -> np.ndarray:
+        """The sketches at ``positions``, one row each."""
+        blocks = self._sketches
+        return np.stack([blocks[p // SKETCH_CHUNK][p % SKETCH_CHUNK] for p in positions])
+
+    def add(self, initiative_id: str, seq: int, sig: np.ndarray) -> None:
+        """Index (or re-index, after a revision) one initiative by its MinHash signature."""
         if initiative_id in self.positions:
-            # A revision: the old position stays in the band tables but points to the new text,
-            # so stale keys can only add a candidate that the exact score then judges.
+            # A revision: the old position stays in the band tables but holds the new sketch, so stale keys can
+            # only add a candidate that the exact score then judges.
             pos = self.positions[initiative_id]
             self.seqs[pos] = seq
-            self.sets[pos] = shingle_set
         else:
             pos = len(self.ids)
             self.positions[initiative_id] = pos
             self.ids.append(initiative_id)
             self.seqs.append(seq)
-            self.sets.append(shingle_set)
-        for key in band_keys(signature(shingle_set) if sig is None else sig).tolist():
+        self._store(pos, sketch_of(sig))
+        for key in band_keys32(sig[None, :])[0].tolist():
             self._recent.setdefault(key, []).append(pos)
         self._recent_count += 1
         if self._recent_count >= self._merge_threshold():
             self._merge()
 
-    def add_many(
-        self, initiative_ids: list[str], seqs: list[int], shingle_sets: list[np.ndarray], sigs: np.ndarray
-    ) -> None:
-        """Bulk-index new initiatives (start-up, bulk loads): band keys computed at once, tables merged once."""
+    def add_many(self, initiative_ids: list[str], seqs: list[int], sigs: np.ndarray) -> None:
+        """Bulk-index new initiatives (start-up, consumed batches): band keys computed at once."""
         fresh = [i for i, iid in enumerate(initiative_ids) if iid not in self.positions]
         if len(fresh) < len(initiative_ids):  # revisions among them take the one-by-one path
             for i, iid in enumerate(initiative_ids):
                 if iid in self.positions:
-                    self.add(iid, seqs[i], shingle_sets[i], sigs[i])
+                    self.add(iid, seqs[i], sigs[i])
         if not fresh:
             return
         base = len(self.ids)
@@ -207,8 +244,8 @@ class SimilarityIndex:
             self.positions[initiative_ids[i]] = base + n
             self.ids.append(initiative_ids[i])
             self.seqs.append(seqs[i])
-            self.sets.append(shingle_sets[i])
-        keys = band_keys_many(sigs[fresh])
+        self._store_many(base, sketch_of(sigs[fresh]))
+        keys = band_keys32(sigs[fresh])
         if self._recent_count + len(fresh) < self._merge_threshold():
             # A consumed batch: into the recent table, like single adds; the sorted array is merged again only
             # geometrically (sorting every key of a national index per batch would cost seconds).
@@ -218,7 +255,7 @@ class SimilarityIndex:
                     recent.setdefault(key, []).append(pos)
             self._recent_count += len(fresh)
             return
-        docs = np.repeat(np.arange(base, base + len(fresh), dtype=np.int64), BANDS)
+        docs = np.repeat(np.arange(base, base + len(fresh), dtype=np.uint32), BANDS)
         self._merge(extra=(keys.ravel(), docs))
 
     def _merge_threshold(self) -> int:
@@ -227,30 +264,36 @@ class SimilarityIndex:
         return max(self._merge_at, min(len(self.ids) // 4, MAX_RECENT))
 
     def _merge(self, extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        parts_k = [self._keys]
-        parts_d = [self._docs]
+        """The sorted table again, with the recent inserts (and ``extra`` keys and documents) merged in. Each entry
+        is sorted as one 64-bit word, key above document: no index array, so a national merge peaks at about
+        twice the table (a bucket lists its documents oldest first)."""
+        if not self._recent and extra is None:
+            self._recent_count = 0
+            return
+        parts = [(self._keys.astype(np.uint64) << np.uint64(32)) | self._docs]
+        self._keys = self._docs = np.zeros(0, dtype=np.uint32)  # freed before the merged table is built
         if self._recent:
-            parts_k.append(np.fromiter((k for k, docs in self._recent.items() for _ in docs), dtype=np.uint64))
-            parts_d.append(np.fromiter((d for ds in self._recent.values() for d in ds), dtype=np.int64))
+            count = sum(len(docs) for docs in self._recent.values())
+            parts.append(
+                np.fromiter(((k << 32) | d for k, docs in self._recent.items() for d in docs), np.uint64, count=count)
+            )
         if extra is not None:
-            parts_k.append(extra[0])
-            parts_d.append(extra[1])
-        if len(parts_k) > 1:
-            all_keys = np.concatenate(parts_k)
-            # Stable sort of sorted runs: a merge, close to linear.
-            order = np.argsort(all_keys, kind="stable")
-            self._keys = all_keys[order]
-            self._docs = np.concatenate(parts_d)[order]
+            parts.append((extra[0].astype(np.uint64) << np.uint64(32)) | extra[1])
+        words = np.concatenate(parts)
+        del parts
+        words.sort()
+        self._keys = (words >> np.uint64(32)).astype(np.uint32)
+        self._docs = words.astype(np.uint32)  # the low 32 bits
         self._recent = {}
         self._recent_count = 0
 
     def nbytes(self) -> int:
-        """The index's own arrays (band keys and their documents, shingle sets), in bytes."""
-        return int(self._keys.nbytes + self._docs.nbytes + sum(s.nbytes for s in self.sets))
+        """The index's own arrays (band keys and their documents, sketches, seqs), in bytes."""
+        blocks = sum(b.nbytes for b in self._sketches)
+        return int(self._keys.nbytes + self._docs.nbytes + blocks + self.seqs.itemsize * len(self.seqs))
 
-    def candidates(self, sig: np.ndarray, keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Positions sharing at least one band with ``sig`` (or its ``band_keys``), and how many bands each shares."""
-        keys = band_keys(sig) if keys is None else keys
+    def candidates(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions sharing at least one band key (``band_keys32``) and how many bands each shares."""
         lows = self._keys.searchsorted(keys, "left").tolist()
         highs = self._keys.searchsorted(keys, "right").tolist()
         found = [self._docs[lo : min(hi, lo + MAX_BUCKET)] for lo, hi in zip(lows, highs, strict=True) if hi > lo]
@@ -258,17 +301,18 @@ class SimilarityIndex:
             for key in keys.tolist():
                 recent = self._recent.get(key)
                 if recent:
-                    found.append(np.asarray(recent[:MAX_BUCKET], dtype=np.int64))
+                    found.append(np.asarray(recent[:MAX_BUCKET], dtype=np.uint32))
         if not found:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+            return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64)
         return np.unique(np.concatenate(found), return_counts=True)
 
     def shortlist(
-        self, keys: np.ndarray, before_seq: int | None, exclude: str | None
-    ) -> tuple[list[str], list[int], list[np.ndarray]]:
-        """The candidates worth scoring (at most ``MAX_CANDIDATES``, those sharing the most bands), earlier than
-        ``before_seq`` and other than ``exclude``: their ids, seqs and shingle sets."""
-        positions, counts = self.candidates(np.empty(0), keys)
+        self, sig: np.ndarray, before_seq: int | None, exclude: str | None, threshold: float = THRESHOLD
+    ) -> tuple[list[str], list[int]]:
+        """The candidates worth scoring exactly: of the (at most ``MAX_CANDIDATES``) sharing the most bands with
+        ``sig``, earlier than ``before_seq`` and other than ``exclude``, those whose sketch estimate is within
+        ``SKETCH_MARGIN`` of ``threshold``. Their ids and seqs."""
+        positions, counts = self.candidates(band_keys32(sig[None, :])[0])
         if positions.size > MAX_CANDIDATES:
             # The candidates sharing the most bands are the likeliest near-copies.
             positions = positions[np.argpartition(-counts, MAX_CANDIDATES)[:MAX_CANDIDATES]]
@@ -278,23 +322,26 @@ class SimilarityIndex:
             for p in positions.tolist()
             if (before_seq is None or seqs[p] < before_seq) and (exclude is None or ids[p] != exclude)
         ]
-        return [ids[p] for p in picked], [seqs[p] for p in picked], [self.sets[p] for p in picked]
+        if not picked:
+            return [], []
+        estimates = (self.sketches(picked) == sketch_of(sig)).mean(axis=1)
+        kept = [p for p, est in zip(picked, estimates.tolist(), strict=True) if est >= threshold - SKETCH_MARGIN]
+        return [ids[p] for p in kept], [seqs[p] for p in kept]
 
     def similar(
         self,
         shingle_set: np.ndarray,
+        sets_of: Callable[[list[str]], list[np.ndarray]],
         *,
         before_seq: int | None = None,
         exclude: str | None = None,
         threshold: float = THRESHOLD,
         k: int = TOP_K,
-        sig: np.ndarray | None = None,
     ) -> list[Match]:
-        """The ``k`` most similar indexed initiatives (earlier than ``before_seq``) scoring ≥ threshold.
-
-        ``sig`` is ``signature(shingle_set)`` when the caller has it already."""
-        keys = band_keys(signature(shingle_set) if sig is None else sig)
-        return best_matches(shingle_set, *self.shortlist(keys, before_seq, exclude), threshold=threshold, k=k)
+        """The ``k`` most similar indexed initiatives (earlier than ``before_seq``) scoring ≥ threshold;
+        ``sets_of`` gives the shingle sets of the ids it is asked for, to score exactly."""
+        ids, seqs = self.shortlist(signature(shingle_set), before_seq, exclude, threshold)
+        return best_matches(shingle_set, ids, seqs, sets_of(ids), threshold=threshold, k=k)
 
 
 def best_matches(

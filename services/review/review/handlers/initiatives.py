@@ -92,7 +92,7 @@ async def _write(session: AsyncSession, runtime: ReviewRuntime, states: dict[str
     found: dict[str, Found] = {}
     if entries:
         async with runtime.similarity.batch(session):
-            found = await runtime.similarity.lookup_batch(entries)
+            found = await runtime.similarity.lookup_batch(session, entries)
     await _attach_similar(session, changed, found)
     new = [s.values for s in changed.values() if not s.stored and s.values is not None]
     inserted = await store.insert_items(session, new)

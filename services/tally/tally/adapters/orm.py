@@ -40,7 +40,10 @@ units = Table(
     Column("path", String(1000), nullable=False, index=True),
     Column("depth", Integer, nullable=False),
     Column("revision", BigInteger, nullable=False),
+    # fold(code + " " + name): what the unit search compares (migration 0004; a trigram index on PostgreSQL).
+    Column("search_key", String(600), nullable=False, server_default=""),
     Index("ix_units_kind_cluster", "kind", "cluster"),
+    Index("ix_units_depth_code", "depth", "code"),  # the unit search's order (migration 0004)
 )
 
 plan_sequences = Table(

@@ -25,6 +25,7 @@ from tally.adapters.orm import (
     quotas,
     units,
 )
+from tally.adapters.unit_search import search_key
 from tally.domain.plan import UnitIn, UnitRecord
 
 
@@ -149,7 +150,7 @@ async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn], stored: d
     for code, row in final.items():
         new_path = path_string(chain(code))
         old = stored.get(code)
-        row = {**row, "path": new_path, "depth": len(paths[code]) - 1}
+        row = {**row, "path": new_path, "depth": len(paths[code]) - 1, "search_key": search_key(code, row["name"])}
         if old is None or any(
             getattr(old, k) != row[k] for k in ("name", "kind", "parent_code", "cluster", "member_count", "path")
         ):

@@ -7,13 +7,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from review.adapters import queue
+from review import service
 from review.api.deps import ContextDep, RuntimeDep, SessionDep, require_roles
+from review.api.errors import STATUS, ReviewRoute
+from review.domain.errors import ReviewError
 from shared.auth import Principal
-from shared.http import ApiError
+from shared.errors import to_api_error
 from shared.text import NO_NUL
 
-router = APIRouter(prefix="/api/v1/review", tags=["review"])
+router = APIRouter(prefix="/api/v1/review", tags=["review"], route_class=ReviewRoute)
 
 InitiativeId = Annotated[str, Path(min_length=1, max_length=36)]
 
@@ -45,11 +47,6 @@ class BatchRequest(BaseModel):
     decisions: list[BatchDecision] = Field(min_length=1, max_length=500)
 
 
-def _reviewer(principal: Principal) -> None:
-    if not principal.is_operator and not principal.unit:
-        raise ApiError(403, "forbidden", "Tài khoản chưa gắn với đơn vị nào")
-
-
 @router.post("/claims")
 async def claim(
     body: ClaimRequest,
@@ -57,21 +54,14 @@ async def claim(
     runtime: RuntimeDep,
     principal: Principal = require_roles("reviewer"),
 ) -> dict[str, Any]:
-    _reviewer(principal)
-    if body.count > runtime.settings.max_claim:
-        raise ApiError(422, "validation_error", "Số lượng vượt giới hạn", [{"field": "count", "message": "Quá lớn"}])
-    async with session.begin():
-        expires, rows = await queue.claim(session, runtime, principal, body.count)
-    return {"lease_expires_at": expires.isoformat(), "items": [queue.public_item(r) for r in rows]}
+    return await service.claim(session, runtime, principal, body.count)
 
 
 @router.post("/claims/release")
 async def release(
     body: ReleaseRequest, session: SessionDep, principal: Principal = require_roles("reviewer")
 ) -> dict[str, int]:
-    async with session.begin():
-        released = await queue.release(session, principal, body.initiative_ids)
-    return {"released": released}
+    return {"released": await service.release(session, principal, body.initiative_ids)}
 
 
 @router.post("/items/{initiative_id}/decision")
@@ -83,8 +73,7 @@ async def decide(
     runtime: RuntimeDep,
     principal: Principal = require_roles("reviewer"),
 ) -> dict[str, Any]:
-    async with session.begin():
-        return await queue.decide(session, ctx, runtime, principal, initiative_id, body.model_dump())
+    return await service.decide(session, ctx, runtime, principal, initiative_id, body.model_dump())
 
 
 @router.post("/decisions/batch")
@@ -96,13 +85,10 @@ async def decide_many(
     principal: Principal = require_roles("reviewer"),
 ) -> dict[str, Any]:
     """Each decision is checked on its own; the accepted ones commit together with their events."""
-    if len(body.decisions) > runtime.settings.max_batch_decisions:
-        raise ApiError(422, "validation_error", "Quá nhiều quyết định", [{"field": "decisions", "message": "Quá dài"}])
-    async with session.begin():
-        outcomes = await queue.decide_many(session, ctx, runtime, principal, [d.model_dump() for d in body.decisions])
+    outcomes = await service.decide_many(session, ctx, runtime, principal, [d.model_dump() for d in body.decisions])
     results = [
         _refused(d.initiative_id, r)
-        if isinstance(r, ApiError)
+        if isinstance(r, ReviewError)
         else {"initiative_id": d.initiative_id, "status": 200, "decision": r}
         for d, r in zip(body.decisions, outcomes, strict=True)
     ]
@@ -110,7 +96,8 @@ async def decide_many(
     return {"accepted": accepted, "refused": len(results) - accepted, "items": results}
 
 
-def _refused(initiative_id: str, exc: ApiError) -> dict[str, Any]:
+def _refused(initiative_id: str, refusal: ReviewError) -> dict[str, Any]:
+    exc = to_api_error(refusal, STATUS)
     return {
         "initiative_id": initiative_id,
         "status": exc.status,
