@@ -8,8 +8,9 @@ the bypass, 379 and 552 µs without it. It stays while that difference does.
 A route is written once, as a FastAPI route. Listing its endpoint in ``ServiceDefinition.fast_routes`` has
 it answered here when the request is the plain case: a verified bearer token, a JSON body valid for the
 endpoint's body model, headers valid for their declarations. Anything else goes on, its body replayed, to
-the regular stack, which answers as it always does (401, 422...). What the endpoint raises is answered by
-the app's own exception handlers, as in the regular stack.
+the regular stack, which answers as it always does (401, 422...). What the endpoint raises is answered as
+in the regular stack: a refusal by its route class's table (``shared.errors.mapped_route``), anything else
+by the app's exception handlers.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthError
-from shared.http import ObservabilityMiddleware, unexpected_error_response
+from shared.errors import DomainError, StatusTable, to_api_error
+from shared.http import ObservabilityMiddleware, api_error_response, unexpected_error_response
 from shared.metrics import ServiceMetrics
 
 Endpoint = Callable[..., Awaitable[Response]]
@@ -39,17 +41,20 @@ class _Call:
     """How to call one endpoint from the raw request: which parameter gets what."""
 
     endpoint: Endpoint
+    # The statuses of the refusals the endpoint raises (its route class's, ``shared.errors.mapped_route``).
+    statuses: StatusTable | None = None
     context: str | None = None
     principal: str | None = None
     body: tuple[str, type[BaseModel]] | None = None
     headers: list[tuple[str, bytes, TypeAdapter[Any], Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, endpoint: Endpoint) -> _Call:
+    def of(cls, route: APIRoute) -> _Call:
         """Read the endpoint's signature; only the kinds of parameter handled here are allowed."""
         from shared.service import get_context, get_principal  # the service module imports this one
 
-        call = cls(endpoint)
+        endpoint = route.endpoint
+        call = cls(endpoint, getattr(type(route), "refusal_statuses", None))
         hints = get_type_hints(endpoint, include_extras=True)
         for name, param in inspect.signature(endpoint).parameters.items():
             hint = hints[name]
@@ -98,7 +103,12 @@ class _Call:
                 kwargs[name] = model.model_validate_json(body)
             except ValidationError:
                 return None
-        return await self.endpoint(**kwargs)
+        try:
+            return await self.endpoint(**kwargs)
+        except DomainError as exc:
+            if self.statuses is None:
+                raise
+            return api_error_response(to_api_error(exc, self.statuses))
 
 
 class FastRoutes:
@@ -172,7 +182,7 @@ class ServiceApp(FastAPI):
                 raise TypeError(f"{endpoint.__name__}: not a route of the service's routers")
             if "{" in route.path or len(route.methods) != 1:
                 raise TypeError(f"{endpoint.__name__}: FastRoutes serves one method on a fixed path")
-            calls[(next(iter(route.methods)), route.path)] = _Call.of(endpoint)
+            calls[(next(iter(route.methods)), route.path)] = _Call.of(route)
         self._fast = ObservabilityMiddleware(FastRoutes(self, self._regular, calls), metrics)
         self._fast_keys = frozenset(calls)
 

@@ -20,7 +20,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.faults import is_infrastructure_error
 from shared.logs import correlation_id_var
 from shared.metrics import ServiceMetrics
-from shared.refusals import Busy, Conflict, Invalid, NotAllowed, NotFound, Refusal, TooLarge
 
 log = logging.getLogger("shared.http")
 
@@ -183,31 +182,10 @@ def api_error_response(exc: ApiError) -> JsonResponse:
     return JsonResponse(error_body(exc.code, exc.message, exc.details), exc.status, headers=exc.headers)
 
 
-# The one place where a refusal of a service's rules (shared.refusals) gets its HTTP status.
-REFUSAL_STATUS: dict[type[Refusal], int] = {
-    NotFound: 404,
-    NotAllowed: 403,
-    Conflict: 409,
-    TooLarge: 413,
-    Invalid: 422,
-    Busy: 503,
-}
-
-
-def refusal_error(exc: Refusal) -> ApiError:
-    status = next(REFUSAL_STATUS[kind] for kind in type(exc).__mro__ if kind in REFUSAL_STATUS)
-    headers = {"Retry-After": "2"} if isinstance(exc, Busy) else None
-    return ApiError(status, exc.code, exc.message, exc.details, headers)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JsonResponse:
         return api_error_response(exc)
-
-    @app.exception_handler(Refusal)
-    async def _refusal(_request: Request, exc: Refusal) -> JsonResponse:
-        return api_error_response(refusal_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JsonResponse:

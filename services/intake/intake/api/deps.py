@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from intake.usecases.context import clock, metrics, plan, writer
+from intake.service.context import clock, metrics, plan, writer
 from shared.service import (
     ContextDep,
     OptionalPrincipalDep,

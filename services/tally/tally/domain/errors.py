@@ -1,13 +1,32 @@
-"""Tally's refusals (``shared.refusals``, answered over HTTP by ``shared.http``): the kinds its rules and
-use cases raise."""
+"""What tally's rules and use cases refuse, in four kinds (``tally.api.errors`` gives each its HTTP status)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from shared.refusals import Invalid, NotAllowed, NotFound, Refusal, TooLarge
+from shared.errors import DomainError
 
-__all__ = ["Invalid", "NotAllowed", "NotFound", "Refusal", "TooLarge", "invalid"]
+
+class TallyError(DomainError):
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.code = code  # type: ignore[misc]  # per refusal here, not per class
+
+
+class NotFound(TallyError):
+    """No unit, campaign or snapshot by that code or id (for the callers allowed to know)."""
+
+
+class NotAllowed(TallyError):
+    """Outside the caller's subtree, or a quota only the level above may set."""
+
+
+class TooLarge(TallyError):
+    """More units or quotas than one request may carry."""
+
+
+class Invalid(TallyError):
+    """The input breaks a rule of the plan (``details`` name the rows and fields)."""
 
 
 def invalid(message: str, details: Any) -> Invalid:

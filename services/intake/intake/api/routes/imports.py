@@ -10,11 +10,12 @@ from fastapi.responses import Response
 
 from intake.adapters.imports import template_xlsx
 from intake.api.deps import ContextDep, PrincipalDep, require_roles
-from intake.usecases import imports
+from intake.api.errors import IntakeRoute
+from intake.service import imports
 from shared.auth import Principal
 from shared.http import JsonResponse
 
-router = APIRouter(tags=["imports"])
+router = APIRouter(tags=["imports"], route_class=IntakeRoute)
 IMPORTERS = ("support",)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

@@ -1,7 +1,7 @@
 """POST/GET/PATCH /api/v1/initiatives, the batch endpoint and withdrawal (SPEC §8, issue 3).
 
-Each route parses its input and calls one use case (``intake.usecases``); their refusals become HTTP
-answers in ``shared.http`` (``REFUSAL_STATUS``)."""
+Each route parses its input and calls one use case (``intake.service``); their refusals become HTTP
+answers in ``intake.api.errors``."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query
 
 from intake.api.deps import ContextDep, PrincipalDep
+from intake.api.errors import IntakeRoute
 from intake.domain.models import BatchRequest, InitiativeCreate, InitiativeUpdate
-from intake.usecases import initiatives, submissions
+from intake.service import initiatives, submissions
 from shared.http import JsonResponse
 
-router = APIRouter(tags=["initiatives"])
+router = APIRouter(tags=["initiatives"], route_class=IntakeRoute)
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 

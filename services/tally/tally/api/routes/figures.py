@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 
 from tally.api.deps import PrincipalDep, SessionDep
+from tally.api.errors import TallyRoute
 from tally.domain.plan import CODE_PATTERN
-from tally.usecases import figures
+from tally.service import figures
 
-router = APIRouter(prefix="/api/v1/tally", tags=["figures"])
+router = APIRouter(prefix="/api/v1/tally", tags=["figures"], route_class=TallyRoute)
 Code = Annotated[str, Query(pattern=CODE_PATTERN)]
 OptCode = Annotated[str | None, Query(pattern=CODE_PATTERN)]
 

@@ -1,6 +1,6 @@
 """The plan: units (bulk JSON or CSV/XLSX import), campaigns and quotas. Tally owns it and publishes it.
 
-Each route parses its input and calls one use case (``tally.usecases.plan``)."""
+Each route parses its input and calls one use case (``tally.service.plan``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from fastapi import APIRouter, Body, File, Path, Query, UploadFile
 
 from shared.auth import Principal
 from tally.api.deps import ContextDep, PrincipalDep, SessionDep, require_roles
+from tally.api.errors import TallyRoute
 from tally.domain.plan import CODE_PATTERN, CampaignIn
-from tally.usecases import plan
+from tally.service import plan
 
-router = APIRouter(prefix="/api/v1", tags=["plan"])
+router = APIRouter(prefix="/api/v1", tags=["plan"], route_class=TallyRoute)
 CodePath = Annotated[str, Path(pattern=CODE_PATTERN)]
 
 

@@ -9,10 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import Principal
 from tally.api.deps import ContextDep, PrincipalDep, SessionDep, require_roles
+from tally.api.errors import TallyRoute
 from tally.domain.plan import CODE_PATTERN
-from tally.usecases import snapshots
+from tally.service import snapshots
 
-router = APIRouter(prefix="/api/v1/tally/snapshots", tags=["snapshots"])
+router = APIRouter(prefix="/api/v1/tally/snapshots", tags=["snapshots"], route_class=TallyRoute)
 IdPath = Annotated[str, Path(max_length=36)]
 
 

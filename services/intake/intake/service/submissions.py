@@ -28,8 +28,8 @@ from intake.domain.errors import Busy, Conflict, Invalid, Refusal, invalid, reas
 from intake.domain.events import submitted_event
 from intake.domain.models import InitiativeCreate, validation_details
 from intake.domain.rules import body_hash
+from intake.service.context import clock, metrics, plan, writer
 from intake.submission import check_submitter, prepare, prepare_many
-from intake.usecases.context import clock, metrics, plan, writer
 from shared.auth import Principal
 from shared.faults import is_infrastructure_error
 from shared.service import ServiceContext

@@ -16,8 +16,8 @@ from intake.domain.errors import Conflict, NotAllowed, NotFound, invalid
 from intake.domain.events import REVISED, WITHDRAWN, initiative_payload, withdrawn_payload
 from intake.domain.models import InitiativeCreate, InitiativeUpdate, validation_details
 from intake.domain.rules import OPEN_STATUSES, content_refusals, fingerprint, local_day, plan_refusals
-from intake.usecases.context import clock, plan
-from intake.usecases.submissions import duplicate
+from intake.service.context import clock, plan
+from intake.service.submissions import duplicate
 from shared.auth import Principal
 from shared.service import ServiceContext
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from intake.adapters.imports import ImportFileError, create_job, failed_rows, job_of, rows_of
 from intake.domain.errors import NotFound, TooLarge, invalid
-from intake.usecases.context import plan
+from intake.service.context import plan
 from shared.auth import Principal
 from shared.service import ServiceContext
 from shared.units import path_in_scope
