@@ -31,6 +31,14 @@ class DomainError(Exception):
         self.details = details
 
 
+class CodedRefusal(DomainError):
+    """A refusal whose code is given where it is raised: several codes share one kind, and one status."""
+
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.code = code  # type: ignore[misc]
+
+
 StatusTable = Mapping[type[DomainError], int]
 
 

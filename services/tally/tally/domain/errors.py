@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import DomainError
+from shared.errors import CodedRefusal
 
 
-class TallyError(DomainError):
-    def __init__(self, code: str, message: str, details: Any = None) -> None:
-        super().__init__(message, details)
-        self.code = code  # type: ignore[misc]  # per refusal here, not per class
+class TallyError(CodedRefusal):
+    pass
 
 
 class NotFound(TallyError):
