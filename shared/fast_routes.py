@@ -1,9 +1,10 @@
 """Pre-routing bypass: a service's hottest routes served by their own FastAPI endpoint, called without
 FastAPI's routing, dependency resolution and request objects.
 
-Measured with ``bench/intake.py`` (POST /api/v1/initiatives, 64 clients, the server's CPU per answered
-request, two runs each, 29 Nov 2026, docs/benchmarks.md "Intake: tricks re-measured"): 220 and 243 µs with
-the bypass, 379 and 552 µs without it. It stays while that difference does.
+Measured with ``bench/intake.py`` (POST /api/v1/initiatives, 64 clients, intake's CPU per answered
+request; docs/benchmarks.md "Intake: tricks re-measured", 29 Nov 2026): on a quiet machine 188 µs with the
+bypass and 338 µs without it (ratio to a bare FastAPI endpoint 0.68 against 0.41); 160-243 µs against
+379-552 µs in the runs under load. It stays while that difference does.
 
 A route is written once, as a FastAPI route. Listing its endpoint in ``ServiceDefinition.fast_routes`` has
 it answered here when the request is the plain case: a verified bearer token, a JSON body valid for the
