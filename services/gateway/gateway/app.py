@@ -64,7 +64,6 @@ def create(
             prefix=settings.rate_limit_key_prefix,
             fallback_counter=metrics.ratelimit_fallback,
             retry_after_s=settings.redis_retry_after_s,
-            url=settings.redis_url,
         )
         app.state.ctx = GatewayContext(
             settings=settings,
@@ -79,7 +78,6 @@ def create(
         finally:
             app.state.ctx = None
             await downstreams.aclose()
-            await limiter.aclose()
             if redis_client is not None:
                 await redis_client.aclose()
 

@@ -1,27 +1,41 @@
-"""HTTP clients of the four services, each with its own timeout and circuit breaker."""
+"""HTTP clients of the four services, each with its own timeout and circuit breaker.
+
+Plain forwards (:mod:`gateway.api.front`) go through httpcore's connection pool: HTTP/1.1 framing,
+keep-alive and the refusal of malformed requests and answers are h11's, a maintained parser. The
+composed views and the FastAPI catch-all use httpx (query parameters, JSON), which wraps the same
+httpcore. In-process transports (embedded mode, tests' fakes) replace both with httpx.
+"""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import httpx
 
-from gateway.adapters.http1 import ConnectError, Http1Pool, RawResponse
 from gateway.domain.breaker import CircuitBreaker
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from shared.http import ApiError
 from shared.logs import correlation_id_var
 
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    # httpcore tries ``import sniffio`` on every request; without the package each try scans the whole
-    # sys.path (16% of the gateway's CPU in bench/gateway.py). A None entry makes the import fail at once,
-    # and httpcore then assumes asyncio, which is what runs here.
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
+_MAX_CONNECTIONS = 64
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass(slots=True)
+class ForwardedResponse:
+    """A service's complete answer: status, header lines (names in lower case) and body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((value for key, value in self.headers if key == name), None)
 
 
 class DownstreamUnavailable(Exception):
@@ -48,14 +62,18 @@ class Downstream:
         self.metrics = metrics
         self.timeout_s = timeout_s
         self._latency = metrics.downstream_latency.labels(name)
-        # Proxied calls over plain HTTP go through the lean pooled client; in-process transports
-        # (embedded mode, tests' fakes) and https:// services through httpx.
+        self._origin = httpx.URL(base_url)
+        connect_s = min(timeout_s, 2.0)
+        # httpcore bounds each step (connect, each write, each read, waiting for a pooled connection).
+        self._timeouts = {"timeout": {"connect": connect_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}}
         self.pool = (
-            Http1Pool(base_url, timeout_s=timeout_s, connect_timeout_s=min(timeout_s, 2.0))
-            if transport is None and base_url.startswith("http://")
+            httpcore.AsyncConnectionPool(
+                max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS, retries=0
+            )
+            if transport is None
             else None
         )
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        limits = httpx.Limits(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS)
         self.client = httpx.AsyncClient(
             base_url=base_url if transport is None else f"http://{name}",
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
@@ -105,7 +123,9 @@ class Downstream:
             self.breaker.success()
         return resp
 
-    async def forward(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> RawResponse:
+    async def forward(
+        self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> ForwardedResponse:
         """One proxied call: ``target`` is the raw path and query; ``headers`` exclude Host and Content-Length."""
         if not self.breaker.allow():
             self.metrics_fail("breaker_open")
@@ -113,14 +133,17 @@ class Downstream:
         start = time.perf_counter()
         try:
             if self.pool is not None:
-                resp = await self.pool.request(method, target, headers, body)
+                resp = await self._forward_pooled(method, target, headers, body)
             else:
                 resp = await self._forward_httpx(method, target, headers, body)
-        except (TimeoutError, httpx.TimeoutException) as exc:
+        except (httpcore.LocalProtocolError, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
+            # h11 refused to write the request (a control character in the target or a header): the caller's fault
+            raise ApiError(400, "bad_request", "Yêu cầu không hợp lệ") from exc
+        except (httpcore.TimeoutException, httpx.TimeoutException) as exc:
             self.breaker.failure()
             self.metrics_fail("timeout")
             raise DownstreamUnavailable(self.name, "timeout") from exc
-        except (ConnectError, httpx.TransportError) as exc:
+        except (httpcore.NetworkError, httpcore.RemoteProtocolError, httpx.TransportError) as exc:
             self.breaker.failure()
             self.metrics_fail("connect")
             raise DownstreamUnavailable(self.name, "connect") from exc
@@ -132,13 +155,25 @@ class Downstream:
             self.breaker.success()
         return resp
 
+    async def _forward_pooled(
+        self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> ForwardedResponse:
+        origin = self._origin
+        content = body if body or method in _WITH_BODY else None  # no "Content-Length: 0" on a GET
+        url = httpcore.URL(scheme=origin.raw_scheme, host=origin.raw_host, port=origin.port, target=target)
+        # request() adds Host and Content-Length, reads the whole answer and returns the connection to the pool
+        resp = await self.pool.request(  # type: ignore[union-attr]
+            method.encode("ascii"), url, headers=headers, content=content, extensions=self._timeouts
+        )
+        return ForwardedResponse(resp.status, [(k.lower(), v) for k, v in resp.headers], resp.content)
+
     async def _forward_httpx(
         self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> RawResponse:
+    ) -> ForwardedResponse:
         # raw_path keeps the client's own encoding; httpx would re-encode a str path
         url = self.client.base_url.copy_with(raw_path=target)
         resp = await self.client.request(method, url, headers=headers, content=body or None)
-        return RawResponse(resp.status_code, [(k.lower(), v) for k, v in resp.headers.raw], resp.content)
+        return ForwardedResponse(resp.status_code, [(k.lower(), v) for k, v in resp.headers.raw], resp.content)
 
     def metrics_fail(self, reason: str) -> None:
         self.metrics.downstream_failures.labels(self.name, reason).inc()
