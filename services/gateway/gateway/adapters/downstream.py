@@ -1,20 +1,25 @@
 """HTTP clients of the four services, each with its own timeout and circuit breaker.
 
-Plain forwards (:mod:`gateway.api.front`) go through httpcore's connection pool: HTTP/1.1 framing,
-keep-alive and the refusal of malformed requests and answers are h11's, a maintained parser. The
-composed views and the FastAPI catch-all use httpx (query parameters, JSON), which wraps the same
-httpcore. In-process transports (embedded mode, tests' fakes) replace both with httpx.
+Plain forwards (:mod:`gateway.api.front`), most of the gateway's traffic, go through aiohttp's client:
+its keep-alive pool hands out a connection in constant time and its HTTP/1.1 parser is llhttp, in C.
+httpcore's pool (under httpx) was measured against it at 16 concurrent requests on loopback, client and
+a raw server in one process (``docs/benchmarks.md``, Gateway): about 1,160 µs of CPU per request against
+about 100 µs, because each request scans every pooled connection and polls each idle one's socket.
+The composed views and the FastAPI catch-all, far fewer, keep httpx (query parameters, JSON).
+In-process transports (embedded mode, tests' fakes) replace both with httpx.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpcore
+import aiohttp
 import httpx
+import yarl
 
 from gateway.domain.breaker import CircuitBreaker
 from gateway.metrics import GatewayMetrics
@@ -23,7 +28,14 @@ from shared.http import ApiError
 from shared.logs import correlation_id_var
 
 _MAX_CONNECTIONS = 64
-_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# Below uvicorn's own keep-alive timeout (5 s by default): the gateway drops an idle connection before
+# the service would, so a request is never written onto a connection the service is closing.
+_KEEPALIVE_S = 4.0
+# aiohttp would add these; a forward carries only what the caller sent (gateway.api.front's list).
+_NOT_ADDED = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+# A request target is visible ASCII (RFC 9112 §3.2). aiohttp writes an already-encoded URL as given, so a
+# space or CR/LF here would split the request line: refused before anything is written.
+_NOT_IN_TARGET = re.compile(rb"[^\x21-\x7e]")
 
 
 @dataclass(slots=True)
@@ -62,13 +74,15 @@ class Downstream:
         self.metrics = metrics
         self.timeout_s = timeout_s
         self._latency = metrics.downstream_latency.labels(name)
-        self._origin = httpx.URL(base_url)
-        connect_s = min(timeout_s, 2.0)
-        # httpcore bounds each step (connect, each write, each read, waiting for a pooled connection).
-        self._timeouts = {"timeout": {"connect": connect_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}}
-        self.pool = (
-            httpcore.AsyncConnectionPool(
-                max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS, retries=0
+        self._origin = base_url.rstrip("/")
+        self.session = (
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=_MAX_CONNECTIONS, limit_per_host=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_S
+                ),
+                # ``total`` bounds the whole exchange, waiting for a pooled connection included
+                timeout=aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 2.0)),
+                skip_auto_headers=_NOT_ADDED,
             )
             if transport is None
             else None
@@ -130,20 +144,23 @@ class Downstream:
         if not self.breaker.allow():
             self.metrics_fail("breaker_open")
             raise DownstreamUnavailable(self.name, "breaker_open")
+        if _NOT_IN_TARGET.search(target) is not None:
+            raise ApiError(400, "bad_request", "Đường dẫn không hợp lệ")
         start = time.perf_counter()
         try:
-            if self.pool is not None:
-                resp = await self._forward_pooled(method, target, headers, body)
+            if self.session is not None:
+                resp = await self._forward_aiohttp(method, target, headers, body)
             else:
                 resp = await self._forward_httpx(method, target, headers, body)
-        except (httpcore.LocalProtocolError, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
-            # h11 refused to write the request (a control character in the target or a header): the caller's fault
+        except (ValueError, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
+            # the client library refused to write the request (a control character in the target or a
+            # header; aiohttp.InvalidURL is a ValueError too): the caller's fault, not the service's
             raise ApiError(400, "bad_request", "Yêu cầu không hợp lệ") from exc
-        except (httpcore.TimeoutException, httpx.TimeoutException) as exc:
+        except (TimeoutError, httpx.TimeoutException) as exc:
             self.breaker.failure()
             self.metrics_fail("timeout")
             raise DownstreamUnavailable(self.name, "timeout") from exc
-        except (httpcore.NetworkError, httpcore.RemoteProtocolError, httpx.TransportError) as exc:
+        except (aiohttp.ClientError, httpx.TransportError) as exc:
             self.breaker.failure()
             self.metrics_fail("connect")
             raise DownstreamUnavailable(self.name, "connect") from exc
@@ -155,17 +172,21 @@ class Downstream:
             self.breaker.success()
         return resp
 
-    async def _forward_pooled(
+    async def _forward_aiohttp(
         self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> ForwardedResponse:
-        origin = self._origin
-        content = body if body or method in _WITH_BODY else None  # no "Content-Length: 0" on a GET
-        url = httpcore.URL(scheme=origin.raw_scheme, host=origin.raw_host, port=origin.port, target=target)
-        # request() adds Host and Content-Length, reads the whole answer and returns the connection to the pool
-        resp = await self.pool.request(  # type: ignore[union-attr]
-            method.encode("ascii"), url, headers=headers, content=content, extensions=self._timeouts
-        )
-        return ForwardedResponse(resp.status, [(k.lower(), v) for k, v in resp.headers], resp.content)
+        assert self.session is not None
+        # encoded=True: the path and query go out as the caller encoded them
+        url = yarl.URL(self._origin + target.decode("latin-1"), encoded=True)
+        async with self.session.request(
+            method,
+            url,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+            data=body or None,
+            allow_redirects=False,
+        ) as resp:
+            content = await resp.read()
+            return ForwardedResponse(resp.status, [(k.lower(), v) for k, v in resp.raw_headers], content)
 
     async def _forward_httpx(
         self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
@@ -179,8 +200,8 @@ class Downstream:
         self.metrics.downstream_failures.labels(self.name, reason).inc()
 
     async def aclose(self) -> None:
-        if self.pool is not None:
-            await self.pool.aclose()
+        if self.session is not None:
+            await self.session.close()
         await self.client.aclose()
 
 
