@@ -19,6 +19,7 @@ import orjson
 
 _CLOSING: set[asyncio.Task[None]] = set()  # sessions being closed by ``Conn.close``
 _JSON = {"Content-Type": "application/json"}
+_NOWHERE = "/loadgen/connect"
 
 
 class Conn:
@@ -42,9 +43,14 @@ class Conn:
             )
         return self._session
 
-    async def connect(self, path: str = "/health") -> None:
-        """Open the connection now (before a clock starts) rather than on the first request."""
-        await self.request("GET", path)
+    async def connect(self) -> None:
+        """Open the connection now (before a clock starts) rather than on the first request.
+
+        aiohttp opens a connection only for a request: this one asks for a path no server here has (404,
+        answered by the server itself; ``/health`` would make the gateway call every service, hundreds of
+        times at once when a pool of connections is opened).
+        """
+        await self.request("GET", _NOWHERE)
 
     async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         try:
