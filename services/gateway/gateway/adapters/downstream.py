@@ -2,9 +2,9 @@
 
 Plain forwards (:mod:`gateway.api.front`), most of the gateway's traffic, go through aiohttp's client:
 its keep-alive pool hands out a connection in constant time and its HTTP/1.1 parser is llhttp, in C.
-httpcore's pool (under httpx) was measured against it at 16 concurrent requests on loopback, client and
-a raw server in one process (``docs/benchmarks.md``, Gateway): about 1,160 µs of CPU per request against
-about 100 µs, because each request scans every pooled connection and polls each idle one's socket.
+httpcore's pool (under httpx) was measured against it (bench/http_clients.py, docs/benchmarks.md,
+Gateway): 885 µs of the client's CPU per request against aiohttp's 80 µs at 16 requests in flight,
+because each request walks every pooled connection and polls each idle one's socket.
 The composed views and the FastAPI catch-all, far fewer, keep httpx (query parameters, JSON).
 In-process transports (embedded mode, tests' fakes) replace both with httpx.
 """
