@@ -4,7 +4,8 @@
 
 Two processes on loopback, each served by uvicorn (one worker): a downstream answering
 ``POST /api/v1/initiatives`` and the gateway (``uvicorn gateway.app:create --factory``, token check,
-rate limit in the real Redis, body limit, proxy) in front of it. The load generator alternates
+rate limit in the real Redis through redis-py, body limit, proxy through aiohttp) in front of it. The
+load generator (bench/loadgen.py: one kept-alive aiohttp connection per client) alternates
 direct and gateway rounds in ABBA order (direct, gateway, gateway, direct, ...), each started once
 the downstream is idle again, and reports, for the same workload, throughput and latency, and the
 ratios gateway/direct, plus the server CPU spent per request (from /proc), which the noise of a
@@ -33,6 +34,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,29 +120,31 @@ BODY = {
 }
 
 
-async def load(url: str, headers: dict[str, str], n: int, concurrency: int) -> tuple[float, list[float]]:
-    import httpx
+async def load(port: int, auth: str, n: int, concurrency: int) -> tuple[float, list[float]]:
+    """``n`` submissions over ``concurrency`` kept-alive connections (bench/loadgen.py): (req/s, latencies)."""
+    from loadgen import Conn
 
     latencies: list[float] = []
     remaining = n
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    conns = [Conn(port, auth, timeout_s=30) for _ in range(concurrency)]
 
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                t0 = time.perf_counter()
-                # a new title each time: intake refuses an author's second identical initiative (409)
-                body = {**BODY, "title": f"{BODY['title']} {uuid.uuid4().hex[:12]}"}
-                r = await client.post("/api/v1/initiatives", json=body, headers=headers)
-                latencies.append(time.perf_counter() - t0)
-                if r.status_code != 201:
-                    raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
+    async def worker(conn: Conn) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            # a new title each time: intake refuses an author's second identical initiative (409)
+            body = orjson.dumps({**BODY, "title": f"{BODY['title']} {uuid.uuid4().hex[:12]}"})
+            t0 = time.perf_counter()
+            status, data = await conn.request("POST", "/api/v1/initiatives", body)
+            latencies.append(time.perf_counter() - t0)
+            if status != 201:
+                raise RuntimeError(f"127.0.0.1:{port}: {status} {data[:200]!r}")
 
-        start_t = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start_t
+    start_t = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - start_t
+    for c in conns:
+        c.close()
     return n / elapsed, latencies
 
 
@@ -293,22 +297,23 @@ async def run(args: argparse.Namespace, stack: contextlib.AsyncExitStack, token:
         direct_url, gw_url = f"http://127.0.0.1:{down_port}", f"http://127.0.0.1:{gw_port}"
         await wait_up(direct_url, down)
         await wait_up(gw_url, gw)
-        headers = {"Authorization": f"Bearer {token('member', 'HN-BD-001', sub='M-0001', member_id='M-0001')}"}
+        auth = token("member", "HN-BD-001", sub="M-0001", member_id="M-0001")
+        headers = {"Authorization": f"Bearer {auth}"}
         if args.target == "intake":
             await publish_plan(AMQP_URL, prefix, today)
             await wait_accepting(direct_url, headers)
-        await load(direct_url, headers, 300, args.concurrency)  # warm-up
-        await load(gw_url, headers, 300, args.concurrency)
+        await load(down_port, auth, 300, args.concurrency)  # warm-up
+        await load(gw_port, auth, 300, args.concurrency)
         results: dict[str, list[tuple[float, list[float]]]] = {"direct": [], "gateway": []}
         cpu = {"direct": 0.0, "gateway": 0.0, "gateway_downstream": 0.0}
-        urls = {"direct": direct_url, "gateway": gw_url}
+        ports = {"direct": down_port, "gateway": gw_port}
         for i in range(args.rounds):
             # ABBA order (direct, gateway, gateway, direct, ...): a drift over the run (a growing table,
             # the machine's other load) weighs on both sides alike.
             for name in ("direct", "gateway") if i % 2 == 0 else ("gateway", "direct"):
                 await settle(down.pid)  # the downstream's background work of the previous round is done
                 d0, g0 = cpu_seconds(down.pid), cpu_seconds(gw.pid)
-                results[name].append(await load(urls[name], headers, args.requests, args.concurrency))
+                results[name].append(await load(ports[name], auth, args.requests, args.concurrency))
                 d1, g1 = cpu_seconds(down.pid), cpu_seconds(gw.pid)
                 if name == "direct":
                     cpu["direct"] += d1 - d0
@@ -331,6 +336,10 @@ async def run(args: argparse.Namespace, stack: contextlib.AsyncExitStack, token:
         }
 
     d, g = summary("direct"), summary("gateway")
+    import aiohttp
+    import redis
+
+    print(f"gateway's clients: aiohttp {aiohttp.__version__} (HTTP), redis-py {redis.__version__} (Redis)")
     print(
         f"downstream: {args.target}; POST /api/v1/initiatives, {args.rounds} rounds x {args.requests} requests, "
         f"concurrency {args.concurrency}"

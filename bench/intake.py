@@ -8,7 +8,7 @@ Two uvicorn processes (one worker each, no access log) on loopback ports:
   (b) the real intake (``uvicorn intake.app:create --factory``) on a fresh PostgreSQL database and
       the loopback RabbitMQ (a unique prefix, deleted afterwards; its outbox relay publishes every
       event with confirms), its plan (units, campaign) loaded through its own event handlers.
-The same small asyncio HTTP/1.1 keep-alive load generator drives both:
+The same keep-alive load generator (bench/loadgen.py, httpcore) drives both:
   1. closed loop, ``--concurrency`` connections, ``--rounds`` alternating rounds of ``--seconds``/2 each:
      requests/s of (a) and (b), the ratio (b)/(a) per round and its median;
   2. open loop at ``--rate`` requests/s for ``--seconds`` over 256 keep-alive connections opened
@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "services" / "intake")]
 
 from intake.domain.models import InitiativeCreate  # noqa: E402  (after the path set-up)
+from loadgen import Conn  # noqa: E402  (bench/, the script's own folder)
 
 PATH = "/api/v1/initiatives"
 
@@ -159,44 +160,7 @@ async def seed_plan(database_url: str) -> None:
     await engine.dispose()
 
 
-# ---- load generator -------------------------------------------------------------------------------
-
-
-class Conn:
-    """One keep-alive HTTP/1.1 connection; a request is written whole and its response read by Content-Length."""
-
-    def __init__(self, port: int, headers: bytes) -> None:
-        self.port = port
-        self.headers = headers
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def connect(self) -> None:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-
-    async def post(self, path: str, body: bytes) -> int:
-        await self.connect()
-        assert self.reader is not None
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        )
-        self.writer.write(head.encode() + self.headers + b"\r\n" + body)
-        status_line = await self.reader.readuntil(b"\r\n")
-        length = 0
-        while True:
-            line = await self.reader.readuntil(b"\r\n")
-            if line == b"\r\n":
-                break
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        await self.reader.readexactly(length)
-        return int(status_line.split()[1])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+# ---- request bodies -------------------------------------------------------------------------------
 
 
 class Bodies:
@@ -313,9 +277,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def closed_loop(
-    port: int, headers: bytes, path: str, make_body: Callable[[], bytes], concurrency: int, seconds: float
+    port: int, auth: str, path: str, make_body: Callable[[], bytes], concurrency: int, seconds: float
 ) -> dict[str, float]:
-    conns = [Conn(port, headers) for _ in range(concurrency)]
+    conns = [Conn(port, auth) for _ in range(concurrency)]
     ok = errors = 0
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
@@ -325,7 +289,7 @@ async def closed_loop(
         while time.perf_counter() < stop:
             body = make_body()
             t0 = time.perf_counter()
-            status = await conn.post(path, body)
+            status, _ = await conn.request("POST", path, body)
             latencies.append(time.perf_counter() - t0)
             if 200 <= status < 300:
                 ok += 1
@@ -342,11 +306,11 @@ async def closed_loop(
 
 
 async def open_loop(
-    port: int, headers: bytes, make_body: Callable[[], bytes], rate: float, seconds: float, pool: int = 256
+    port: int, auth: str, make_body: Callable[[], bytes], rate: float, seconds: float, pool: int = 256
 ) -> dict[str, float]:
     """Requests sent on a fixed schedule; latency counts from the scheduled time, queueing included."""
     idle: asyncio.Queue[Conn] = asyncio.Queue()
-    conns = [Conn(port, headers) for _ in range(pool)]
+    conns = [Conn(port, auth) for _ in range(pool)]
     # Keep-alive connections opened before the clock starts (as a gateway's or browser's pool would be).
     await asyncio.gather(*(c.connect() for c in conns))
     for c in conns:
@@ -360,7 +324,7 @@ async def open_loop(
         nonlocal errors
         conn = await idle.get()
         try:
-            status = await conn.post(PATH, make_body())
+            status, _ = await conn.request("POST", PATH, make_body())
         finally:
             idle.put_nowait(conn)
         latencies.append(time.perf_counter() - scheduled)
@@ -388,7 +352,7 @@ async def open_loop(
 async def main(opts: argparse.Namespace) -> None:
     from shared.testing import AMQP_URL, amqp_prefix, pg_database, token
 
-    auth = f"Authorization: Bearer {token('support', 'BENCH', sub='bench-support', ttl_s=7200)}\r\n".encode()
+    auth = token("support", "BENCH", sub="bench-support", ttl_s=7200)
     env = dict(os.environ)
     env["ENVIRONMENT"] = "development"  # the benchmark signs its tokens with the development secret
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "services" / "intake")])

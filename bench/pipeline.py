@@ -61,11 +61,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import uvloop
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), *(str(REPO / "services" / s) for s in ("tally", "review", "intake"))]
 sys.path.append(str(REPO / "bench"))
 
+from loadgen import Conn  # noqa: E402  (one keep-alive connection per client, through aiohttp)
 from province import REASON_NOTES, REASONS, Province, Shape  # noqa: E402
 
 from shared.auth import mint_token  # noqa: E402
@@ -110,78 +112,6 @@ def command_line() -> str:
 
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-# ---- the load generator: one keep-alive HTTP/1.1 connection per client ------------------------------
-
-
-class Conn:
-    """A request is written whole; its response is read by Content-Length or chunked encoding."""
-
-    def __init__(self, port: int, auth: str | None = None, timeout_s: float = 120.0) -> None:
-        self.port = port
-        self.timeout_s = timeout_s  # per request: a server that never answers fails the run, never hangs it
-        self.auth = f"Authorization: Bearer {auth}\r\n".encode() if auth else b""
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def connect(self) -> None:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port, limit=2**24)
-
-    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        await self.connect()
-        assert self.reader is not None and self.writer is not None
-        head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\n".encode() + self.auth
-        if body is not None:
-            head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
-        self.writer.write(head + b"\r\n" + (body or b""))
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                return await self._response()
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-            self.close()
-            raise
-
-    async def _response(self) -> tuple[int, bytes]:
-        assert self.reader is not None
-        status_line = await self.reader.readuntil(b"\r\n")
-        length, chunked, close = 0, False, False
-        while True:
-            line = await self.reader.readuntil(b"\r\n")
-            if line == b"\r\n":
-                break
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-            elif name == b"connection" and b"close" in value.lower():
-                close = True
-        if chunked:
-            parts = []
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    await self.reader.readuntil(b"\r\n")
-                    break
-                parts.append(await self.reader.readexactly(size + 2))
-            data = b"".join(p[:-2] for p in parts)
-        else:
-            data = await self.reader.readexactly(length)
-        if close:
-            self.close()
-        return int(status_line.split()[1]), data
-
-    async def json(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
-        status, data = await self.request(method, path, None if payload is None else orjson.dumps(payload))
-        return status, (orjson.loads(data) if data else None)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -923,7 +853,7 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit(),
         "load_before": loadavg(),
-        "load_generator": "asyncio HTTP/1.1 keep-alive client (bench/pipeline.py Conn), cyclic GC off",
+        "load_generator": "httpcore keep-alive connection per client (bench/loadgen.py Conn), cyclic GC off",
         "shape": {"grassroots": shape.grassroots, "members": shape.members, "districts": shape.districts},
     }
     log(f"province: {shape.grassroots} grassroots under {shape.districts} districts, {shape.members} members")
@@ -1085,7 +1015,9 @@ def run_main(coro: Any) -> Any:
             loop.add_signal_handler(sig, task.cancel)
         return await task
 
-    return asyncio.run(guarded())
+    # On uvloop (installed with uvicorn[standard]), as the services run: the load generator's CPU per request is
+    # reported in (d) and should stay small beside the services'.
+    return uvloop.run(guarded())
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,6 +21,8 @@ class DomainError(Exception):
 
     code: ClassVar[str] = "refused"
     message: str = "Yêu cầu bị từ chối"
+    # Headers the answer carries (a refusal to retry later names when: Retry-After).
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, message: str | None = None, details: list[dict[str, str]] | None = None) -> None:
         if message is not None:
@@ -29,19 +31,30 @@ class DomainError(Exception):
         self.details = details
 
 
+class CodedRefusal(DomainError):
+    """A refusal whose code is given where it is raised: several codes share one kind, and one status."""
+
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.code = code  # type: ignore[misc]
+
+
 StatusTable = Mapping[type[DomainError], int]
 
 
 def to_api_error(exc: DomainError, statuses: StatusTable) -> ApiError:
     """The HTTP error of a refusal: the status of its nearest class in ``statuses`` (409 when none is listed)."""
     status = next((statuses[k] for k in type(exc).__mro__ if k in statuses), 409)
-    return ApiError(status, exc.code, exc.message, exc.details)
+    return ApiError(status, exc.code, exc.message, exc.details, exc.headers)
 
 
 def mapped_route(statuses: StatusTable) -> type[APIRoute]:
     """A route class answering the ``DomainError`` its endpoint raises with the status ``statuses`` gives."""
 
     class MappedRoute(APIRoute):
+        # Read by shared.fast_routes, which calls the endpoint without this class's handler.
+        refusal_statuses: ClassVar[StatusTable] = statuses
+
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 

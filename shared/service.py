@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -23,21 +23,19 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthError, Principal, TokenVerifier
 from shared.bus.base import EventBus
 from shared.bus.memory import DeadLetterStore, InMemoryBroker, InMemoryBus
 from shared.db import make_engine, run_migrations
 from shared.envelope import Envelope, new_event
+from shared.fast_routes import Endpoint, ServiceApp
 from shared.gc_tuning import collector_tuned_for_batches
 from shared.http import (
     ApiError,
     JsonResponse,
     ObservabilityMiddleware,
-    api_error_response,
     install_error_handlers,
-    unexpected_error_response,
 )
 from shared.logs import configure_logging
 from shared.messaging import AfterBatch, Dispatcher, OutboxRelay, Subscription, stage
@@ -50,22 +48,6 @@ log = logging.getLogger("shared.service")
 
 Worker = Callable[["ServiceContext"], Awaitable[None]]
 R = TypeVar("R")
-
-
-@dataclass(slots=True)
-class FastRequest:
-    """What a fast handler sees: lower-cased header names (the last value wins) and the whole body."""
-
-    headers: dict[bytes, bytes]
-    body: bytes
-
-    def header(self, name: bytes) -> str | None:
-        value = self.headers.get(name)
-        return None if value is None else value.decode("latin-1")
-
-
-# Answers a Response, or None to hand the request, body replayed, to the regular FastAPI route.
-FastHandler = Callable[["ServiceContext", FastRequest], Awaitable[Response | None]]
 
 
 @dataclass
@@ -82,10 +64,8 @@ class ServiceDefinition:
     on_start: Sequence[Worker] = ()
     # Long-running background tasks (import jobs, lease expiry...), cancelled at shutdown.
     workers: Sequence[Worker] = ()
-    # A few hot routes served without FastAPI's routing and dependency injection (see FastRoutes);
-    # the same (method, path) must also exist as a regular route, which documents it and answers
-    # whatever the fast handler hands back.
-    fast_routes: Mapping[tuple[str, str], FastHandler] = field(default_factory=dict)
+    # Endpoints of hot routes also served without FastAPI's routing (shared.fast_routes, with its measurement).
+    fast_routes: Sequence[Endpoint] = ()
     title: str = ""
     description: str = ""
     version: str = "0.1.0"
@@ -273,11 +253,11 @@ def create_app(
     app.state.definition = definition
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
-    if definition.fast_routes:
-        app.use_fast_routes(definition.fast_routes, metrics)
     app.include_router(_plumbing_router(definition.name))
     for router in definition.routers:
         app.include_router(router)
+    if definition.fast_routes:
+        app.serve_fast(definition.routers, definition.fast_routes, metrics)
     return app
 
 
@@ -291,106 +271,6 @@ async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-
-
-class ServiceApp(FastAPI):
-    """FastAPI, with the service's fast routes answered before Starlette's middleware stack.
-
-    A fast route goes through ObservabilityMiddleware and FastRoutes only; what its handler declines
-    continues into the whole regular stack (error middleware, routing, dependencies), which then does
-    not count the request a second time."""
-
-    _fast: ASGIApp | None = None
-    _fast_keys: frozenset[tuple[str, str]] = frozenset()
-
-    def use_fast_routes(self, routes: Mapping[tuple[str, str], FastHandler], metrics: ServiceMetrics) -> None:
-        self._fast = ObservabilityMiddleware(FastRoutes(self._regular, routes), metrics)
-        self._fast_keys = frozenset(routes)
-
-    async def _regular(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[ObservabilityMiddleware.OBSERVED] = True
-        await super().__call__(scope, receive, send)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._fast is not None and scope["type"] == "http" and (scope["method"], scope["path"]) in self._fast_keys:
-            scope["app"] = self
-            await self._fast(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
-
-
-class FastRoutes:
-    """Pure ASGI: serve a few hot (method, path) pairs straight from their handlers.
-
-    FastAPI's routing, dependency resolution and request objects cost several times what a hot route's
-    own work does (issue 3: ``POST /initiatives`` in a deadline rush). A fast handler gets the service
-    context and the whole body; it answers a response, raises ``ApiError``, or answers None, and then
-    the request goes on, its body replayed, to the regular route, which answers exactly as it always
-    does (validation errors, missing tokens...). The regular route's template still labels the metrics.
-    """
-
-    MAX_BODY = 1 << 20
-
-    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], FastHandler]) -> None:
-        self.app = app
-        self.routes = dict(routes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self.routes.get((scope.get("method", ""), scope.get("path", ""))) if scope["type"] == "http" else None
-        if handler is None:
-            await self.app(scope, receive, send)
-            return
-        headers: dict[bytes, bytes] = dict(scope["headers"])
-        declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.MAX_BODY):
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            more = message.get("more_body", False)
-            if size > self.MAX_BODY:
-                break
-        body = b"".join(chunks)
-        if not more:
-            ctx: ServiceContext = scope["app"].state.ctx
-            scope["route"] = _RouteLabel(scope["path"])
-            try:
-                response = await handler(ctx, FastRequest(headers, body))
-            except ApiError as exc:
-                response = api_error_response(exc)
-            except Exception as exc:
-                # Outside Starlette's error middleware: answer as its handler would (SPEC §9 shape, no trace).
-                response = unexpected_error_response(exc)
-            if response is not None:
-                await response(scope, receive, send)
-                return
-        await self.app(scope, _replay(body, more, receive), send)
-
-
-@dataclass(frozen=True, slots=True)
-class _RouteLabel:
-    """What ObservabilityMiddleware reads of ``scope["route"]``: the template (a fast route's path is one)."""
-
-    path: str
-
-
-def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": more}]
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop()
-        return await receive()
-
-    return replay
 
 
 # ---- dependencies (the Annotated aliases routes use) -------------------------------------------

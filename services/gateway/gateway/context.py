@@ -59,7 +59,6 @@ async def running(
         prefix=settings.rate_limit_key_prefix,
         fallback_counter=metrics.ratelimit_fallback,
         retry_after_s=settings.redis_retry_after_s,
-        url=settings.redis_url,
     )
     try:
         yield GatewayContext(
@@ -72,6 +71,5 @@ async def running(
         )
     finally:
         await downstreams.aclose()
-        await limiter.aclose()
         if redis_client is not None:
             await redis_client.aclose()

@@ -34,10 +34,7 @@ def definition(runtime: IntakeRuntime) -> ServiceDefinition:
         runtime=runtime,
         on_start=[runtime.start],
         workers=[runtime.group_commit, import_worker],
-        fast_routes={
-            ("POST", "/api/v1/initiatives"): initiatives.fast_submit,
-            ("POST", "/api/v1/initiatives/batch"): initiatives.fast_submit_batch,
-        },
+        fast_routes=[initiatives.submit_initiative, initiatives.submit_batch],
         title="Sáng kiến — intake",
         description="Every way an initiative gets in: single, batch, import; idempotent and group-committed.",
     )

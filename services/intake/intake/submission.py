@@ -6,18 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from intake.adapters.plan import PlanReader
 from intake.adapters.store import IdempotencyClaim, Prepared
+from intake.domain.errors import NotAllowed, Refusal, invalid
 from intake.domain.ids import new_id, new_ids
 from intake.domain.models import InitiativeCreate
 from intake.domain.rules import Campaign, Unit, content_refusals, fingerprint, local_day, plan_refusals
 from shared.auth import Principal
-from shared.http import ApiError
 from shared.units import path_in_scope
 
 SUBMITTER_ROLES = ("member", "support")
@@ -32,13 +31,9 @@ class IntakeMetrics:
     idempotent_replays: Counter
 
 
-def refusal(status: int, code: str, message: str, details: Any = None) -> ApiError:
-    return ApiError(status, code, message, details)
-
-
 def check_submitter(principal: Principal) -> None:
     if not (principal.is_operator or principal.has(*SUBMITTER_ROLES)):
-        raise refusal(403, "forbidden", "Chỉ đoàn viên hoặc tổ hỗ trợ được gửi sáng kiến")
+        raise NotAllowed("forbidden", "Chỉ đoàn viên hoặc tổ hỗ trợ được gửi sáng kiến")
 
 
 async def prepare(
@@ -61,7 +56,7 @@ async def prepare(
 
 async def prepare_many(
     plan: PlanReader, principal: Principal, items: Sequence[InitiativeCreate], now: datetime
-) -> list[Prepared | ApiError]:
+) -> list[Prepared | Refusal]:
     """``prepare`` for each item of a batch, in order: the prepared item or its refusal. What does not
     depend on the item is settled once per batch: the plan is read, and the scope checked, once per unit
     and campaign the batch names."""
@@ -71,7 +66,7 @@ async def prepare_many(
     scoped = {code: in_scope(principal, unit) for code, unit in units.items()}
     campaigns = {code: await plan.campaign(code) for code in {item.campaign for item in items}}
     today, at = local_day(now), now.astimezone(UTC)
-    out: list[Prepared | ApiError] = []
+    out: list[Prepared | Refusal] = []
     for item, initiative_id in zip(items, new_ids(len(items)), strict=True):
         try:
             check_authorship(principal, item, as_member)
@@ -79,7 +74,7 @@ async def prepare_many(
             if not scoped[item.unit_code]:
                 check_scope(principal, unit)
             out.append(prepared(principal, item, campaigns[item.campaign], unit, today, at, initiative_id))
-        except ApiError as exc:
+        except Refusal as exc:
             out.append(exc)
     return out
 
@@ -91,8 +86,8 @@ def acts_as_member(principal: Principal) -> bool:
 
 def check_authorship(principal: Principal, item: InitiativeCreate, as_member: bool) -> None:
     if as_member and principal.member_id not in [a.member_id for a in item.authors]:
-        raise refusal(
-            403, "not_an_author", "Đoàn viên chỉ gửi sáng kiến có chính mình là tác giả", [{"field": "authors"}]
+        raise NotAllowed(
+            "not_an_author", "Đoàn viên chỉ gửi sáng kiến có chính mình là tác giả", [{"field": "authors"}]
         )
 
 
@@ -102,7 +97,7 @@ def in_scope(principal: Principal, unit: Unit | None) -> bool:
 
 def check_scope(principal: Principal, unit: Unit | None) -> None:
     if not in_scope(principal, unit):
-        raise refusal(403, "out_of_scope", "Đơn vị nằm ngoài phạm vi của tài khoản", [{"field": "unit_code"}])
+        raise NotAllowed("out_of_scope", "Đơn vị nằm ngoài phạm vi của tài khoản", [{"field": "unit_code"}])
 
 
 def prepared(
@@ -116,12 +111,12 @@ def prepared(
     idem: IdempotencyClaim | None = None,
 ) -> Prepared:
     """The rules against the plan as read on ``today`` (the local day); the record to write, submitted
-    ``at`` (UTC), or the refusal (422) raised."""
+    ``at`` (UTC), or ``Invalid`` raised."""
     errors = content_refusals(item)
     plan_errors, phase = plan_refusals(item, campaign, unit, today, need_open_phase=True)
     errors.extend(plan_errors)
     if errors:
-        raise refusal(422, "validation_error", "Dữ liệu không hợp lệ", errors)
+        raise invalid(errors)
     assert phase is not None
     confidential = item.confidential
     solution = None if confidential else item.solution
@@ -149,9 +144,3 @@ def prepared(
         "updated_at": at,
     }
     return Prepared(record=record, fingerprint=fingerprint(item.title, solution), idem=idem)
-
-
-def reason_of(exc: ApiError) -> str:
-    if exc.code == "validation_error" and isinstance(exc.details, list) and exc.details:
-        return f"invalid_{str(exc.details[0].get('field', 'body')).split('.')[0]}"
-    return exc.code

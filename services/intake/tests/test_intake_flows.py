@@ -235,7 +235,7 @@ async def test_listing_filters_scope_and_stable_cursor(world: Any, kit: Any) -> 
 
 
 async def test_requests_the_fast_paths_decline_get_the_regular_answers(world: Any, kit: Any) -> None:
-    """POST /initiatives and /batch are served by pure-ASGI fast paths (shared.service.FastRoutes); whatever
+    """POST /initiatives and /batch are also served by a pure-ASGI fast path (shared.fast_routes); whatever
     they do not take gets FastAPI's usual 401/422 answers, never a 500 or a half-read body."""
     c = world.client
     batch = "/api/v1/initiatives/batch"

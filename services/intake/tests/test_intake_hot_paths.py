@@ -46,7 +46,7 @@ def test_ids_are_random_version_4_uuids() -> None:
 
 
 async def test_a_batch_without_key_gets_the_same_answers_by_either_validation(world: Any, kit: Any) -> None:
-    """All items valid: read in one pass (``ValidBatch``). One item invalid: read item by item. The answers
+    """Valid items are read in the same pass as the JSON (``BatchRequest``); an invalid one alone again. The answers
     per item are the same as the keyed batch's (which always goes item by item)."""
     c = world.client
     batch = "/api/v1/initiatives/batch"
@@ -264,3 +264,16 @@ async def test_started_service_sets_its_collector_thresholds(world: Any) -> None
     from shared.gc_tuning import GC_THRESHOLDS
 
     assert gc.get_threshold() == GC_THRESHOLDS
+
+
+async def test_an_idempotent_batch_with_json_orjson_cannot_write_gets_its_item_refusals(world: Any, kit: Any) -> None:
+    """An item with an integer beyond 64 bits (valid JSON, read by Python's parser) is refused alone, and the
+    batch's Idempotency-Key is still claimed with a digest of the same body: the replay answers the same."""
+    c = world.client
+    body = '{"items": [{"title": "Sáng kiến số lớn", "n": 123456789012345678901234567890}]}'.encode()
+    headers = kit.support("TH") | {"Idempotency-Key": "so-lon", "Content-Type": "application/json"}
+    first = await c.post("/api/v1/initiatives/batch", content=body, headers=headers)
+    assert first.status_code == 200 and first.json()["refused"] == 1
+    assert {d["field"] for d in first.json()["items"][0]["error"]["details"]} >= {"n", "campaign"}
+    again = await c.post("/api/v1/initiatives/batch", content=body, headers=headers)
+    assert again.json() == first.json()

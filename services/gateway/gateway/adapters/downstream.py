@@ -1,27 +1,53 @@
-"""HTTP clients of the four services, each with its own timeout and circuit breaker."""
+"""HTTP clients of the four services, each with its own timeout and circuit breaker.
+
+Plain forwards (:mod:`gateway.api.front`), most of the gateway's traffic, go through aiohttp's client:
+its keep-alive pool hands out a connection in constant time and its HTTP/1.1 parser is llhttp, in C.
+httpcore's pool (under httpx) was measured against it (bench/http_clients.py, docs/benchmarks.md,
+Gateway): 885 µs of the client's CPU per request against aiohttp's 80 µs at 16 requests in flight,
+because each request walks every pooled connection and polls each idle one's socket.
+The composed views and the FastAPI catch-all, far fewer, keep httpx (query parameters, JSON).
+In-process transports (embedded mode, tests' fakes) replace both with httpx.
+"""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
+import yarl
 
-from gateway.adapters.http1 import ConnectError, Http1Pool, RawResponse
 from gateway.domain.breaker import CircuitBreaker
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from shared.http import ApiError
 from shared.logs import correlation_id_var
 
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    # httpcore tries ``import sniffio`` on every request; without the package each try scans the whole
-    # sys.path (16% of the gateway's CPU in bench/gateway.py). A None entry makes the import fail at once,
-    # and httpcore then assumes asyncio, which is what runs here.
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
+_MAX_CONNECTIONS = 64
+# Below uvicorn's own keep-alive timeout (5 s by default): the gateway drops an idle connection before
+# the service would, so a request is never written onto a connection the service is closing.
+_KEEPALIVE_S = 4.0
+# aiohttp would add these; a forward carries only what the caller sent (gateway.api.front's list).
+_NOT_ADDED = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+# A request target is visible ASCII (RFC 9112 §3.2). aiohttp writes an already-encoded URL as given, so a
+# space or CR/LF here would split the request line: refused before anything is written.
+_NOT_IN_TARGET = re.compile(rb"[^\x21-\x7e]")
+
+
+@dataclass(slots=True)
+class ForwardedResponse:
+    """A service's complete answer: status, header lines (names in lower case) and body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((value for key, value in self.headers if key == name), None)
 
 
 class DownstreamUnavailable(Exception):
@@ -48,14 +74,20 @@ class Downstream:
         self.metrics = metrics
         self.timeout_s = timeout_s
         self._latency = metrics.downstream_latency.labels(name)
-        # Proxied calls over plain HTTP go through the lean pooled client; in-process transports
-        # (embedded mode, tests' fakes) and https:// services through httpx.
-        self.pool = (
-            Http1Pool(base_url, timeout_s=timeout_s, connect_timeout_s=min(timeout_s, 2.0))
-            if transport is None and base_url.startswith("http://")
+        self._origin = base_url.rstrip("/")
+        self.session = (
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=_MAX_CONNECTIONS, limit_per_host=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_S
+                ),
+                # ``total`` bounds the whole exchange, waiting for a pooled connection included
+                timeout=aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 2.0)),
+                skip_auto_headers=_NOT_ADDED,
+            )
+            if transport is None
             else None
         )
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        limits = httpx.Limits(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_CONNECTIONS)
         self.client = httpx.AsyncClient(
             base_url=base_url if transport is None else f"http://{name}",
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
@@ -105,22 +137,30 @@ class Downstream:
             self.breaker.success()
         return resp
 
-    async def forward(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> RawResponse:
+    async def forward(
+        self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> ForwardedResponse:
         """One proxied call: ``target`` is the raw path and query; ``headers`` exclude Host and Content-Length."""
         if not self.breaker.allow():
             self.metrics_fail("breaker_open")
             raise DownstreamUnavailable(self.name, "breaker_open")
+        if _NOT_IN_TARGET.search(target) is not None:
+            raise ApiError(400, "bad_request", "Đường dẫn không hợp lệ")
         start = time.perf_counter()
         try:
-            if self.pool is not None:
-                resp = await self.pool.request(method, target, headers, body)
+            if self.session is not None:
+                resp = await self._forward_aiohttp(method, target, headers, body)
             else:
                 resp = await self._forward_httpx(method, target, headers, body)
+        except (ValueError, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
+            # the client library refused to write the request (a control character in the target or a
+            # header; aiohttp.InvalidURL is a ValueError too): the caller's fault, not the service's
+            raise ApiError(400, "bad_request", "Yêu cầu không hợp lệ") from exc
         except (TimeoutError, httpx.TimeoutException) as exc:
             self.breaker.failure()
             self.metrics_fail("timeout")
             raise DownstreamUnavailable(self.name, "timeout") from exc
-        except (ConnectError, httpx.TransportError) as exc:
+        except (aiohttp.ClientError, httpx.TransportError) as exc:
             self.breaker.failure()
             self.metrics_fail("connect")
             raise DownstreamUnavailable(self.name, "connect") from exc
@@ -132,20 +172,36 @@ class Downstream:
             self.breaker.success()
         return resp
 
+    async def _forward_aiohttp(
+        self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> ForwardedResponse:
+        assert self.session is not None
+        # encoded=True: the path and query go out as the caller encoded them
+        url = yarl.URL(self._origin + target.decode("latin-1"), encoded=True)
+        async with self.session.request(
+            method,
+            url,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+            data=body or None,
+            allow_redirects=False,
+        ) as resp:
+            content = await resp.read()
+            return ForwardedResponse(resp.status, [(k.lower(), v) for k, v in resp.raw_headers], content)
+
     async def _forward_httpx(
         self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> RawResponse:
+    ) -> ForwardedResponse:
         # raw_path keeps the client's own encoding; httpx would re-encode a str path
         url = self.client.base_url.copy_with(raw_path=target)
         resp = await self.client.request(method, url, headers=headers, content=body or None)
-        return RawResponse(resp.status_code, [(k.lower(), v) for k, v in resp.headers.raw], resp.content)
+        return ForwardedResponse(resp.status_code, [(k.lower(), v) for k, v in resp.headers.raw], resp.content)
 
     def metrics_fail(self, reason: str) -> None:
         self.metrics.downstream_failures.labels(self.name, reason).inc()
 
     async def aclose(self) -> None:
-        if self.pool is not None:
-            await self.pool.aclose()
+        if self.session is not None:
+            await self.session.close()
         await self.client.aclose()
 
 

@@ -15,7 +15,6 @@ import time
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 
-from gateway.adapters.resp import RedisReplyError, RespScript
 from gateway.domain.buckets import Limit, LocalBuckets, Verdict
 
 log = logging.getLogger("gateway.ratelimit")
@@ -64,8 +63,6 @@ class RateLimiter:
         prefix: str,
         fallback_counter: Counter,
         retry_after_s: float = 5.0,
-        url: str | None = None,
-        timeout_s: float = 0.5,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -73,14 +70,8 @@ class RateLimiter:
         self.fallback_counter = fallback_counter
         self.retry_after_s = retry_after_s
         self._redis_down_until = 0.0
-        # The script runs on the gateway's own pipelined connection when the URL allows (plain redis://),
-        # else through redis-py.
-        self._resp = (
-            RespScript(url, _TOKEN_BUCKET, timeout_s=timeout_s, connect_timeout_s=timeout_s)
-            if (redis is not None and url is not None and url.startswith("redis://"))
-            else None
-        )
-        self._script = redis.register_script(_TOKEN_BUCKET) if redis is not None and self._resp is None else None
+        # EVALSHA, and EVAL once when Redis does not know the script yet (redis-py's Script)
+        self._script = redis.register_script(_TOKEN_BUCKET) if redis is not None else None
 
     @property
     def redis_healthy(self) -> bool | None:
@@ -89,28 +80,17 @@ class RateLimiter:
         return time.monotonic() >= self._redis_down_until
 
     async def take(self, checks: list[tuple[str, Limit]]) -> Verdict:
-        if self.redis is not None and time.monotonic() >= self._redis_down_until:
+        if self._script is not None and time.monotonic() >= self._redis_down_until:
             keys = [self.prefix + key for key, _ in checks]
             args: list[float | int] = []
             for _, limit in checks:
                 args += [limit.rate_per_s, limit.burst]
             try:
-                if self._resp is not None:
-                    reply = await self._resp(keys, args)
-                    if not isinstance(reply, list) or len(reply) != 2:
-                        raise RedisReplyError(f"unexpected reply {reply!r}")
-                    allowed, retry = reply
-                else:
-                    assert self._script is not None
-                    allowed, retry = await self._script(keys=keys, args=args)
+                allowed, retry = await self._script(keys=keys, args=args)
                 return Verdict(bool(int(allowed)), float(retry))
-            except (aioredis.RedisError, RedisReplyError, OSError) as exc:
+            except (aioredis.RedisError, OSError) as exc:
                 self._redis_down_until = time.monotonic() + self.retry_after_s
                 log.warning("redis unavailable for rate limiting, using in-process buckets", extra={"err": str(exc)})
         if self.redis is not None:
             self.fallback_counter.inc()
         return self.local.take(checks)
-
-    async def aclose(self) -> None:
-        if self._resp is not None:
-            await self._resp.aclose()

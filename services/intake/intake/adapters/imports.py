@@ -21,13 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from intake.adapters.orm import idempotency_keys, import_jobs, import_rows
 from intake.adapters.store import Prepared, persist
+from intake.domain.errors import Refusal, invalid
 from intake.domain.events import submitted_event
 from intake.domain.models import InitiativeCreate, validation_details
 from intake.domain.rules import normalise
 from intake.runtime import runtime_of
 from intake.submission import prepare
 from shared.auth import principal_from_claims
-from shared.http import ApiError
 from shared.service import ServiceContext
 
 log = logging.getLogger("intake.imports")
@@ -125,7 +125,7 @@ def _row_error(field: str, message: str) -> dict[str, str]:
 
 
 def row_to_model(payload: dict[str, str], campaign_code: str, field_code: str | None) -> InitiativeCreate:
-    """Raises ApiError(422) whose details name the column."""
+    """Raises ``Invalid`` whose details name the column."""
     errors = []
     benefit_text = payload.get("expected_benefit_vnd", "").replace(".", "").replace(",", "").replace(" ", "")
     benefit: Any = benefit_text or 0
@@ -143,7 +143,7 @@ def row_to_model(payload: dict[str, str], campaign_code: str, field_code: str | 
     if len(ids) != len(names):
         errors.append(_row_error("authors", "Số mã đoàn viên và số họ tên không khớp"))
     if errors:
-        raise ApiError(422, "validation_error", "Dữ liệu không hợp lệ", errors)
+        raise invalid(errors)
     raw = {
         "campaign": campaign_code,
         "unit_code": payload.get("unit_code", ""),
@@ -161,7 +161,7 @@ def row_to_model(payload: dict[str, str], campaign_code: str, field_code: str | 
         return InitiativeCreate.model_validate(raw)
     except ValidationError as exc:
         details = [_row_error(d["field"], d["message"]) for d in validation_details(exc)]
-        raise ApiError(422, "validation_error", "Dữ liệu không hợp lệ", details) from exc
+        raise invalid(details) from exc
 
 
 async def create_job(
@@ -236,7 +236,7 @@ async def process_chunk(ctx: ServiceContext, job: Any) -> int:
                 model = row_to_model(row.payload, job.campaign, field_code)
                 prepared.append(await prepare(plan, principal, model, now, conn=conn))
                 numbers.append(row.row_number)
-            except ApiError as exc:
+            except Refusal as exc:
                 details = exc.details if isinstance(exc.details, list) else []
                 errs = [
                     _row_error(str(d.get("field", "")), str(d.get("message") or exc.message))
@@ -330,3 +330,18 @@ async def _expire_idempotency_keys(ctx: ServiceContext) -> None:
         await conn.execute(
             delete(idempotency_keys).where(idempotency_keys.c.created_at < datetime.now(UTC) - timedelta(hours=hours))
         )
+
+
+async def job_of(conn: AsyncConnection, job_id: str) -> Any:
+    return (await conn.execute(select(import_jobs).where(import_jobs.c.id == job_id))).first()
+
+
+async def failed_rows(conn: AsyncConnection, job_id: str, limit: int) -> list[Any]:
+    """The first ``limit`` failed rows of a job, in row order: their numbers and errors."""
+    stmt = (
+        select(import_rows.c.row_number, import_rows.c.errors)
+        .where(import_rows.c.job_id == job_id, import_rows.c.status == "failed")
+        .order_by(import_rows.c.row_number)
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())

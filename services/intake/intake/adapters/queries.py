@@ -11,13 +11,9 @@ from sqlalchemy import Select, and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from intake.adapters.orm import initiative_authors, initiatives, units
+from intake.domain.access import SUBTREE_READERS
 from shared.auth import Principal
-from shared.http import ApiError
-from shared.units import path_in_scope, subtree_clause
-
-# Roles that read every initiative of their subtree (SPEC §6); a plain member reads only their own. A unit_admin
-# is not one: SPEC §6 gives it quotas and figures, not the initiatives' text.
-SUBTREE_READERS = ("support", "reviewer", "appraiser")
+from shared.units import subtree_clause
 
 
 def utc(value: datetime) -> datetime:
@@ -66,23 +62,6 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def is_author(principal: Principal, authors: list[dict[str, Any]]) -> bool:
-    return principal.member_id is not None and any(a.get("member_id") == principal.member_id for a in authors)
-
-
-def can_read(principal: Principal, authors: list[dict[str, Any]], unit_path: str | None) -> bool:
-    if principal.is_operator or is_author(principal, authors):
-        return True
-    return principal.has(*SUBTREE_READERS) and path_in_scope(principal, unit_path)
-
-
-def can_act_for(principal: Principal, authors: list[dict[str, Any]], unit_path: str | None) -> bool:
-    """Revise or withdraw: an author, support in scope, or an operator."""
-    if principal.is_operator or is_author(principal, authors):
-        return True
-    return principal.has("support") and path_in_scope(principal, unit_path)
-
-
 async def load(conn: AsyncConnection, initiative_id: str, *, for_update: bool = False) -> Any:
     stmt = (
         select(initiatives, units.c.path.label("unit_path"))
@@ -100,17 +79,13 @@ def encode_cursor(submitted_at: datetime, initiative_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (submitted_at, id) a cursor stands for; ValueError when it is not one ``encode_cursor`` made."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         ts, initiative_id = orjson.loads(raw)
         return datetime.fromisoformat(ts), str(initiative_id)
     except Exception as exc:
-        raise ApiError(
-            422,
-            "validation_error",
-            "Dữ liệu không hợp lệ",
-            [{"field": "cursor", "message": "Con trỏ phân trang không hợp lệ"}],
-        ) from exc
+        raise ValueError("not a cursor") from exc
 
 
 def listing(
@@ -122,7 +97,7 @@ def listing(
     author: str | None,
     submitted_from: datetime | None,
     submitted_to: datetime | None,
-    cursor: str | None,
+    after: tuple[datetime, str] | None,
     limit: int,
 ) -> Select[Any]:
     """Keyset pagination on (submitted_at, id): a page never repeats or skips a row already committed."""
@@ -154,10 +129,14 @@ def listing(
         stmt = stmt.where(initiatives.c.submitted_at >= utc(submitted_from))
     if submitted_to:
         stmt = stmt.where(initiatives.c.submitted_at <= utc(submitted_to))
-    if cursor:
-        ts, last_id = decode_cursor(cursor)
-        ts = utc(ts)
+    if after is not None:
+        ts, last_id = utc(after[0]), after[1]
         stmt = stmt.where(
             or_(initiatives.c.submitted_at > ts, and_(initiatives.c.submitted_at == ts, initiatives.c.id > last_id))
         )
     return stmt.order_by(initiatives.c.submitted_at, initiatives.c.id).limit(limit + 1)
+
+
+async def page(conn: AsyncConnection, stmt: Select[Any]) -> list[Any]:
+    """The rows of a ``listing``: up to its limit, and one more when a next page exists."""
+    return list((await conn.execute(stmt)).all())

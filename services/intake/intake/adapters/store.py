@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     DateTime,
+    Insert,
     LargeBinary,
     Select,
     String,
@@ -351,8 +353,8 @@ async def insert_submitted(
     step per element, several times one ``orjson.dumps`` of the rows; the event bodies stay bytes (inside
     the JSON they cost PostgreSQL ~6-10 µs each to parse and extract, against ~0.4 µs as a bytea array,
     measured). Measured per row against all-arrays: about 10 µs less here, a few more in PostgreSQL. The statement
-    is built with SQLAlchemy Core and compiled once per set of columns (no SQL from strings, no data in
-    it); asyncpg prepares it once. Elsewhere (SQLite): executemany.
+    is built with SQLAlchemy Core once per set of columns (``_submitted_insert``) and executed through
+    SQLAlchemy, whose compiled cache finds it again; asyncpg prepares it once. Elsewhere (SQLite): executemany.
     """
     correlations = correlation_ids if correlation_ids is not None else [None] * len(records)
     if isinstance(make_event, SubmittedEvents):
@@ -365,9 +367,7 @@ async def insert_submitted(
             [e.routing_key for e in made],
             [e.to_bytes() for e in made],
         )
-    driver = (await conn.get_raw_connection()).driver_connection if conn.dialect.name == "postgresql" else None
-    # Straight to the driver only inside the transaction SQLAlchemy has begun (it starts lazily).
-    if driver is None or not driver.is_in_transaction() or len(set(routing_keys)) != 1:
+    if conn.dialect.name != "postgresql" or len(set(routing_keys)) != 1:
         events = [
             {"event_id": e, "routing_key": k, "body": b, "created_at": now}
             for e, k, b in zip(event_ids, routing_keys, bodies, strict=True)
@@ -386,10 +386,6 @@ async def insert_submitted(
     # go once, as parameters: PostgreSQL's JSON parsing costs about its length, and they were ~40% of it.
     shared = tuple(c for c in columns if c in _SHAREABLE and all(r[c] == first[c] for r in records))
     per_row = tuple(c for c in columns if c not in shared)
-    compiled = _SUBMITTED_INSERTS.get((per_row, shared))
-    if compiled is None:
-        compiled = _SUBMITTED_INSERTS[per_row, shared] = _compile_submitted_insert(conn, per_row, shared)
-    sql, order = compiled
     params = {f"shared_{c}": first[c] for c in shared} | {
         "rows": orjson.dumps([{c: r[c] for c in per_row} for r in records]),
         "encoding": "UTF8",
@@ -399,10 +395,9 @@ async def insert_submitted(
         "bodies": bodies,
         "now": now,
     }
-    await driver.execute(sql, *(params[name] for name in order))
+    await conn.execute(_submitted_insert(per_row, shared), params)
 
 
-_SUBMITTED_INSERTS: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
 # The columns worth checking for one value in the whole batch (those that vary per item are not).
 _SHAREABLE = frozenset(
     {
@@ -422,9 +417,12 @@ _SHAREABLE = frozenset(
 )
 
 
-def _compile_submitted_insert(
-    conn: AsyncConnection, per_row: tuple[str, ...], shared: tuple[str, ...]
-) -> tuple[str, tuple[str, ...]]:
+# One statement object per set of columns, kept: building it costs ~1 ms per group commit of 32 (bench/intake_insert.py:
+# 2,260-2,378 µs CPU per call built each time, 891-985 µs kept), and SQLAlchemy then finds its compiled form in its
+# own cache. The hand-compiled SQL sent straight to asyncpg that stood here measured the same (973-1,028 µs) and
+# went (docs/benchmarks.md, "Intake: tricks re-measured").
+@functools.lru_cache(maxsize=64)
+def _submitted_insert(per_row: tuple[str, ...], shared: tuple[str, ...]) -> Insert:
     given = (
         # The document goes as the bytes orjson made (bytea, read as UTF-8 text by PostgreSQL): as text it
         # would be decoded to a str here and encoded back by asyncpg (~1.5 µs per row, measured).
@@ -461,10 +459,7 @@ def _compile_submitted_insert(
             bindparam("now", type_=DateTime(timezone=True)),
         ),
     )
-    stmt = add_events.add_cte(add_initiatives.cte("add_initiatives"), add_authors.cte("add_authors"))
-    compiled = stmt.compile(dialect=conn.dialect)
-    assert compiled.positiontup is not None
-    return str(compiled), tuple(compiled.positiontup)
+    return add_events.add_cte(add_initiatives.cte("add_initiatives"), add_authors.cte("add_authors"))
 
 
 _ADVANCE_SEQ = (
@@ -517,3 +512,22 @@ async def find_idempotency(conn: AsyncConnection, principal: str, key: str) -> A
 
 async def seq_of(conn: AsyncConnection, initiative_id: str) -> int | None:
     return (await conn.execute(select(initiatives.c.seq).where(initiatives.c.id == initiative_id))).scalar_one_or_none()
+
+
+async def store_batch_response(conn: AsyncConnection, claim: IdempotencyClaim, response: dict[str, Any]) -> bool:
+    """Keep a batch's response under its Idempotency-Key; False when another request holds the key already."""
+    inserted = (
+        await conn.execute(
+            insert_ignore(idempotency_keys, conn.dialect.name, ["principal", "key"])
+            .values(
+                principal=claim.principal,
+                key=claim.key,
+                endpoint=claim.endpoint,
+                body_hash=claim.body_hash,
+                response=response,
+                created_at=datetime.now(UTC),
+            )
+            .returning(idempotency_keys.c.key)
+        )
+    ).first()
+    return inserted is not None

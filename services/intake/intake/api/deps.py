@@ -1,13 +1,8 @@
-"""Dependencies of intake's routes: the shared aliases plus intake's own parts, read from its runtime."""
+"""Dependencies of intake's routes: the shared aliases, and intake's own parts for the routes that read them."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from intake.adapters.plan import PlanReader
-from intake.adapters.writer import GroupCommitWriter
-from intake.runtime import runtime_of
-from intake.submission import IntakeMetrics
+from intake.service.context import clock, metrics, plan, writer
 from shared.service import (
     ContextDep,
     OptionalPrincipalDep,
@@ -21,6 +16,7 @@ __all__ = [
     "ContextDep",
     "OptionalPrincipalDep",
     "PrincipalDep",
+    "ServiceContext",
     "SessionDep",
     "clock",
     "metrics",
@@ -28,25 +24,3 @@ __all__ = [
     "require_roles",
     "writer",
 ]
-
-
-def plan(ctx: ServiceContext) -> PlanReader:
-    reader = runtime_of(ctx).plan
-    assert reader is not None, "made when the service starts"
-    return reader
-
-
-def writer(ctx: ServiceContext) -> GroupCommitWriter:
-    w = runtime_of(ctx).writer
-    assert w is not None, "made when the service starts"
-    return w
-
-
-def metrics(ctx: ServiceContext) -> IntakeMetrics:
-    m = runtime_of(ctx).metrics
-    assert m is not None, "made when the service starts"
-    return m
-
-
-def clock(ctx: ServiceContext) -> datetime:
-    return runtime_of(ctx).clock()

@@ -7,6 +7,7 @@ refusals, each naming its field, in Vietnamese.
 from __future__ import annotations
 
 import hashlib
+import json
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
@@ -96,7 +97,14 @@ def fingerprint(title: str, solution: str | None) -> str:
 
 
 def body_hash(body: Any) -> str:
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """The digest an Idempotency-Key is claimed with. JSON that orjson cannot write (an integer beyond 64 bits,
+    a lone surrogate, both of which Python's parser reads) is written by ``json``: the same body always takes
+    the same way, so it still hashes the same."""
+    try:
+        text = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        text = json.dumps(body, sort_keys=True).encode()
+    return hashlib.sha256(text).hexdigest()
 
 
 def content_refusals(item: InitiativeCreate | Any) -> list[dict[str, str]]:

@@ -11,13 +11,22 @@ from sqlalchemy import ColumnElement, any_, bindparam, delete, func, select, tex
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import insert_ignore, upsert
-from shared.http import ApiError
 from shared.units import path_string, subtree_clause
 from tally.adapters.counters import CHUNK, CODES, PLAN_EXCLUSIVE, Expanded, parse_path, unit_paths, write_expanded
 from tally.adapters.members import MemberKey, held_units, load_members, participant_changes
-from tally.adapters.orm import WHOLE, counters, daily, effective_quotas, facts, plan_sequences, quotas, units
+from tally.adapters.orm import (
+    WHOLE,
+    campaigns,
+    counters,
+    daily,
+    effective_quotas,
+    facts,
+    plan_sequences,
+    quotas,
+    units,
+)
 from tally.adapters.unit_search import search_key
-from tally.domain.plan import UnitIn, UnitRecord, check_units
+from tally.domain.plan import UnitIn, UnitRecord
 
 
 async def next_revisions(session: AsyncSession, n: int) -> int:
@@ -68,8 +77,9 @@ def unit_payload(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn]) -> list[dict[str, Any]]:
-    """Apply a bulk upsert; returns the ``unit.upserted.v1`` payloads to emit (changed units and moved descendants)."""
+async def units_touched(session: AsyncSession, batch: Sequence[UnitIn]) -> dict[str, Any]:
+    """Lock the plan for a bulk upsert and read the stored units it touches: those it names, their parents and
+    their ancestors (by code)."""
     if session.bind.dialect.name == "postgresql":
         # One plan change at a time, and none while a consumer batch is counting: moves read and rewrite whole
         # subtrees, and re-attribute their counts.
@@ -80,7 +90,11 @@ async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn]) -> list[d
     stored = await _load_units(session, [u.code for u in batch] + [u.parent_code for u in batch if u.parent_code])
     chain_codes = {c for row in stored.values() for c in parse_path(row.path)}
     stored.update(await _load_units(session, chain_codes - set(stored)))
-    existing = {
+    return stored
+
+
+def unit_records(stored: dict[str, Any]) -> dict[str, UnitRecord]:
+    return {
         code: UnitRecord(
             code=r.code,
             name=r.name,
@@ -91,10 +105,12 @@ async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn]) -> list[d
         )
         for code, r in stored.items()
     }
-    errors = check_units(batch, existing)
-    if errors:
-        raise ApiError(422, "validation_error", "Danh sách đơn vị không hợp lệ", errors)
 
+
+async def upsert_units(session: AsyncSession, batch: Sequence[UnitIn], stored: dict[str, Any]) -> list[dict[str, Any]]:
+    """Apply a bulk upsert checked against ``stored`` (``units_touched``, in the same transaction); returns the
+    ``unit.upserted.v1`` payloads to emit (changed units and moved descendants)."""
+    stored = dict(stored)
     moved = [u.code for u in batch if u.code in stored and stored[u.code].parent_code != u.parent_code]
     # Descendants of moved units get new paths too.
     for code in moved:
@@ -318,3 +334,35 @@ async def store_quotas(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     )
     for i in range(0, len(unique), CHUNK):
         await session.execute(stmt, unique[i : i + CHUNK])
+
+
+async def unit_path(session: AsyncSession, code: str) -> str | None:
+    return (await session.execute(select(units.c.path).where(units.c.code == code))).scalar_one_or_none()
+
+
+async def unit_and_children(session: AsyncSession, code: str) -> tuple[Any, list[Any]] | None:
+    """The unit's row and its children's rows (by code), or None for an unknown unit."""
+    row = (await session.execute(select(units).where(units.c.code == code))).first()
+    if row is None:
+        return None
+    children = (await session.execute(select(units).where(units.c.parent_code == code).order_by(units.c.code))).all()
+    return row, list(children)
+
+
+async def campaign_of(session: AsyncSession, code: str) -> Any:
+    return (await session.execute(select(campaigns).where(campaigns.c.code == code))).first()
+
+
+async def all_campaigns(session: AsyncSession, limit: int = 1000) -> list[Any]:
+    return list((await session.execute(select(campaigns).order_by(campaigns.c.code).limit(limit))).all())
+
+
+async def store_campaign(session: AsyncSession, row: dict[str, Any]) -> None:
+    stmt = upsert(campaigns, session.bind.dialect.name).values(**row)
+    stmt = stmt.on_conflict_do_update(index_elements=["code"], set_={k: stmt.excluded[k] for k in row if k != "code"})
+    await session.execute(stmt)
+
+
+async def unit_quotas(session: AsyncSession, campaign: str, unit_code: str) -> list[Any]:
+    stmt = select(quotas).where(quotas.c.campaign == campaign, quotas.c.unit_code == unit_code).order_by(quotas.c.phase)
+    return list((await session.execute(stmt)).all())

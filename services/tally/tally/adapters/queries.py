@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tally.adapters.orm import WHOLE, counters, daily, effective_quotas, units
+from tally.adapters.orm import WHOLE, counters, daily, effective_quotas, milestones, units
 from tally.domain.counting import achievement_pct, competition_ranks, figures
 
 METRICS = ("valid", "participants", "achievement_pct", "benefit_vnd")
@@ -178,3 +178,8 @@ async def timeseries(
 
 def snapshot_columns() -> Sequence[str]:
     return ("submitted", "valid", "invalid", "participants", "benefit_vnd", "quota", "self_set")
+
+
+async def campaign_milestones(session: AsyncSession, campaign: str) -> list[Any]:
+    stmt = select(milestones).where(milestones.c.campaign == campaign).order_by(milestones.c.n)
+    return list((await session.execute(stmt)).all())

@@ -1,4 +1,4 @@
-"""The fast path over real sockets: the gateway's own HTTP/1.1 client against uvicorn and raw servers."""
+"""The fast path over real sockets: aiohttp's client against uvicorn and raw servers, redis-py against Redis."""
 
 from __future__ import annotations
 
@@ -13,16 +13,23 @@ import redis.asyncio as aioredis
 import uvloop
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from gateway.adapters.http1 import ConnectError, Http1Pool, ProtocolError
+from gateway.adapters.downstream import Downstream, DownstreamUnavailable
+from gateway.adapters.ratelimit import RateLimiter
 from gateway.app import create
+from gateway.domain.breaker import CircuitBreaker
+from gateway.domain.buckets import Limit
+from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 
+from shared.http import ApiError
 from shared.testing import REDIS_URL, auth, running_app, unique
 
 Served = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[str]]  # the ``served`` fixture
+Seen = list[tuple[str, str, dict[str, str], bytes]]
+BIG = 3 * 1024 * 1024  # a large answer, written in 64 KiB pieces
 
 
-def intake_app(seen: list[tuple[str, str, dict[str, str], bytes]], connections: set[tuple[str, int]]) -> FastAPI:
+def intake_app(seen: Seen, connections: set[tuple[str, int]]) -> FastAPI:
     app = FastAPI()
 
     @app.api_route("/api/v1/initiatives", methods=["POST", "GET"])
@@ -41,6 +48,17 @@ def intake_app(seen: list[tuple[str, str, dict[str, str], bytes]], connections: 
                     yield f'{{"part":{i}}}\n'.encode()
 
             return StreamingResponse(parts(), media_type="application/x-ndjson", headers={"ETag": '"v1"'})
+        if request.url.path.endswith("/big"):
+
+            async def pieces() -> AsyncIterator[bytes]:
+                for i in range(BIG // 65536):
+                    yield bytes([65 + i % 26]) * 65536
+
+            return StreamingResponse(pieces(), media_type="application/octet-stream")
+        if request.url.path.endswith("/hop"):
+            # hop-by-hop and service-private headers: none of them may reach the gateway's caller
+            hop = {"Keep-Alive": "timeout=99", "Upgrade": "h2c", "Set-Cookie": "s=1", "X-Internal": "1"}
+            return JSONResponse({"ok": True}, headers=hop)
         if request.method == "POST":
             return JSONResponse({"got": len(body), "q": request.url.query}, 201, headers={"Location": "/x/1"})
         return JSONResponse({"path": request.url.path, "q": request.url.query})
@@ -50,10 +68,9 @@ def intake_app(seen: list[tuple[str, str, dict[str, str], bytes]], connections: 
 
 @contextlib.asynccontextmanager
 async def gateway_over_http(
-    served: Served,
-    **overrides: object,
-) -> AsyncIterator[tuple[httpx.AsyncClient, list[tuple[str, str, dict[str, str], bytes]], set[tuple[str, int]]]]:
-    seen: list[tuple[str, str, dict[str, str], bytes]] = []
+    served: Served, **overrides: object
+) -> AsyncIterator[tuple[httpx.AsyncClient, Seen, set[tuple[str, int]]]]:
+    seen: Seen = []
     connections: set[tuple[str, int]] = set()
     async with served(intake_app(seen, connections)) as url:
         settings = GatewaySettings(**{"redis_url": None, "log_json": False, "intake_url": url, **overrides})
@@ -79,10 +96,12 @@ async def test_forward_over_a_kept_alive_connection_keeps_body_headers_and_path(
         assert seen_headers["x-correlation-id"] == "c-42"
         assert seen_headers["idempotency-key"] == "k"
         assert seen_headers["x-forwarded-for"] == "127.0.0.1"
-        # the client's encoding of the path reaches the service as it was sent
+        assert seen_headers["content-length"] == str(len(body))
+        # the client's encoding of the path reaches the service as it was sent; a GET carries no body framing
         r = await client.get("/api/v1/initiatives/a%2Fb/x%20y", headers=headers)
         assert r.status_code == 200
         assert seen[-1][1] == "/api/v1/initiatives/a%2Fb/x%20y"
+        assert "content-length" not in seen[-1][2] and "transfer-encoding" not in seen[-1][2]
         # without one, the gateway makes a correlation id, gives it to the service and echoes it
         made = set()
         for _ in range(2):
@@ -95,13 +114,40 @@ async def test_forward_over_a_kept_alive_connection_keeps_body_headers_and_path(
         assert 'route="/api/v1/{rest:path}",service="gateway",status="201"} 7.0' in text
 
 
-async def test_chunked_responses_are_read_whole(served: Served) -> None:
-    async with gateway_over_http(served) as (client, _seen, _connections):
+async def test_hop_by_hop_and_private_headers_stay_on_their_side(served: Served) -> None:
+    async with gateway_over_http(served) as (client, seen, _connections):
+        sent = {
+            **auth("member", "HN"),
+            "Connection": "keep-alive, X-Secret",
+            "Keep-Alive": "timeout=5",
+            "Upgrade": "websocket",
+            "Proxy-Authorization": "Basic eDp5",
+            "X-Secret": "1",
+            "Cookie": "session=abc",
+            "TE": "trailers",
+        }
+        r = await client.get("/api/v1/initiatives/x/hop", headers=sent)
+        assert r.status_code == 200 and r.json() == {"ok": True}
+        received = seen[-1][2]
+        for name in ("keep-alive", "upgrade", "proxy-authorization", "x-secret", "cookie", "te"):
+            assert name not in received, name
+        assert received.get("connection", "keep-alive") == "keep-alive"  # the pool's own connection, not the caller's
+        for name in ("keep-alive", "upgrade", "set-cookie", "x-internal"):
+            assert name not in r.headers, name
+
+
+async def test_chunked_and_large_answers_are_read_whole(served: Served) -> None:
+    async with gateway_over_http(served) as (client, _seen, connections):
         r = await client.get("/api/v1/initiatives/x/stream", headers=auth("member", "HN"))
         assert r.status_code == 200
         assert r.text == "".join(f'{{"part":{i}}}\n' for i in range(50))
         assert r.headers["etag"] == '"v1"'
         assert r.headers["content-type"] == "application/x-ndjson"
+        r = await client.get("/api/v1/initiatives/x/big", headers=auth("member", "HN"))
+        assert r.status_code == 200 and len(r.content) == BIG
+        assert r.headers["content-length"] == str(BIG)
+        assert r.content[:1] == b"A" and r.content[-1:] == bytes([65 + (BIG // 65536 - 1) % 26])
+        assert len(connections) == 1  # the connection survives both and is reused
 
 
 async def test_an_idle_connection_closed_by_the_service_is_replaced(served: Served) -> None:
@@ -120,12 +166,13 @@ async def test_a_slow_service_times_out_into_503_and_opens_the_breaker(served: S
             r = await client.get("/api/v1/initiatives/x/slow", headers=h)
             assert r.status_code == 503
             assert r.json()["error"]["details"] == {"service": "intake", "reason": "timeout"}
+            assert r.headers["retry-after"] == "5"
         r = await client.get("/api/v1/initiatives/x/slow", headers=h)
         assert r.json()["error"]["details"] == {"service": "intake", "reason": "breaker_open"}
         assert len(seen) == 2
 
 
-# ---- the client against raw servers: framings and failures uvicorn does not produce -------------
+# ---- the pool against raw servers: answers and failures uvicorn does not produce ----------------
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -167,7 +214,16 @@ def answering(*responses: bytes, close_after: bool = False) -> tuple[Handler, li
     return handler, requests
 
 
-async def test_chunked_with_trailers_and_split_writes() -> None:
+@contextlib.asynccontextmanager
+async def downstream(url: str, timeout_s: float = 2.0, failures: int = 5) -> AsyncIterator[Downstream]:
+    d = Downstream("intake", url, timeout_s, CircuitBreaker(failures, 30), GatewayMetrics())
+    try:
+        yield d
+    finally:
+        await d.aclose()
+
+
+async def test_chunked_with_trailers_split_writes_and_connection_close_framing() -> None:
     response = (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n"
     )
@@ -180,75 +236,81 @@ async def test_chunked_with_trailers_and_split_writes() -> None:
             await asyncio.sleep(0.001)
         await reader.read()
 
-    async with raw_server(handler) as url:
-        pool = Http1Pool(url, timeout_s=2, connect_timeout_s=1)
-        resp = await pool.request("GET", b"/a", [])
+    async with raw_server(handler) as url, downstream(url) as d:
+        resp = await d.forward("GET", b"/a", [], b"")
         assert (resp.status, resp.body) == (200, b"hello world")
-        await pool.aclose()
 
-
-async def test_body_to_the_end_of_the_connection_and_connection_close() -> None:
     handler, requests = answering(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it", close_after=True)
-    async with raw_server(handler) as url:
-        pool = Http1Pool(url, timeout_s=2, connect_timeout_s=1)
-        resp = await pool.request("POST", b"/p?q=1", [(b"x-a", b"1")], b"abc")
+    async with raw_server(handler) as url, downstream(url) as d:
+        resp = await d.forward("POST", b"/p?q=1", [(b"x-a", b"1")], b"abc")
         assert (resp.status, resp.body, resp.header(b"content-type")) == (200, b"all of it", b"text/plain")
         assert requests[0].startswith(b"POST /p?q=1 HTTP/1.1\r\n")
-        assert b"\r\nx-a: 1\r\n" in requests[0] and b"\r\ncontent-length: 3\r\n" in requests[0]
+        assert b"\r\nx-a: 1\r\n" in requests[0] and b"\r\nContent-Length: 3\r\n" in requests[0]
         assert requests[0].endswith(b"\r\n\r\nabc")
-        assert pool._open == 0 and pool._idle == []  # not reusable
-        await pool.aclose()
 
 
-async def test_head_and_204_have_no_body_and_keep_the_connection() -> None:
-    handler, requests = answering(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
-        b"HTTP/1.1 204 No Content\r\n\r\n",
-        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-    )
-    async with raw_server(handler) as url:
-        pool = Http1Pool(url, timeout_s=2, connect_timeout_s=1)
-        assert (await pool.request("HEAD", b"/", [])).body == b""
-        assert (await pool.request("DELETE", b"/", [])).status == 204
-        resp = await pool.request("PUT", b"/", [], b"x")
-        assert (resp.status, resp.body) == (200, b"ok")
-        assert len(requests) == 3 and pool._open == 1  # all on one connection
-        await pool.aclose()
-
-
-async def test_a_broken_answer_is_an_error_and_the_connection_is_dropped() -> None:
-    for response in (
+@pytest.mark.parametrize(
+    "answer",
+    [
         b"garbage\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-    ):
-        handler, _ = answering(response, close_after=True)
-        async with raw_server(handler) as url:
-            pool = Http1Pool(url, timeout_s=2, connect_timeout_s=1)
-            with pytest.raises(ConnectError):
-                await pool.request("GET", b"/", [])
-            assert pool._open == 0
-            await pool.aclose()
-    handler, _ = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab")
-    async with raw_server(handler) as url:
-        pool = Http1Pool(url, timeout_s=2, connect_timeout_s=1)
-        with pytest.raises(ProtocolError):
-            await pool.request("GET", b"/", [])
-        await pool.aclose()
+        # a smuggling attempt: both framings at once, or two different lengths
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+        b"",  # closed without a word
+    ],
+)
+async def test_a_broken_answer_is_a_503_and_counts_against_the_breaker(answer: bytes) -> None:
+    handler, _ = answering(answer, close_after=True)
+    async with raw_server(handler) as url, downstream(url, failures=1) as d:
+        with pytest.raises(DownstreamUnavailable) as caught:
+            await d.forward("GET", b"/", [], b"")
+        assert (caught.value.service, caught.value.reason) == ("intake", "connect")
+        assert d.breaker.state == "open"
 
 
-async def test_refused_connection_and_bad_targets() -> None:
-    pool = Http1Pool("http://127.0.0.1:9", timeout_s=1, connect_timeout_s=0.5)
-    with pytest.raises(ConnectError):
-        await pool.request("GET", b"/", [])
-    with pytest.raises(ValueError):
-        await pool.request("GET", b"/a b", [])
-    assert pool._open == 0
-    with pytest.raises(ValueError):
-        Http1Pool("https://example.org", timeout_s=1, connect_timeout_s=1)
+async def test_a_dead_service_is_refused_fast_and_a_silent_one_times_out() -> None:
+    async with downstream("http://127.0.0.1:9") as d:
+        with pytest.raises(DownstreamUnavailable, match="connect"):
+            await d.forward("GET", b"/", [], b"")
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read()
+        writer.close()
+
+    async with raw_server(silent) as url, downstream(url, timeout_s=0.2) as d:
+        start = asyncio.get_running_loop().time()
+        with pytest.raises(DownstreamUnavailable, match="timeout"):
+            await d.forward("POST", b"/", [], b"{}")
+        assert asyncio.get_running_loop().time() - start < 1.0
 
 
-async def test_callers_beyond_max_connections_wait_their_turn() -> None:
+@pytest.mark.parametrize(
+    ("target", "headers"),
+    [
+        (b"/a b", []),
+        (b"/a\r\nX-Injected: 1", []),
+        (b"/a", [(b"x-a", b"1\r\nX-Injected: 1")]),
+        (b"/a", [(b"x-a\r\nX-Injected", b"1")]),
+        (b"/a\x00", []),
+        ("/á".encode(), []),
+    ],
+)
+async def test_header_and_target_injection_is_refused_before_the_wire(
+    target: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    handler, requests = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    async with raw_server(handler) as url, downstream(url, failures=1) as d:
+        with pytest.raises(ApiError) as caught:
+            await d.forward("GET", target, headers, b"")
+        assert caught.value.status == 400
+        assert d.breaker.state == "closed"  # the caller's fault, not the service's
+        await asyncio.sleep(0.05)
+        assert requests == []
+
+
+async def test_callers_beyond_the_pool_wait_their_turn() -> None:
     active = 0
     most = 0
 
@@ -261,71 +323,43 @@ async def test_callers_beyond_max_connections_wait_their_turn() -> None:
                 break
             active += 1
             most = max(most, active)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
             active -= 1
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             await writer.drain()
         writer.close()
 
-    async with raw_server(handler) as url:
-        pool = Http1Pool(url, timeout_s=5, connect_timeout_s=1, max_connections=3)
-        results = await asyncio.gather(*(pool.request("GET", b"/", []) for _ in range(12)))
-        assert [r.body for r in results] == [b"ok"] * 12
-        assert most == 3 and pool._open == 3
-        # a caller that cannot get a connection in time gets a timeout
-        slow = [pool.request("GET", b"/", [], timeout_s=5) for _ in range(3)]
-        waiting = asyncio.gather(*slow)
-        await asyncio.sleep(0)
-        with pytest.raises(TimeoutError):
-            await pool.request("GET", b"/", [], timeout_s=0.001)
-        await waiting
-        await pool.aclose()
+    async with raw_server(handler) as url, downstream(url) as d:
+        results = await asyncio.gather(*(d.forward("GET", b"/", [], b"") for _ in range(100)))
+        assert [r.body for r in results] == [b"ok"] * 100
+        assert 1 < most <= 64  # concurrent, and never more connections than the pool allows
 
 
-async def test_a_request_on_a_kept_alive_connection_the_service_dropped_is_sent_once_more() -> None:
-    connections = 0
-    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        first = connections == 1
-        await read_request(reader)
-        writer.write(ok)
-        await writer.drain()
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            await read_request(reader)
-            if not first:
-                writer.write(ok)
-                await writer.drain()
-                await reader.read()
-        writer.close()  # the first connection drops its second request unanswered
-
-    async with raw_server(handler) as url:
-        pool = Http1Pool(url, timeout_s=2, connect_timeout_s=1)
-        assert (await pool.request("POST", b"/", [], b"1")).body == b"ok"
-        assert (await pool.request("POST", b"/", [], b"2")).body == b"ok"
-        assert connections == 2
-        await pool.aclose()
+# ---- the rate limit through redis-py -------------------------------------------------------------
 
 
-async def test_a_fresh_connection_that_breaks_is_not_retried() -> None:
-    seen: list[bytes] = []
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await read_request(reader))
+async def test_a_silent_redis_falls_back_within_its_timeout_and_is_retried_later() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read()
         writer.close()
 
-    async with raw_server(handler) as url:
-        pool = Http1Pool(url, timeout_s=2, connect_timeout_s=1)
-        with pytest.raises(ConnectError):
-            await pool.request("POST", b"/", [], b"once")
-        assert len(seen) == 1 and pool._open == 0
-        await pool.aclose()
+    metrics = GatewayMetrics()
+    async with raw_server(silent) as url:
+        client = aioredis.from_url(url.replace("http", "redis"), socket_connect_timeout=0.2, socket_timeout=0.2)
+        limiter = RateLimiter(client, prefix="t:", fallback_counter=metrics.ratelimit_fallback, retry_after_s=60)
+        checks = [("acct:a", Limit(1, 2))]
+        start = asyncio.get_running_loop().time()
+        verdicts = await asyncio.gather(*(limiter.take(checks) for _ in range(3)))
+        assert asyncio.get_running_loop().time() - start < 1.5
+        assert [v.allowed for v in verdicts] == [True, True, False]  # in-process buckets, same limit
+        assert limiter.redis_healthy is False
+        assert metrics.ratelimit_fallback._value.get() == 3
+        await client.aclose()
 
 
 @pytest.mark.integration
-def test_the_fast_path_and_the_rate_limit_connection_run_on_uvloop(served: Served) -> None:
+def test_the_fast_path_and_the_rate_limit_run_on_uvloop(served: Served) -> None:
     """uvicorn serves on uvloop when it is installed (as in bench/gateway.py and production)."""
     prefix = unique("sk:test:uvloop:") + ":"
 
