@@ -42,3 +42,38 @@ async def test_two_gateway_instances_share_one_bucket_in_redis(gateway) -> None:
         assert keys  # the buckets lived in Redis
         await client.delete(*keys)
         await client.aclose()
+
+
+async def test_checks_arriving_together_share_round_trips_and_survive_a_script_flush() -> None:
+    """Concurrent checks go to Redis in pipelines (fewer round trips than checks), each still atomic: of 40 at
+    once on a bucket of 7, exactly 7 pass. After Redis forgets the script (a restart, SCRIPT FLUSH) it is loaded
+    again and the checks go on being answered by Redis, not by the in-process fallback."""
+    from gateway.adapters.ratelimit import RateLimiter
+    from gateway.domain.buckets import Limit
+    from prometheus_client import CollectorRegistry, Counter
+
+    prefix = unique("sk:test:rlc:") + ":"
+    client = aioredis.from_url(REDIS_URL)
+    fallback = Counter("fallback", "fallbacks", registry=CollectorRegistry())
+    limiter = RateLimiter(client, prefix=prefix, fallback_counter=fallback)
+    sent: list[int] = []
+    pipeline = limiter._pipeline
+
+    async def counted(batch):  # type: ignore[no-untyped-def]
+        sent.append(len(batch))
+        return await pipeline(batch)
+
+    limiter._pipeline = counted  # type: ignore[method-assign]
+    try:
+        limit = Limit(rate_per_s=0.01, burst=7)
+        verdicts = await asyncio.gather(*(limiter.take([("acct", limit)]) for _ in range(40)))
+        assert sum(v.allowed for v in verdicts) == 7
+        assert sum(sent) == 40 and len(sent) < 40
+        await client.script_flush()
+        again = await limiter.take([("other", Limit(rate_per_s=1.0, burst=2))])
+        assert again.allowed and fallback._value.get() == 0  # noqa: SLF001
+    finally:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

@@ -83,6 +83,10 @@ class Downstream:
                 # ``total`` bounds the whole exchange, waiting for a pooled connection included
                 timeout=aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 2.0)),
                 skip_auto_headers=_NOT_ADDED,
+                # One session carries every user's requests: a cookie one answer sets must never ride along on
+                # another user's request, and a body passes through as the service encoded it.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
             )
             if transport is None
             else None
