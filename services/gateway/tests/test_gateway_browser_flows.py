@@ -359,11 +359,15 @@ async def test_import_shows_progress_a_vietnamese_summary_and_named_columns(site
     from playwright.async_api import expect
 
     page = await open_page(site, viewport, "/support", "support")
+    # The file picker speaks the page's language (the browser's own button would say "Choose File").
+    await expect(page.locator("label.file-button[for=import-file]")).to_have_text("Chọn tệp…")
+    await expect(page.locator("[data-file-for=import-file]")).to_have_text("Chưa chọn tệp")
     await page.click("#import-submit")
     await expect(page.locator("#import-form .err")).to_have_text("Vui lòng chọn tệp XLSX hoặc CSV")
     wrong = tmp_path / "sai-cot.csv"
     wrong.write_text("a,b\n1,2\n", encoding="utf-8")
     await page.set_input_files("#import-file", str(wrong))
+    await expect(page.locator("[data-file-for=import-file]")).to_have_text("sai-cot.csv")
     await page.click("#import-submit")
     await expect(page.locator("#import-status")).to_contain_text("Thiếu cột: title, solution")
     good = tmp_path / "dot-1.csv"

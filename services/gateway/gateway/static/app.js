@@ -1351,8 +1351,19 @@ function pageOperator() {
 }
 
 // ---- boot ---------------------------------------------------------------------------------------------
+// A file input shows its chosen file's name in the page's language (pages.py ``_file_input``).
+function fileNames() {
+  for (const input of $$(".file-input")) {
+    const out = $(`[data-file-for="${input.id}"]`);
+    const show = () => { out.textContent = input.files && input.files[0] ? input.files[0].name : tr("no_file"); };
+    input.addEventListener("change", show);
+    input.form?.addEventListener("reset", () => setTimeout(show));
+  }
+}
+
 document.addEventListener("DOMContentLoaded", async () => {
   showWho();
+  fileNames();
   $("#signout").addEventListener("click", () => { session.clear(); location.href = "/"; });
   const pages = { signin: pageSignin, submit: initiativeForm, mine: pageMine, support: async () => { pageSupport(); await initiativeForm(); }, review: pageReview, appraise: pageAppraise, dashboard: pageDashboard, public: () => rankForm(true), operator: pageOperator, initiative: pageInitiative };
   try { if (gate()) await (pages[document.body.dataset.page] || (() => {}))(); } catch (e) { flash(errorText(e), "error"); }

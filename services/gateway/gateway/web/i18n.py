@@ -149,6 +149,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "support_enter": ("Nhập hộ đoàn viên", "Enter for a member"),
     "import_title": ("Nhập từ tệp XLSX/CSV", "Import from an XLSX/CSV file"),
     "import_file": ("Tệp XLSX hoặc CSV", "XLSX or CSV file"),
+    "choose_file": ("Chọn tệp…", "Choose a file…"),
+    "no_file": ("Chưa chọn tệp", "No file chosen"),
     "import_template": ("Tải tệp mẫu kèm danh mục mã", "Download the template with the lists of codes"),
     "import_start": ("Bắt đầu nhập", "Start import"),
     "import_progress": ("Tiến độ nhập", "Import progress"),

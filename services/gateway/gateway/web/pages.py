@@ -136,6 +136,17 @@ def _t(request: Request) -> dict[str, str]:
     return {k: html.escape(v) for k, v in pick(lang_of(request)).items()}
 
 
+def _file_input(input_id: str, t: dict[str, str]) -> str:
+    """A file input whose visible parts are in the page's language: the browser's own button says "Choose
+    File" in its UI language whatever the page's, so the input is hidden from sight (still focusable, and
+    named by its labels) behind a label styled as a button and the chosen file's name (app.js keeps it)."""
+    return (
+        f'<input id="{input_id}" name="file" type="file" accept=".xlsx,.csv" required class="file-input">'
+        f'<label for="{input_id}" class="file-button">{t["choose_file"]}</label> '
+        f'<span class="file-name" data-file-for="{input_id}" aria-live="polite">{t["no_file"]}</span>'
+    )
+
+
 def _req(t: dict[str, str]) -> str:
     """The visible required mark; screen readers hear ``required`` from the field itself."""
     return f' <span class="req" aria-hidden="true" title="{t["required_mark"]}">*</span>'
@@ -314,7 +325,7 @@ async def support_page(request: Request) -> HTMLResponse:
 <form id="import-form" novalidate>
  <p><button type="button" id="import-template">{t["import_template"]} (XLSX)</button></p>
  <p><label for="import-file">{t["import_file"]}{_req(t)}</label>
-    <input id="import-file" name="file" type="file" accept=".xlsx,.csv" required></p>
+    {_file_input("import-file", t)}</p>
  <p><button type="submit" id="import-submit">{t["import_start"]}</button></p>
  <p><label for="import-progress">{t["import_progress"]}</label>
     <progress id="import-progress" max="100" value="0">0%</progress></p>
@@ -521,7 +532,7 @@ async def operator_page(request: Request) -> HTMLResponse:
 <p><button type="submit" class="primary">{t["save"]}</button></p></form>
 <h3>{t["op_units_import"]}</h3>
 <form id="units-file-form" class="toolbar" novalidate><label for="units-file">{t["import_file"]}</label>
-<input id="units-file" type="file" accept=".csv,.xlsx" required> <button type="submit">{t["upload"]}</button></form>
+{_file_input("units-file", t)} <button type="submit">{t["upload"]}</button></form>
 <div id="units-file-result" role="status" aria-live="polite"></div>
 </section>
 
