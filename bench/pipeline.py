@@ -33,9 +33,11 @@ One run:
     broker), and the load generator itself (its rusage), over (b) until every queue and outbox is drained, and
     over (c). Other databases' backends and the other processes on the machine are reported apart.
 
-The load generator is the small asyncio HTTP/1.1 keep-alive client of bench/intake.py's kind (no library): it
-costs less CPU per request than httpx or aiohttp (aiohttp is not among the pinned dependencies; httpx spends
-several hundred µs per request, which the 2 cores would pay). Its cyclic GC is off during the run.
+The load generator is aiohttp's client on uvloop, one keep-alive connection per simulated client
+(bench/loadgen.py); it shares the two cores with what it measures, and its CPU is reported apart in (d). Its
+cyclic GC is off during the run. ``--services-from DIR`` runs another checkout's services (for instance
+``git archive <commit>`` unpacked in DIR, with a ``.venv`` link) under this same load generator, so two versions
+of the system are compared with nothing else changed.
 Every loop is bounded in count and time; only loopback addresses are used.
 """
 
@@ -275,8 +277,12 @@ def children_of(pid: int) -> dict[str, int]:
 
 
 @contextlib.asynccontextmanager
-async def running_system(workdir: Path) -> AsyncIterator[System]:
-    """scripts/run-distributed.sh with fresh databases, prefix and ports; everything removed afterwards."""
+async def running_system(workdir: Path, services_from: Path = REPO) -> AsyncIterator[System]:
+    """scripts/run-distributed.sh with fresh databases, prefix and ports; everything removed afterwards.
+
+    ``services_from`` is the checkout whose five services run (its own script, modules first on the path): the
+    same load generator and measurement then compare two versions of the system, and nothing else.
+    """
     import asyncpg
 
     tag = uuid.uuid4().hex[:8]
@@ -296,11 +302,15 @@ async def running_system(workdir: Path) -> AsyncIterator[System]:
         "RATE_IP_BURST": "1000000",
         "RATE_LIMIT_KEY_PREFIX": f"sk:bench:{tag}:",
     }
+    if services_from != REPO:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(services_from), *(str(services_from / "services" / s) for s in (*SERVICES, "gateway"))]
+        )
     logfile = workdir / f"pipeline-{tag}.log"
     out = logfile.open("wb")
     proc = await asyncio.create_subprocess_exec(
-        "bash", str(REPO / "scripts" / "run-distributed.sh"), cwd=REPO, env=env, stdout=out, stderr=out,
-        start_new_session=True,
+        "bash", str(services_from / "scripts" / "run-distributed.sh"), cwd=services_from, env=env, stdout=out,
+        stderr=out, start_new_session=True,
     )  # fmt: skip
     system = System(ports, db_prefix, prefix, proc, logfile)
     try:
@@ -853,7 +863,7 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit(),
         "load_before": loadavg(),
-        "load_generator": "httpcore keep-alive connection per client (bench/loadgen.py Conn), cyclic GC off",
+        "load_generator": "aiohttp, one keep-alive connection per client (bench/loadgen.py Conn), cyclic GC off",
         "shape": {"grassroots": shape.grassroots, "members": shape.members, "districts": shape.districts},
     }
     log(f"province: {shape.grassroots} grassroots under {shape.districts} districts, {shape.members} members")
@@ -865,7 +875,9 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
     log(f"(a) {a['rps']:.0f} requests/s")
     workdir = Path(os.environ.get("TMPDIR", "/tmp"))
     today = date.today()
-    async with running_system(workdir) as system:
+    services_from = Path(os.path.abspath(opts.services_from)) if opts.services_from else REPO
+    report["services_from"] = str(services_from)
+    async with running_system(workdir, services_from) as system:
         log(f"system up: ports {system.ports}, databases {system.db_prefix}*, prefix {system.amqp_prefix}")
         report["db_prefix"], report["amqp_prefix"] = system.db_prefix, system.amqp_prefix
         await load_plan(system, [province], today)
@@ -1035,6 +1047,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-s", type=float, default=3600.0, help="bound on (b)'s wait for reviewers and tally")
     p.add_argument("--drain-limit-s", type=float, default=600.0, help="bound on each wait for the queues to drain")
     p.add_argument("--json", default=None, help="also write the figures to this file")
+    p.add_argument("--services-from", default=None,
+                   help="run the services of this checkout (e.g. an older commit's `git archive`) under this load "
+                        "generator")  # fmt: skip
     p.add_argument("--serve-echo", type=int, default=0, help=argparse.SUPPRESS)
     return p
 

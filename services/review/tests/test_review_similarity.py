@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import random
 import unicodedata
+import zlib
 
 import numpy as np
-from review.domain.similarity import THRESHOLD, SimilarityIndex, jaccard, normalise, shingles, signature, text_of
+from review.domain.similarity import (
+    MAX_CANDIDATES,
+    THRESHOLD,
+    SimilarityIndex,
+    jaccard,
+    jaccard_pairs,
+    normalise,
+    shingles,
+    shingles_many,
+    signature,
+    sorted_distinct,
+    text_of,
+    word_hashes,
+)
 from review_corpus import altered, initiative
 
 
@@ -97,3 +111,135 @@ def test_the_index_keeps_about_300_bytes_an_initiative() -> None:
     per = index.nbytes() / len(index)
     assert per <= 8 * 16 + 2 * 64 + 8 + 2 * 64 * 65_536 / 20_000  # plus the one sketch block not yet full
     assert index.ids[123] == "i123" and index.seqs[123] == 123
+
+
+# Characters a text may hold: Vietnamese letters (precomposed and decomposed), punctuation, digits, every kind of
+# whitespace, stray combining marks, other scripts and symbols.
+_PIECES = [
+    *"Đđ ÁáẢảÃãẠạ ẾếỆệ ƯưỜờ ƠơỢợ AbcXyz0123456789",
+    *[unicodedata.normalize("NFD", w) for w in ("Tiết", "kiệm", "điện", "Nước")],
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\u00a0",
+    "\u2028",
+    "\u3000",
+    "\x1c",
+    "\x85",
+    ",",
+    ".",
+    "(",
+    ")",
+    "-",
+    "–",
+    "“",
+    "”",
+    "%",
+    "/",
+    "\u0301",
+    "\u0323",
+    "\u031b",
+    "\u1dc4",
+    "İ",
+    "ß",
+    "ẞ",
+    "Σ",
+    "ς",
+    "ø",
+    "Å",
+    "ǆ",
+    "ﬁ",
+    "中",
+    "😀",
+    "\u200b",
+]
+
+
+def _random_text(rng: random.Random) -> str:
+    return "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 60)))
+
+
+def _shingles_of_whole_text(text: str) -> np.ndarray:
+    """The reference: the whole text normalised at once, words and word pairs hashed, distinct and sorted."""
+    h = np.array([zlib.crc32(w.encode()) for w in normalise(text).split()], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        pairs = ((h[:-1] * np.uint64(0x9E3779B1)) ^ (h[1:] << np.uint64(7)) ^ (h[1:] >> np.uint64(13))) & np.uint64(
+            0xFFFFFFFF
+        )
+    return np.unique(np.concatenate([h, pairs]).astype(np.uint32))
+
+
+def test_token_by_token_hashing_gives_the_words_of_the_whole_normalised_text() -> None:
+    rng = random.Random(11)
+    texts = [_random_text(rng) for _ in range(3000)] + [text_of(*initiative(rng)) for _ in range(200)]
+    for text in texts:
+        assert word_hashes(text) == [zlib.crc32(w.encode()) for w in normalise(text).split()], repr(text)
+    for text, got in zip(texts, shingles_many(texts), strict=True):
+        assert np.array_equal(got, _shingles_of_whole_text(text)), repr(text)
+        assert got.dtype == np.uint32
+    assert np.array_equal(shingles(texts[0]), _shingles_of_whole_text(texts[0]))
+    assert shingles_many([]) == []
+    assert [s.size for s in shingles_many(["", " , ", "một"])] == [0, 0, 1]
+
+
+def test_sorted_distinct_is_numpys_unique_with_counts() -> None:
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 2, 50, 5000):
+        values = rng.integers(0, 40, size=size).astype(np.uint64)
+        got, counts = sorted_distinct(values)
+        want, want_counts = np.unique(values, return_counts=True)
+        assert np.array_equal(got, want) and np.array_equal(counts, want_counts)
+
+
+def test_scores_of_many_pairs_at_once_are_each_pairs_exact_jaccard() -> None:
+    rng = np.random.default_rng(5)
+    queries = [np.unique(rng.integers(0, 2**32, size=n, dtype=np.uint64).astype(np.uint32)) for n in (0, 1, 210, 600)]
+    # Values that share their low bits with a query's values (the tables' shared slots), members and strangers.
+    owner: list[int] = []
+    sets: list[np.ndarray] = []
+    for n, q in enumerate(queries):
+        for _ in range(12):
+            members = rng.choice(q, size=min(q.size, int(rng.integers(0, 80))), replace=False) if q.size else q
+            alike = (q[: int(rng.integers(0, 40))].astype(np.uint64) + (np.uint64(1) << np.uint64(20))) % 2**32
+            strangers = rng.integers(0, 2**32, size=int(rng.integers(0, 100)), dtype=np.uint64)
+            both = np.concatenate([members.astype(np.uint64), alike, strangers])
+            sets.append(np.unique(both.astype(np.uint32)))
+            owner.append(n)
+    sets.append(np.zeros(0, dtype=np.uint32))
+    owner.append(2)
+    got = jaccard_pairs(queries, owner, sets)
+    want = [jaccard(queries[n], s) for n, s in zip(owner, sets, strict=True)]
+    assert np.allclose(got, want, rtol=0, atol=1e-12)
+    assert jaccard_pairs(queries, [], []).size == 0
+
+
+def test_a_batch_of_lookups_gives_each_ones_own_shortlist() -> None:
+    rng = random.Random(13)
+    texts = [text_of(*initiative(rng)) for _ in range(400)]
+    sets = [shingles(t) for t in texts]
+    sigs = np.stack([signature(s) for s in sets])
+    index = SimilarityIndex(merge_at=100)
+    index.add_many([f"i{i}" for i in range(300)], list(range(300)), sigs[:300])
+    for i in range(300, 350):
+        index.add(f"i{i}", i, sigs[i])  # some in the recent table
+    queries = [text_of(*altered(rng, *texts[i].split("\n", 1))) for i in range(0, 350, 7)]
+    qsigs = np.stack([signature(shingles(q)) for q in queries])
+    befores = [None if n % 3 else 200 for n in range(len(queries))]
+    excludes = [f"i{n * 7}" if n % 4 == 0 else None for n in range(len(queries))]
+    together = index.shortlist_many(qsigs, befores, excludes)
+    for n in range(len(queries)):
+        alone = index.shortlist(qsigs[n], befores[n], excludes[n])
+        assert sorted(zip(*together[n], strict=True)) == sorted(zip(*alone, strict=True))
+        assert excludes[n] not in together[n][0]
+        assert all(befores[n] is None or seq < befores[n] for seq in together[n][1])
+    assert sum(f"i{n * 7}" in together[n][0] for n in range(len(queries)) if excludes[n] is None) >= 30
+
+
+def test_among_many_equal_candidates_the_oldest_are_shortlisted() -> None:
+    sig = signature(shingles("Cải tiến khuôn định vị bằng thép tận dụng"))
+    index = SimilarityIndex()
+    n = MAX_CANDIDATES * 3
+    index.add_many([f"copy{i}" for i in range(n)], list(range(n)), np.stack([sig] * n))
+    ids, seqs = index.shortlist(sig, None, None)
+    assert seqs == list(range(MAX_CANDIDATES))

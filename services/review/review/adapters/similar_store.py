@@ -31,8 +31,8 @@ from review.domain.similarity import (
     Match,
     SimilarityIndex,
     band_keys_many,
-    best_matches,
-    shingles,
+    best_matches_many,
+    shingles_many,
     signatures_of,
     text_of,
 )
@@ -137,9 +137,19 @@ class SimilarityStore:
         together. The indexed candidates whose sketches may reach the threshold are scored on their shingle sets,
         read in one statement for the whole batch."""
         ordered = sorted(entries, key=lambda e: (e.campaign, e.seq))
-        sets = [shingles(text_of(e.title, e.solution or e.effect)) for e in ordered]
+        sets = shingles_many([text_of(e.title, e.solution or e.effect) for e in ordered])
         sigs = signatures_of(sets)
         keys = band_keys_many(sigs)
+        from_index: dict[int, tuple[list[str], list[int]]] = {}
+        for campaign in {e.campaign for e in ordered}:
+            looking = [n for n, e in enumerate(ordered) if e.look and e.campaign == campaign]
+            found_in = self.index(campaign).shortlist_many(
+                sigs[looking],
+                [ordered[n].seq for n in looking],
+                [ordered[n].initiative_id for n in looking],
+                self.threshold,
+            )
+            from_index.update(zip(looking, found_in, strict=True))
         # The batch's own entries so far, by band key (per campaign: keys carry no campaign).
         earlier: dict[tuple[str, int], list[int]] = {}
         # Per entry: its candidates from the index (ids, seqs) and from the batch (positions in ``ordered``).
@@ -152,7 +162,7 @@ class SimilarityStore:
             seqs: list[int] = []
             own: list[int] = []
             if e.look:
-                ids, seqs = self.index(e.campaign).shortlist(sigs[n], e.seq, e.initiative_id, self.threshold)
+                ids, seqs = from_index[n]
                 shared = Counter(j for key in row_keys for j in earlier.get((e.campaign, key), ()))
                 # As in the index: the batch's candidates sharing the most bands.
                 own = sorted(j for j, _ in shared.most_common(MAX_CANDIDATES))
@@ -168,16 +178,18 @@ class SimilarityStore:
                     bucket.append(n)
             shortlists.append((ids, seqs, own))
         stored = await self._sets_of(session, {iid for ids, _, _ in shortlists for iid in ids})
-        found: dict[str, Found] = {}
-        for n, (e, (ids, seqs, own)) in enumerate(zip(ordered, shortlists, strict=True)):
-            matches: list[Match] = []
-            if e.look:
-                known = [i for i, iid in enumerate(ids) if iid in stored]  # a row the index has was written
-                cand_ids = [ids[i] for i in known] + [ordered[j].initiative_id for j in own]
-                cand_seqs = [seqs[i] for i in known] + [ordered[j].seq for j in own]
-                cands = [stored[ids[i]] for i in known] + [sets[j] for j in own]
-                matches = best_matches(sets[n], cand_ids, cand_seqs, cands, threshold=self.threshold)
-            found[e.initiative_id] = Found(matches, sets[n], sigs[n])
+        candidates: list[tuple[list[str], list[int], list[np.ndarray]]] = []
+        for ids, seqs, own in shortlists:
+            known = [i for i, iid in enumerate(ids) if iid in stored]  # a row the index has was written
+            candidates.append(
+                (
+                    [ids[i] for i in known] + [ordered[j].initiative_id for j in own],
+                    [seqs[i] for i in known] + [ordered[j].seq for j in own],
+                    [stored[ids[i]] for i in known] + [sets[j] for j in own],
+                )
+            )
+        matches = best_matches_many(sets, candidates, threshold=self.threshold)
+        found = {e.initiative_id: Found(matches[n], sets[n], sigs[n]) for n, e in enumerate(ordered)}
         return found
 
     async def _sets_of(self, session: AsyncSession, initiative_ids: set[str]) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ import zlib
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -32,6 +33,7 @@ TOP_K = 5
 MAX_CANDIDATES = 24
 MAX_BUCKET = 500
 MAX_RECENT = 131_072
+INT64_MAX = 2**63 - 1
 
 _PRIME = np.uint64(4294967311)  # the first prime above 2**32
 _rng = np.random.RandomState(20210108)
@@ -65,7 +67,15 @@ def normalise(text: str) -> str:
 
 _WORD_HASHES: dict[str, int] = {}
 _WORD_CACHE_LIMIT = 1_000_000  # Vietnamese has a few thousand syllables; the cap guards against junk text
+# The word hashes of each whitespace-separated token as written ("Tổ", "tổ,", "(số"): a text is split once and
+# each token found in this cache, instead of normalising the whole text (NFC, lower case, folding and the regex
+# cost ~80 µs for the pipeline bench's 600-character texts; the token lookups ~10 µs). Normalisation never joins
+# or splits across whitespace, so the words are the same (tests/test_review_similarity.py checks this on random
+# text). Tokens are bounded like words: a few thousand syllables with their punctuation and capitals.
+_TOKEN_HASHES: dict[str, tuple[int, ...]] = {}
+_TOKEN_CACHE_LIMIT = 300_000
 _PAIR_MUL = np.uint64(0x9E3779B1)
+_LOW32 = np.uint64(0xFFFFFFFF)
 
 
 def _word_hash(word: str) -> int:
@@ -77,23 +87,58 @@ def _word_hash(word: str) -> int:
     return h
 
 
+def _token_hashes(token: str) -> tuple[int, ...]:
+    hashes = tuple(_word_hash(w) for w in normalise(token).split())
+    if len(_TOKEN_HASHES) < _TOKEN_CACHE_LIMIT:
+        _TOKEN_HASHES[token] = hashes
+    return hashes
+
+
+def word_hashes(text: str) -> list[int]:
+    """The CRC-32 of each word of ``normalise(text)``, in order."""
+    tokens = text.split()
+    parts = list(map(_TOKEN_HASHES.get, tokens))
+    if None in parts:
+        parts = [_token_hashes(t) if h is None else h for h, t in zip(parts, tokens, strict=True)]
+    return list(chain.from_iterable(parts))
+
+
+def sorted_distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values, sorted, and how many times each occurs: what ``np.unique(values, return_counts=True)``
+    gives, by one sort. NumPy 2.4's ``np.unique`` took 3.0 ms for 17,000 uint64 values where this takes 0.18 ms
+    (its hash-based path, then a sort of the result)."""
+    ordered = np.sort(values)
+    if ordered.size == 0:
+        return ordered, np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    return ordered[starts], np.diff(np.append(starts, ordered.size))
+
+
 def shingles(text: str) -> np.ndarray:
     """The sorted, distinct 32-bit hashes of the words and word pairs of ``text``.
 
     A word hashes with CRC-32 (stable across processes, so sets can be stored); a pair mixes
     its two word hashes.
     """
-    words = normalise(text).split()
-    if not words:
-        return np.zeros(0, dtype=np.uint32)
-    known = _WORD_HASHES.get
-    hashes = [known(w) for w in words]  # a dict lookup per word once the syllables are known
-    if None in hashes:
-        hashes = [_word_hash(w) if h is None else h for h, w in zip(hashes, words, strict=True)]
-    h = np.array(hashes, dtype=np.uint64)
+    return shingles_many([text])[0]
+
+
+def shingles_many(texts: list[str]) -> list[np.ndarray]:
+    """``shingles`` of each text, computed together: one pass of NumPy over all their words."""
+    words = [word_hashes(t) for t in texts]
+    sizes = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    h = np.fromiter(chain.from_iterable(words), dtype=np.uint64, count=int(sizes.sum()))
+    label = np.repeat(np.arange(len(texts), dtype=np.uint64), sizes)
+    same = label[:-1] == label[1:]  # a pair is two neighbouring words of one text
     with np.errstate(over="ignore"):
-        pairs = ((h[:-1] * _PAIR_MUL) ^ (h[1:] << np.uint64(7)) ^ (h[1:] >> np.uint64(13))) & np.uint64(0xFFFFFFFF)
-    return np.unique(np.concatenate([h, pairs]).astype(np.uint32))
+        pairs = ((h[:-1] * _PAIR_MUL) ^ (h[1:] << np.uint64(7)) ^ (h[1:] >> np.uint64(13))) & _LOW32
+    # Each value tagged with its text above bit 32: one sort makes every text's set sorted and distinct.
+    tagged, _ = sorted_distinct(
+        np.concatenate([(label << np.uint64(32)) | h, (label[:-1][same] << np.uint64(32)) | pairs[same]])
+    )
+    values = (tagged & _LOW32).astype(np.uint32)
+    bounds = np.searchsorted(tagged >> np.uint64(32), np.arange(len(texts) + 1, dtype=np.uint64)).tolist()
+    return [values[bounds[i] : bounds[i + 1]] for i in range(len(texts))]
 
 
 def signature(shingle_set: np.ndarray) -> np.ndarray:
@@ -206,11 +251,6 @@ class SimilarityIndex:
             self._sketches[block][row : row + take] = sketches[done : done + take]
             done += take
 
-    def sketches(self, positions: list[int]) -> np.ndarray:
-        """The sketches at ``positions``, one row each."""
-        blocks = self._sketches
-        return np.stack([blocks[p // SKETCH_CHUNK][p % SKETCH_CHUNK] for p in positions])
-
     def add(self, initiative_id: str, seq: int, sig: np.ndarray) -> None:
         """Index (or re-index, after a revision) one initiative by its MinHash signature."""
         if initiative_id in self.positions:
@@ -292,41 +332,83 @@ class SimilarityIndex:
         blocks = sum(b.nbytes for b in self._sketches)
         return int(self._keys.nbytes + self._docs.nbytes + blocks + self.seqs.itemsize * len(self.seqs))
 
-    def candidates(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Positions sharing at least one band key (``band_keys32``) and how many bands each shares."""
-        lows = self._keys.searchsorted(keys, "left").tolist()
-        highs = self._keys.searchsorted(keys, "right").tolist()
-        found = [self._docs[lo : min(hi, lo + MAX_BUCKET)] for lo, hi in zip(lows, highs, strict=True) if hi > lo]
-        if self._recent:
-            for key in keys.tolist():
-                recent = self._recent.get(key)
-                if recent:
-                    found.append(np.asarray(recent[:MAX_BUCKET], dtype=np.uint32))
-        if not found:
-            return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64)
-        return np.unique(np.concatenate(found), return_counts=True)
-
     def shortlist(
         self, sig: np.ndarray, before_seq: int | None, exclude: str | None, threshold: float = THRESHOLD
     ) -> tuple[list[str], list[int]]:
-        """The candidates worth scoring exactly: of the (at most ``MAX_CANDIDATES``) sharing the most bands with
-        ``sig``, earlier than ``before_seq`` and other than ``exclude``, those whose sketch estimate is within
-        ``SKETCH_MARGIN`` of ``threshold``. Their ids and seqs."""
-        positions, counts = self.candidates(band_keys32(sig[None, :])[0])
-        if positions.size > MAX_CANDIDATES:
-            # The candidates sharing the most bands are the likeliest near-copies.
-            positions = positions[np.argpartition(-counts, MAX_CANDIDATES)[:MAX_CANDIDATES]]
-        seqs, ids = self.seqs, self.ids
-        picked = [
-            p
-            for p in positions.tolist()
-            if (before_seq is None or seqs[p] < before_seq) and (exclude is None or ids[p] != exclude)
-        ]
-        if not picked:
-            return [], []
-        estimates = (self.sketches(picked) == sketch_of(sig)).mean(axis=1)
-        kept = [p for p, est in zip(picked, estimates.tolist(), strict=True) if est >= threshold - SKETCH_MARGIN]
-        return [ids[p] for p in kept], [seqs[p] for p in kept]
+        """``shortlist_many`` of one signature."""
+        return self.shortlist_many(sig[None, :], [before_seq], [exclude], threshold)[0]
+
+    def shortlist_many(
+        self,
+        sigs: np.ndarray,
+        before_seqs: list[int | None],
+        excludes: list[str | None],
+        threshold: float = THRESHOLD,
+    ) -> list[tuple[list[str], list[int]]]:
+        """For each row of ``sigs``, the candidates worth scoring exactly, as (ids, seqs): of the (at most
+        ``MAX_CANDIDATES``) sharing the most bands with it (ties: the oldest), earlier than its ``before_seqs`` and
+        other than its ``excludes``, those whose sketch estimate is within ``SKETCH_MARGIN`` of ``threshold``.
+
+        All rows at once: one binary search over every band key, one sort of every (row, candidate) pair, one
+        gather of sketches. Done row by row, the NumPy calls' own overhead cost a consumed batch ~240 µs per
+        initiative (docs/benchmarks.md, "Review's lookups a batch at a time")."""
+        n = len(sigs)
+        out: list[tuple[list[str], list[int]]] = [([], []) for _ in range(n)]
+        if n == 0 or not self.ids:
+            return out
+        keys = band_keys32(sigs)  # n x BANDS
+        flat = keys.ravel()
+        row_of_key = np.repeat(np.arange(n, dtype=np.int64), BANDS)
+        # The sorted table: each key's bucket, oldest first, at most MAX_BUCKET of it.
+        lows = self._keys.searchsorted(flat, "left")
+        lengths = np.minimum(self._keys.searchsorted(flat, "right") - lows, MAX_BUCKET)
+        total = int(lengths.sum())
+        starts = np.cumsum(lengths) - lengths
+        at = np.arange(total, dtype=np.int64) - np.repeat(starts - lows, lengths)
+        tagged = (np.repeat(row_of_key, lengths).astype(np.uint64) << np.uint64(32)) | self._docs[at]
+        if self._recent:  # the recent inserts' buckets, from the dict
+            recent = self._recent
+            found: list[int] = []
+            for r, key in zip(row_of_key.tolist(), flat.tolist(), strict=True):
+                bucket = recent.get(key)
+                if bucket:
+                    tag = r << 32
+                    found += [tag | d for d in bucket[:MAX_BUCKET]]
+            tagged = np.concatenate([tagged, np.array(found, dtype=np.uint64)])
+        pairs, shared = sorted_distinct(tagged)  # (row, document) sorted, with the number of bands they share
+        if pairs.size == 0:
+            return out
+        row = (pairs >> np.uint64(32)).astype(np.int64)
+        doc = (pairs & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        # Per row, the candidates sharing the most bands (the likeliest near-copies), the oldest first among equals.
+        order = np.lexsort((doc, -shared, row))
+        row, doc = row[order], doc[order]
+        first = np.searchsorted(row, np.arange(n))
+        keep = (np.arange(row.size) - first[row]) < MAX_CANDIDATES
+        seqs = np.frombuffer(self.seqs, dtype=np.int64)[doc]  # a copy: ``self.seqs`` stays resizable
+        before = np.array([INT64_MAX if b is None else b for b in before_seqs], dtype=np.int64)
+        excluded = np.array([self.positions.get(x, -1) if x is not None else -1 for x in excludes], dtype=np.int64)
+        keep &= (seqs < before[row]) & (doc != excluded[row])
+        row, doc, seqs = row[keep], doc[keep], seqs[keep]
+        if row.size == 0:
+            return out
+        estimates = (self._sketches_at(doc) == sketch_of(sigs)[row]).mean(axis=1)
+        kept = np.flatnonzero(estimates >= threshold - SKETCH_MARGIN)
+        ids = self.ids
+        for r, d, q in zip(row[kept].tolist(), doc[kept].tolist(), seqs[kept].tolist(), strict=True):
+            found_ids, found_seqs = out[r]
+            found_ids.append(ids[d])
+            found_seqs.append(q)
+        return out
+
+    def _sketches_at(self, positions: np.ndarray) -> np.ndarray:
+        """The sketches at ``positions``, one row each, gathered block by block."""
+        out = np.empty((positions.size, NUM_PERM), dtype=np.uint16)
+        block = positions // SKETCH_CHUNK
+        for b in set(block.tolist()):
+            mask = block == b
+            out[mask] = self._sketches[b][positions[mask] - b * SKETCH_CHUNK]
+        return out
 
     def similar(
         self,
@@ -354,28 +436,79 @@ def best_matches(
     k: int = TOP_K,
 ) -> list[Match]:
     """The ``k`` candidates most similar to ``query`` scoring ≥ threshold, best first (ties: the earlier)."""
-    if not ids or query.size == 0:
-        return []
-    scores = np.round(jaccard_many(query, sets), 4)
-    hits = np.flatnonzero(scores >= threshold)
-    if hits.size > k:
-        order = np.lexsort((np.array([seqs[i] for i in hits.tolist()]), -scores[hits]))
-        hits = hits[order[:k]]
-    found = [Match(ids[i], seqs[i], float(scores[i])) for i in hits.tolist()]
-    found.sort(key=lambda m: (-m.score, m.seq))
-    return found
+    return best_matches_many([query], [(ids, seqs, sets)], threshold=threshold, k=k)[0]
 
 
-def jaccard_many(query: np.ndarray, sets: list[np.ndarray]) -> np.ndarray:
-    """The exact Jaccard similarity of ``query`` with each of ``sets`` (all sorted and distinct), at once."""
-    sizes = np.fromiter((s.size for s in sets), dtype=np.int64, count=len(sets))
-    flat = np.concatenate(sets)
-    if query.size == 0 or flat.size == 0:
+def best_matches_many(
+    queries: list[np.ndarray],
+    candidates: list[tuple[list[str], list[int], list[np.ndarray]]],
+    *,
+    threshold: float = THRESHOLD,
+    k: int = TOP_K,
+) -> list[list[Match]]:
+    """``best_matches`` of each query among its own candidates (ids, seqs, shingle sets), all scored at once."""
+    owner: list[int] = []
+    ids: list[str] = []
+    seqs: list[int] = []
+    sets: list[np.ndarray] = []
+    for n, (cand_ids, cand_seqs, cand_sets) in enumerate(candidates):
+        if cand_ids and queries[n].size:
+            owner += [n] * len(cand_ids)
+            ids += cand_ids
+            seqs += cand_seqs
+            sets += cand_sets
+    out: list[list[Match]] = [[] for _ in queries]
+    if not owner:
+        return out
+    scores = np.round(jaccard_pairs(queries, owner, sets), 4)
+    for i in np.flatnonzero(scores >= threshold).tolist():
+        out[owner[i]].append(Match(ids[i], seqs[i], float(scores[i])))
+    for found in out:
+        if found:
+            found.sort(key=lambda m: (-m.score, m.seq))
+            del found[k:]
+    return out
+
+
+_EMPTY, _SHARED = -1, -2  # a slot of ``jaccard_pairs``' tables: no value, or more than one
+
+
+def jaccard_pairs(queries: list[np.ndarray], owner: list[int], sets: list[np.ndarray]) -> np.ndarray:
+    """The exact Jaccard similarity of each of ``sets`` with ``queries[owner[i]]`` (all sorted and distinct).
+
+    Each query gets a small hash table (its values by their low bits, at least 4 slots a value); a candidate's
+    value is in the query when its slot holds it. Only values whose slot two query values share are looked up by
+    binary search. A binary search for every value cost ~33 ns each, ~130 µs per initiative of the pipeline
+    bench (19 candidates of ~210 shingles); the tables, a few ns each (docs/benchmarks.md, "Review's lookups a
+    batch at a time")."""
+    qsizes = np.fromiter((q.size for q in queries), dtype=np.int64, count=len(queries))
+    csizes = np.fromiter((s.size for s in sets), dtype=np.int64, count=len(sets))
+    own = np.asarray(owner, dtype=np.int64)
+    if not sets or int(csizes.sum()) == 0 or int(qsizes.sum()) == 0:
         return np.zeros(len(sets))
-    at = query.searchsorted(flat)
-    at[at == query.size] = 0
-    hits = np.concatenate(([0], np.cumsum(query[at] == flat)))
-    ends = np.cumsum(sizes)
-    inter = hits[ends] - hits[ends - sizes]
-    union = query.size + sizes - inter
-    return np.where(sizes > 0, inter / np.maximum(union, 1), 0.0)
+    width = 1 << max(10, int(qsizes.max() * 4 - 1).bit_length())  # slots per query, a power of two
+    mask = width - 1
+    q_of = np.repeat(np.arange(len(queries), dtype=np.int64), qsizes)
+    qv = np.concatenate(queries).astype(np.int64)
+    slots = q_of * width + (qv & mask)
+    table = np.full(len(queries) * width, _EMPTY, dtype=np.int64)
+    table[slots] = qv
+    ordered = np.sort(slots)
+    table[ordered[1:][ordered[1:] == ordered[:-1]]] = _SHARED
+    cv = np.concatenate(sets).astype(np.int64)
+    c_of = np.repeat(own, csizes)
+    held = table[c_of * width + (cv & mask)]
+    hit = held == cv
+    unsure = np.flatnonzero(held == _SHARED)
+    if unsure.size:
+        tagged = (q_of << 32) | qv  # sorted: by query, then value
+        wanted = (c_of[unsure] << 32) | cv[unsure]
+        at = tagged.searchsorted(wanted)
+        at[at == tagged.size] = 0
+        hit[unsure] = tagged[at] == wanted
+    hits = np.concatenate(([0], np.cumsum(hit)))
+    ends = np.cumsum(csizes)
+    inter = hits[ends] - hits[ends - csizes]
+    qsize = qsizes[own]
+    union = qsize + csizes - inter
+    return np.where((csizes > 0) & (qsize > 0), inter / np.maximum(union, 1), 0.0)
