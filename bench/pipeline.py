@@ -875,7 +875,7 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
     log(f"(a) {a['rps']:.0f} requests/s")
     workdir = Path(os.environ.get("TMPDIR", "/tmp"))
     today = date.today()
-    services_from = Path(os.path.abspath(opts.services_from)) if opts.services_from else REPO
+    services_from = opts.services_from or REPO
     report["services_from"] = str(services_from)
     async with running_system(workdir, services_from) as system:
         log(f"system up: ports {system.ports}, databases {system.db_prefix}*, prefix {system.amqp_prefix}")
@@ -1056,6 +1056,7 @@ def parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     options = parser().parse_args()
+    options.services_from = Path(options.services_from).resolve() if options.services_from else None
     if options.serve_echo:
         import uvicorn
 
