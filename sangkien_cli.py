@@ -282,6 +282,16 @@ async def seed_demo(url: str, today: date | None = None, timeout_s: float = 30.0
 GRACEFUL_REQUESTS_S = 20
 
 
+def access_log_wanted(environ: Mapping[str, str] = os.environ) -> bool:
+    """uvicorn's access log (one plain-text line per request) only when ``ACCESS_LOG`` asks for it.
+
+    Each service already counts and times every request by route and status (``sangkien_<service>_http_*``) and
+    logs every failure as JSON with its correlation id; the access lines carry neither the JSON shape nor the
+    correlation id, and writing them cost the gateway ~7% of its CPU under load (docs/benchmarks.md, "The whole
+    pipeline after issue 15's changes")."""
+    return environ.get("ACCESS_LOG", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def serve(service: str, host: str, port: int | None) -> None:
     import uvicorn
 
@@ -291,6 +301,7 @@ def serve(service: str, host: str, port: int | None) -> None:
         host=host,
         port=port or PORTS[service],
         log_level="info",
+        access_log=access_log_wanted(),
         proxy_headers=True,
         timeout_graceful_shutdown=GRACEFUL_REQUESTS_S,
     )

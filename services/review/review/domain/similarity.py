@@ -34,6 +34,8 @@ MAX_CANDIDATES = 24
 MAX_BUCKET = 500
 MAX_RECENT = 131_072
 INT64_MAX = 2**63 - 1
+SCORE_CHUNK = 96  # queries scored together (best_matches_many)
+SIGNATURE_CHUNK = 16_384  # shingles hashed together (signatures_of)
 
 _PRIME = np.uint64(4294967311)  # the first prime above 2**32
 _rng = np.random.RandomState(20210108)
@@ -153,12 +155,21 @@ def signatures_of(shingle_sets: list[np.ndarray]) -> np.ndarray:
     """The MinHash signatures of many shingle sets at once (one row each): one pass over all their hashes."""
     out = np.full((len(shingle_sets), NUM_PERM), int(_PRIME), dtype=np.uint64)
     filled = [i for i, s in enumerate(shingle_sets) if s.size]
-    if not filled:
-        return out
-    sizes = np.array([shingle_sets[i].size for i in filled], dtype=np.int64)
-    h = np.concatenate([shingle_sets[i] for i in filled]).astype(np.uint64)
-    values = (np.outer(_A, h) + _B[:, None]) % _PRIME
-    out[filled] = np.minimum.reduceat(values, np.cumsum(sizes) - sizes, axis=1).T
+    # ~16,000 hashes at a time (~75 texts): the 64 rows of values (8 bytes each) stay in the processor's cache.
+    # Best of 9 interleaved runs, µs per text of ~210 shingles: batches of 500 in one piece 115, in pieces of
+    # 16,384 hashes 70, of 4,096 75; batches of 50 70.
+    start = 0
+    while start < len(filled):
+        end, count = start, 0
+        while end < len(filled) and (end == start or count + shingle_sets[filled[end]].size <= SIGNATURE_CHUNK):
+            count += shingle_sets[filled[end]].size
+            end += 1
+        part = filled[start:end]
+        sizes = np.array([shingle_sets[i].size for i in part], dtype=np.int64)
+        h = np.concatenate([shingle_sets[i] for i in part]).astype(np.uint64)
+        values = (np.outer(_A, h) + _B[:, None]) % _PRIME
+        out[part] = np.minimum.reduceat(values, np.cumsum(sizes) - sizes, axis=1).T
+        start = end
     return out
 
 
@@ -447,22 +458,27 @@ def best_matches_many(
     k: int = TOP_K,
 ) -> list[list[Match]]:
     """``best_matches`` of each query among its own candidates (ids, seqs, shingle sets), all scored at once."""
-    owner: list[int] = []
-    ids: list[str] = []
-    seqs: list[int] = []
-    sets: list[np.ndarray] = []
-    for n, (cand_ids, cand_seqs, cand_sets) in enumerate(candidates):
-        if cand_ids and queries[n].size:
-            owner += [n] * len(cand_ids)
-            ids += cand_ids
-            seqs += cand_seqs
-            sets += cand_sets
     out: list[list[Match]] = [[] for _ in queries]
-    if not owner:
-        return out
-    scores = np.round(jaccard_pairs(queries, owner, sets), 4)
-    for i in np.flatnonzero(scores >= threshold).tolist():
-        out[owner[i]].append(Match(ids[i], seqs[i], float(scores[i])))
+    # ~100 queries at a time: the tables and the candidates' values stay in the processor's cache. Best of 9
+    # interleaved runs, µs per query (19 candidates of ~210 shingles): batches of 500 in one piece 103, in pieces of
+    # 96 65, of 32 66; batches of 50 65.
+    for first in range(0, len(queries), SCORE_CHUNK):
+        owner: list[int] = []
+        ids: list[str] = []
+        seqs: list[int] = []
+        sets: list[np.ndarray] = []
+        for n in range(first, min(first + SCORE_CHUNK, len(queries))):
+            cand_ids, cand_seqs, cand_sets = candidates[n]
+            if cand_ids and queries[n].size:
+                owner += [n - first] * len(cand_ids)
+                ids += cand_ids
+                seqs += cand_seqs
+                sets += cand_sets
+        if not owner:
+            continue
+        scores = np.round(jaccard_pairs(queries[first : first + SCORE_CHUNK], owner, sets), 4)
+        for i in np.flatnonzero(scores >= threshold).tolist():
+            out[first + owner[i]].append(Match(ids[i], seqs[i], float(scores[i])))
     for found in out:
         if found:
             found.sort(key=lambda m: (-m.score, m.seq))
