@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 import uvloop
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from gateway.adapters.downstream import Downstream, DownstreamUnavailable
+from gateway.adapters.downstream import _MAX_CONNECTIONS, Downstream, DownstreamUnavailable
 from gateway.adapters.ratelimit import RateLimiter
 from gateway.app import create
 from gateway.domain.breaker import CircuitBreaker
@@ -330,9 +330,10 @@ async def test_callers_beyond_the_pool_wait_their_turn() -> None:
         writer.close()
 
     async with raw_server(handler) as url, downstream(url) as d:
-        results = await asyncio.gather(*(d.forward("GET", b"/", [], b"") for _ in range(100)))
-        assert [r.body for r in results] == [b"ok"] * 100
-        assert 1 < most <= 64  # concurrent, and never more connections than the pool allows
+        callers = _MAX_CONNECTIONS + 100
+        results = await asyncio.gather(*(d.forward("GET", b"/", [], b"") for _ in range(callers)))
+        assert [r.body for r in results] == [b"ok"] * callers
+        assert 1 < most <= _MAX_CONNECTIONS  # concurrent, and never more connections than the pool allows
 
 
 # ---- the rate limit through redis-py -------------------------------------------------------------
