@@ -45,9 +45,9 @@ async def test_two_gateway_instances_share_one_bucket_in_redis(gateway) -> None:
 
 
 async def test_checks_arriving_together_share_round_trips_and_survive_a_script_flush() -> None:
-    """Concurrent checks go to Redis in pipelines (fewer round trips than checks), each still atomic: of 40 at
-    once on a bucket of 7, exactly 7 pass. After Redis forgets the script (a restart, SCRIPT FLUSH) it is loaded
-    again and the checks go on being answered by Redis, not by the in-process fallback."""
+    """Concurrent checks go to Redis together (one call of the script per round trip, fewer than checks), each still
+    atomic: of 40 at once on a bucket of 7, exactly 7 pass. After Redis forgets the script (a restart, SCRIPT FLUSH)
+    it is loaded again and the checks go on being answered by Redis, not by the in-process fallback."""
     from gateway.adapters.ratelimit import RateLimiter
     from gateway.domain.buckets import Limit
     from prometheus_client import CollectorRegistry, Counter
@@ -57,13 +57,13 @@ async def test_checks_arriving_together_share_round_trips_and_survive_a_script_f
     fallback = Counter("fallback", "fallbacks", registry=CollectorRegistry())
     limiter = RateLimiter(client, prefix=prefix, fallback_counter=fallback)
     sent: list[int] = []
-    pipeline = limiter._pipeline
+    send = limiter._send
 
     async def counted(batch):  # type: ignore[no-untyped-def]
         sent.append(len(batch))
-        return await pipeline(batch)
+        return await send(batch)
 
-    limiter._pipeline = counted  # type: ignore[method-assign]
+    limiter._send = counted  # type: ignore[method-assign]
     try:
         limit = Limit(rate_per_s=0.01, burst=7)
         verdicts = await asyncio.gather(*(limiter.take([("acct", limit)]) for _ in range(40)))
@@ -72,6 +72,44 @@ async def test_checks_arriving_together_share_round_trips_and_survive_a_script_f
         await client.script_flush()
         again = await limiter.take([("other", Limit(rate_per_s=1.0, burst=2))])
         assert again.allowed and fallback._value.get() == 0  # noqa: SLF001
+    finally:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_checks_of_one_call_take_all_their_tokens_or_none_in_order() -> None:
+    """Checks of different sizes in one call: each takes a token from every one of its buckets or from none, and
+    a later check sees what an earlier one took."""
+    from gateway.adapters.ratelimit import RateLimiter
+    from gateway.domain.buckets import Limit
+    from prometheus_client import CollectorRegistry, Counter
+
+    prefix = unique("sk:test:rlo:") + ":"
+    client = aioredis.from_url(REDIS_URL)
+    limiter = RateLimiter(
+        client, prefix=prefix, fallback_counter=Counter("fallback", "fallbacks", registry=CollectorRegistry())
+    )
+    sent: list[int] = []
+    send = limiter._send
+
+    async def counted(batch):  # type: ignore[no-untyped-def]
+        sent.append(len(batch))
+        return await send(batch)
+
+    limiter._send = counted  # type: ignore[method-assign]
+    one = Limit(rate_per_s=0.001, burst=1)
+    try:
+        verdicts = await asyncio.gather(
+            limiter.take([("ip:x", one)]),  # takes x's only token
+            limiter.take([("ip:y", one), ("ip:x", one)]),  # x is empty: takes nothing, not even y's
+            limiter.take([("ip:y", one)]),  # y still has its token
+            limiter.take([("ip:y", one)]),  # now y is empty
+        )
+        assert sent == [4]
+        assert [v.allowed for v in verdicts] == [True, False, True, False]
+        assert verdicts[1].retry_after_s > 100 and verdicts[0].retry_after_s == 0
     finally:
         keys = [k async for k in client.scan_iter(match=prefix + "*")]
         if keys:
