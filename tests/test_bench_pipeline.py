@@ -62,3 +62,16 @@ def test_pipeline_and_replay_benches_run_and_check_at_a_tiny_size(tmp_path: Path
     assert r["check"]["tally_verify_rc"] == 0
     left = [db for db in bench_databases() if db.startswith((p["db_prefix"], r["db_prefix"]))]
     assert not left  # each bench dropped its databases
+
+
+def test_the_review_lookups_bench_runs_and_finds_near_duplicates() -> None:
+    """bench/review_lookups.py at a tiny size: every step is timed, and the generator's near-copies are found."""
+    out = subprocess.run(
+        [sys.executable, "bench/review_lookups.py", "--n", "400", "--batches", "50", "--rounds", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-4000:]
+    line = next(x for x in out.stdout.splitlines() if "batches of 50" in x)
+    for step in ("shingles", "signatures", "shortlists", "exact scores", "loading"):
+        assert step in line
+    assert int(line.rsplit(";", 1)[1].split()[0]) > 0  # initiatives with near-duplicates
