@@ -75,7 +75,9 @@ async def run_embedded(host: str, port: int, var_dir: Path, seed: bool) -> None:
     async with contextlib.AsyncExitStack() as stack:
         for app in services.values():
             await stack.enter_async_context(app.router.lifespan_context(app))
-        config = uvicorn.Config(gateway, host=host, port=port, log_level="info", lifespan="on")
+        config = uvicorn.Config(
+            gateway, host=host, port=port, log_level="info", lifespan="on", access_log=access_log_wanted()
+        )
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())
         while not server.started:
@@ -283,12 +285,13 @@ GRACEFUL_REQUESTS_S = 20
 
 
 def access_log_wanted(environ: Mapping[str, str] = os.environ) -> bool:
-    """uvicorn's access log (one plain-text line per request) only when ``ACCESS_LOG`` asks for it.
+    """uvicorn's access log (one plain-text line per request, ``sangkien serve`` and the embedded run) only when
+    ``ACCESS_LOG`` asks for it.
 
     Each service already counts and times every request by route and status (``sangkien_<service>_http_*``) and
     logs every failure as JSON with its correlation id; the access lines carry neither the JSON shape nor the
-    correlation id, and writing them cost the gateway ~7% of its CPU under load (docs/benchmarks.md, "The whole
-    pipeline after issue 15's changes")."""
+    correlation id, and writing them cost the gateway ~7% of its CPU under load (a py-spy profile during
+    bench/pipeline.py (c); docs/benchmarks.md, "The same load generator on both sides")."""
     return environ.get("ACCESS_LOG", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
