@@ -1,4 +1,4 @@
-"""The client's own CPU per proxied request: aiohttp's client against httpcore's pool (the engine of httpx).
+"""The client's own CPU per proxied request: pyreqwest (the gateway's), aiohttp's client and httpcore's pool.
 
     flock /tmp/sangkien-bench.lock .venv/bin/python bench/http_clients.py [--requests 4000] [--rounds 3]
 
@@ -7,6 +7,7 @@ process) answers every POST with 201 and a 60-byte JSON body; this process sends
 request (a 1.5 kB JSON body, bearer token, correlation id) on uvloop, at 1 and at 16 requests in flight,
 through each client with a pool of 64 connections, and reports the CPU time of this process alone per
 request (the best of ``--rounds``), so the server's cost and the machine's other load stay out of it.
+pyreqwest runs hyper on a thread of its own: that thread's CPU is this process's too, so it is counted.
 ``httpcore, sniffio=None`` repeats httpcore with ``sys.modules["sniffio"] = None`` (the gateway's former
 trick: httpcore then skips sniffio's check of the running library on every request).
 """
@@ -20,12 +21,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from importlib.metadata import version
 from typing import Any
 
 import aiohttp
 import httpcore
 import uvloop
 import yarl
+from pyreqwest.client import ClientBuilder
+from pyreqwest.http import Url
 
 BODY = b'{"title":"' + b"x" * 1500 + b'"}'
 HEADERS = [
@@ -69,7 +74,20 @@ def clients(port: int) -> dict[str, tuple[Callable[[], Awaitable[int]], Callable
             await resp.read()
             return resp.status
 
+    pyreqwest_client = (
+        ClientBuilder().max_connections(64).timeout(timedelta(seconds=10)).http1_lower_case_headers().build()
+    )
+    pyreqwest_url = Url(f"http://127.0.0.1:{port}/api/v1/initiatives")
+    pyreqwest_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in HEADERS]
+
+    async def via_pyreqwest() -> int:
+        request = pyreqwest_client.request("POST", pyreqwest_url).headers(pyreqwest_headers).body_bytes(BODY)
+        resp = await request.build().send()
+        await resp.bytes()
+        return resp.status
+
     return {
+        "pyreqwest": (via_pyreqwest, pyreqwest_client.close),
         "aiohttp": (via_aiohttp, session.close),
         "httpcore": (via_httpcore, pool.aclose),
         "httpcore, sniffio=None": (via_httpcore, pool.aclose),
@@ -90,8 +108,8 @@ async def cpu_per_request(send: Callable[[], Awaitable[int]], requests: int, in_
 
 async def main(opts: argparse.Namespace, port: int) -> None:
     made = clients(port)
-    print(f"client CPU per request (µs), best of {opts.rounds} rounds of {opts.requests}; aiohttp "
-          f"{aiohttp.__version__}, httpcore {httpcore.__version__}")  # fmt: skip
+    print(f"client CPU per request (µs), best of {opts.rounds} rounds of {opts.requests}; pyreqwest "
+          f"{version('pyreqwest')}, aiohttp {aiohttp.__version__}, httpcore {httpcore.__version__}")  # fmt: skip
     for name, (send, _) in made.items():
         if "sniffio=None" in name:
             sys.modules["sniffio"] = None  # type: ignore[assignment]

@@ -1,4 +1,4 @@
-"""The fast path over real sockets: aiohttp's client against uvicorn and raw servers, redis-py against Redis."""
+"""The fast path over real sockets: pyreqwest's client against uvicorn and raw servers, redis-py against Redis."""
 
 from __future__ import annotations
 
@@ -245,7 +245,7 @@ async def test_chunked_with_trailers_split_writes_and_connection_close_framing()
         resp = await d.forward("POST", b"/p?q=1", [(b"x-a", b"1")], b"abc")
         assert (resp.status, resp.body, resp.header(b"content-type")) == (200, b"all of it", b"text/plain")
         assert requests[0].startswith(b"POST /p?q=1 HTTP/1.1\r\n")
-        assert b"\r\nx-a: 1\r\n" in requests[0] and b"\r\nContent-Length: 3\r\n" in requests[0]
+        assert b"\r\nx-a: 1\r\n" in requests[0] and b"\r\ncontent-length: 3\r\n" in requests[0].lower()
         assert requests[0].endswith(b"\r\n\r\nabc")
 
 
@@ -295,6 +295,12 @@ async def test_a_dead_service_is_refused_fast_and_a_silent_one_times_out() -> No
         (b"/a", [(b"x-a\r\nX-Injected", b"1")]),
         (b"/a\x00", []),
         ("/á".encode(), []),
+        # paths a URL parser would resolve into another path than the one the gateway routed and checked
+        (b"/api/v1/initiatives/../units", []),
+        (b"/api/v1/initiatives/%2E%2e/units?x=1", []),
+        (b"/api/v1/initiatives/./x", []),
+        (b"/api/v1/initiatives/x/..", []),
+        (b"/api/v1/initiatives\\..\\units", []),
     ],
 )
 async def test_header_and_target_injection_is_refused_before_the_wire(
@@ -308,6 +314,14 @@ async def test_header_and_target_injection_is_refused_before_the_wire(
         assert d.breaker.state == "closed"  # the caller's fault, not the service's
         await asyncio.sleep(0.05)
         assert requests == []
+
+
+async def test_dots_that_are_not_dot_segments_pass_as_sent() -> None:
+    handler, requests = answering(*[b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"] * 3)
+    async with raw_server(handler) as url, downstream(url) as d:
+        for target in (b"/a.b/c..d/...", b"/x/.hidden", b"/p?q=../..&r=%2e%2e"):
+            assert (await d.forward("GET", target, [], b"")).status == 200
+        assert [r.split(b" ")[1] for r in requests] == [b"/a.b/c..d/...", b"/x/.hidden", b"/p?q=../..&r=%2e%2e"]
 
 
 async def test_callers_beyond_the_pool_wait_their_turn() -> None:

@@ -1,10 +1,12 @@
 """HTTP clients of the four services, each with its own timeout and circuit breaker.
 
-Plain forwards (:mod:`gateway.api.front`), most of the gateway's traffic, go through aiohttp's client:
-its keep-alive pool hands out a connection in constant time and its HTTP/1.1 parser is llhttp, in C.
-httpcore's pool (under httpx) was measured against it (bench/http_clients.py, docs/benchmarks.md,
-Gateway): 885 µs of the client's CPU per request against aiohttp's 80 µs at 16 requests in flight,
-because each request walks every pooled connection and polls each idle one's socket.
+Plain forwards (:mod:`gateway.api.front`), most of the gateway's traffic, go through **pyreqwest**, Python's
+binding of reqwest and hyper (Rust): the pool, the HTTP/1.1 framing and the parsing of the answer run in hyper,
+off the event loop's Python code. Measured against aiohttp's client, the gateway's previous one, client CPU only
+(bench/http_clients.py): 28 against 57 µs per request at 16 in flight; in the whole pipeline (bench/pipeline.py
+(c), docs/benchmarks.md, "The gateway's clients"), the gateway's CPU per single submission 216–223 against
+276–280 µs. httpcore's pool (under httpx) was measured before: 885 µs at 16 in flight, because each request walks
+every pooled connection and polls each idle one's socket.
 The composed views and the FastAPI catch-all, far fewer, keep httpx (query parameters, JSON).
 In-process transports (embedded mode, tests' fakes) replace both with httpx.
 """
@@ -15,11 +17,13 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import httpx
-import yarl
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import BuilderError, RequestError, RequestTimeoutError
+from pyreqwest.http import Url
 
 from gateway.domain.breaker import CircuitBreaker
 from gateway.metrics import GatewayMetrics
@@ -36,11 +40,13 @@ _MAX_CONNECTIONS = 256
 # Below uvicorn's own keep-alive timeout (5 s by default): the gateway drops an idle connection before
 # the service would, so a request is never written onto a connection the service is closing.
 _KEEPALIVE_S = 4.0
-# aiohttp would add these; a forward carries only what the caller sent (gateway.api.front's list).
-_NOT_ADDED = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
-# A request target is visible ASCII (RFC 9112 §3.2). aiohttp writes an already-encoded URL as given, so a
-# space or CR/LF here would split the request line: refused before anything is written.
+# A request target is visible ASCII (RFC 9112 §3.2): a space or CR/LF would split the request line. A backslash
+# or a dot segment (".", "..", percent-encoded or not) in the path would be resolved by the client's URL parser
+# (WHATWG rules), so the service would get another path than the one the gateway routed and checked: all of them
+# are refused before anything is written.
 _NOT_IN_TARGET = re.compile(rb"[^\x21-\x7e]")
+_RESOLVED_IN_PATH = re.compile(rb"\\|(?:^|/)(?:\.|%2e){1,2}(?:/|$)", re.IGNORECASE)
+_USER_AGENT = "sangkien-gateway"
 
 
 @dataclass(slots=True)
@@ -80,19 +86,28 @@ class Downstream:
         self.timeout_s = timeout_s
         self._latency = metrics.downstream_latency.labels(name)
         self._origin = base_url.rstrip("/")
-        self.session = (
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=_MAX_CONNECTIONS, limit_per_host=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_S
-                ),
-                # ``total`` bounds the whole exchange, waiting for a pooled connection included
-                timeout=aiohttp.ClientTimeout(total=timeout_s, connect=min(timeout_s, 2.0)),
-                skip_auto_headers=_NOT_ADDED,
-                # One session carries every user's requests: a cookie one answer sets must never ride along on
-                # another user's request, and a body passes through as the service encoded it.
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
-            )
+        # One client carries every user's requests: no cookie store (a cookie one answer sets must never ride along
+        # on another user's request), no decompression (a body passes through as the service encoded it), no
+        # redirects followed (the caller gets the service's answer).
+        self.pool: Client | None = (
+            ClientBuilder()
+            .max_connections(_MAX_CONNECTIONS)
+            .pool_max_idle_per_host(_MAX_CONNECTIONS)
+            .pool_idle_timeout(timedelta(seconds=_KEEPALIVE_S))
+            # the whole exchange, waiting for a pooled connection included
+            .timeout(timedelta(seconds=timeout_s))
+            .pool_timeout(timedelta(seconds=timeout_s))
+            .connect_timeout(timedelta(seconds=min(timeout_s, 2.0)))
+            .follow_redirects(False)
+            .default_cookie_store(False)
+            .gzip(False)
+            .brotli(False)
+            .zstd(False)
+            .deflate(False)
+            .user_agent(_USER_AGENT)
+            .http1_lower_case_headers()
+            .http1_only()
+            .build()
             if transport is None
             else None
         )
@@ -153,23 +168,23 @@ class Downstream:
         if not self.breaker.allow():
             self.metrics_fail("breaker_open")
             raise DownstreamUnavailable(self.name, "breaker_open")
-        if _NOT_IN_TARGET.search(target) is not None:
+        if _NOT_IN_TARGET.search(target) is not None or _RESOLVED_IN_PATH.search(target.partition(b"?")[0]):
             raise ApiError(400, "bad_request", "Đường dẫn không hợp lệ")
         start = time.perf_counter()
         try:
-            if self.session is not None:
-                resp = await self._forward_aiohttp(method, target, headers, body)
+            if self.pool is not None:
+                resp = await self._forward_pooled(method, target, headers, body)
             else:
                 resp = await self._forward_httpx(method, target, headers, body)
-        except (ValueError, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
-            # the client library refused to write the request (a control character in the target or a
-            # header; aiohttp.InvalidURL is a ValueError too): the caller's fault, not the service's
+        except (BuilderError, ValueError, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
+            # the client library refused to build the request (a control character in a header, a target that
+            # is no URL): the caller's fault, not the service's
             raise ApiError(400, "bad_request", "Yêu cầu không hợp lệ") from exc
-        except (TimeoutError, httpx.TimeoutException) as exc:
+        except (TimeoutError, RequestTimeoutError, httpx.TimeoutException) as exc:
             self.breaker.failure()
             self.metrics_fail("timeout")
             raise DownstreamUnavailable(self.name, "timeout") from exc
-        except (aiohttp.ClientError, httpx.TransportError) as exc:
+        except (RequestError, httpx.TransportError) as exc:  # a broken or missing answer, a refused connection
             self.breaker.failure()
             self.metrics_fail("connect")
             raise DownstreamUnavailable(self.name, "connect") from exc
@@ -181,21 +196,20 @@ class Downstream:
             self.breaker.success()
         return resp
 
-    async def _forward_aiohttp(
+    async def _forward_pooled(
         self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> ForwardedResponse:
-        assert self.session is not None
-        # encoded=True: the path and query go out as the caller encoded them
-        url = yarl.URL(self._origin + target.decode("latin-1"), encoded=True)
-        async with self.session.request(
-            method,
-            url,
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
-            data=body or None,
-            allow_redirects=False,
-        ) as resp:
-            content = await resp.read()
-            return ForwardedResponse(resp.status, [(k.lower(), v) for k, v in resp.raw_headers], content)
+        assert self.pool is not None
+        request = self.pool.request(method, Url(self._origin + target.decode("ascii")))
+        if headers:
+            request = request.headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers])
+        if body:
+            request = request.body_bytes(body)
+        resp = await request.build().send()
+        content = bytes(await resp.bytes())
+        return ForwardedResponse(
+            resp.status, [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()], content
+        )
 
     async def _forward_httpx(
         self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
@@ -209,8 +223,8 @@ class Downstream:
         self.metrics.downstream_failures.labels(self.name, reason).inc()
 
     async def aclose(self) -> None:
-        if self.session is not None:
-            await self.session.close()
+        if self.pool is not None:
+            await self.pool.close()
         await self.client.aclose()
 
 

@@ -5,7 +5,7 @@ gets the same front door as every /api/v1 request (:func:`gateway.api.deps.admit
 rate limit, role policy; then the body limit), the same correlation id and per-route metrics as
 :class:`shared.http.ObservabilityMiddleware` gives the other routes, and the same answers in the
 SPEC §8 error shape, but without FastAPI's routing, dependency injection and middleware per
-request, and through aiohttp's client rather than httpx (gateway.adapters.downstream). Requests it
+request, and through pyreqwest's client rather than httpx (gateway.adapters.downstream). Requests it
 does not take (composed views, pages, /health, unknown paths, other methods) go to FastAPI.
 """
 
