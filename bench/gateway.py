@@ -4,7 +4,7 @@
 
 Two processes on loopback, each served by uvicorn (one worker): a downstream answering
 ``POST /api/v1/initiatives`` and the gateway (``uvicorn gateway.app:create --factory``, token check,
-rate limit in the real Redis through redis-py, body limit, proxy through aiohttp) in front of it. The
+rate limit in the real Redis through redis-py, body limit, proxy through pyreqwest) in front of it. The
 load generator (bench/loadgen.py: one kept-alive aiohttp connection per client) alternates
 direct and gateway rounds in ABBA order (direct, gateway, gateway, direct, ...), each started once
 the downstream is idle again, and reports, for the same workload, throughput and latency, and the
@@ -336,10 +336,11 @@ async def run(args: argparse.Namespace, stack: contextlib.AsyncExitStack, token:
         }
 
     d, g = summary("direct"), summary("gateway")
-    import aiohttp
+    from importlib.metadata import version
+
     import redis
 
-    print(f"gateway's clients: aiohttp {aiohttp.__version__} (HTTP), redis-py {redis.__version__} (Redis)")
+    print(f"gateway's clients: pyreqwest {version('pyreqwest')} (HTTP), redis-py {redis.__version__} (Redis)")
     print(
         f"downstream: {args.target}; POST /api/v1/initiatives, {args.rounds} rounds x {args.requests} requests, "
         f"concurrency {args.concurrency}"
