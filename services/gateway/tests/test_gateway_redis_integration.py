@@ -56,14 +56,7 @@ async def test_checks_arriving_together_share_round_trips_and_survive_a_script_f
     client = aioredis.from_url(REDIS_URL)
     fallback = Counter("fallback", "fallbacks", registry=CollectorRegistry())
     limiter = RateLimiter(client, prefix=prefix, fallback_counter=fallback)
-    sent: list[int] = []
-    send = limiter._send
-
-    async def counted(batch):  # type: ignore[no-untyped-def]
-        sent.append(len(batch))
-        return await send(batch)
-
-    limiter._send = counted  # type: ignore[method-assign]
+    sent = _counting(limiter)
     try:
         limit = Limit(rate_per_s=0.01, burst=7)
         verdicts = await asyncio.gather(*(limiter.take([("acct", limit)]) for _ in range(40)))
@@ -73,10 +66,7 @@ async def test_checks_arriving_together_share_round_trips_and_survive_a_script_f
         again = await limiter.take([("other", Limit(rate_per_s=1.0, burst=2))])
         assert again.allowed and fallback._value.get() == 0  # noqa: SLF001
     finally:
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await _drop(client, prefix)
 
 
 async def test_checks_of_one_call_take_all_their_tokens_or_none_in_order() -> None:
@@ -91,14 +81,7 @@ async def test_checks_of_one_call_take_all_their_tokens_or_none_in_order() -> No
     limiter = RateLimiter(
         client, prefix=prefix, fallback_counter=Counter("fallback", "fallbacks", registry=CollectorRegistry())
     )
-    sent: list[int] = []
-    send = limiter._send
-
-    async def counted(batch):  # type: ignore[no-untyped-def]
-        sent.append(len(batch))
-        return await send(batch)
-
-    limiter._send = counted  # type: ignore[method-assign]
+    sent = _counting(limiter)
     one = Limit(rate_per_s=0.001, burst=1)
     try:
         verdicts = await asyncio.gather(
@@ -111,10 +94,15 @@ async def test_checks_of_one_call_take_all_their_tokens_or_none_in_order() -> No
         assert [v.allowed for v in verdicts] == [True, False, True, False]
         assert verdicts[1].retry_after_s > 100 and verdicts[0].retry_after_s == 0
     finally:
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await _drop(client, prefix)
+
+
+async def _drop(client: aioredis.Redis, prefix: str) -> None:
+    """Delete the test's buckets and close its client."""
+    keys = [k async for k in client.scan_iter(match=prefix + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
 
 
 def _counting(limiter):  # type: ignore[no-untyped-def]
@@ -159,10 +147,7 @@ async def test_a_hot_key_leases_tokens_and_still_passes_exactly_its_burst_over_t
         assert len(sent_one) + len(sent_two) < 400 - 160 + 160 // 3
         assert fallback._value.get() == 0  # noqa: SLF001
     finally:
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await _drop(client, prefix)
 
 
 async def test_a_refused_check_gives_its_leased_tokens_back_and_a_lease_expires() -> None:
@@ -199,7 +184,4 @@ async def test_a_refused_check_gives_its_leased_tokens_back_and_a_lease_expires(
         # every token taken from Redis was either used by a check or dropped with the expired lease
         assert round(taken_from_redis) == 6 + left - 1 + limiter._leases["ip:x"].tokens
     finally:
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await _drop(client, prefix)
