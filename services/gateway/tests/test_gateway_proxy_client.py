@@ -316,6 +316,18 @@ async def test_header_and_target_injection_is_refused_before_the_wire(
         assert requests == []
 
 
+async def test_a_proxy_in_the_environment_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Services are reached directly: HTTP_PROXY and friends (set for other tools of a host) are ignored."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    handler, requests = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    async with raw_server(handler) as url, downstream(url.replace("127.0.0.1", "localhost")) as d:
+        assert (await d.forward("GET", b"/a", [], b"")).body == b"ok"
+        assert requests[0].startswith(b"GET /a HTTP/1.1\r\n")
+
+
 async def test_dots_that_are_not_dot_segments_pass_as_sent() -> None:
     handler, requests = answering(*[b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"] * 3)
     async with raw_server(handler) as url, downstream(url) as d:

@@ -88,9 +88,11 @@ class Downstream:
         self._origin = base_url.rstrip("/")
         # One client carries every user's requests: no cookie store (a cookie one answer sets must never ride along
         # on another user's request), no decompression (a body passes through as the service encoded it), no
-        # redirects followed (the caller gets the service's answer).
+        # redirects followed (the caller gets the service's answer), no HTTP(S)_PROXY from the environment (the
+        # services are reached directly, as aiohttp's client did by default).
         self.pool: Client | None = (
             ClientBuilder()
+            .no_proxy()
             .max_connections(_MAX_CONNECTIONS)
             .pool_max_idle_per_host(_MAX_CONNECTIONS)
             .pool_idle_timeout(timedelta(seconds=_KEEPALIVE_S))
