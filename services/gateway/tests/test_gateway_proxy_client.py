@@ -326,6 +326,10 @@ async def test_a_proxy_in_the_environment_is_not_used(monkeypatch: pytest.Monkey
     async with raw_server(handler) as url, downstream(url.replace("127.0.0.1", "localhost")) as d:
         assert (await d.forward("GET", b"/a", [], b"")).body == b"ok"
         assert requests[0].startswith(b"GET /a HTTP/1.1\r\n")
+    handler, requests = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    async with raw_server(handler) as url, downstream(url.replace("127.0.0.1", "localhost")) as d:
+        assert (await d.request("GET", "/b")).content == b"ok"  # the composed views' client
+        assert requests[0].startswith(b"GET /b HTTP/1.1\r\n")
 
 
 async def test_dots_that_are_not_dot_segments_pass_as_sent() -> None:

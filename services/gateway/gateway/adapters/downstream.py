@@ -120,6 +120,7 @@ class Downstream:
             transport=transport,
             limits=limits,
             follow_redirects=False,
+            trust_env=False,  # no proxy from the environment either
         )
 
     async def request(
