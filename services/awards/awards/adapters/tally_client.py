@@ -20,8 +20,9 @@ class TallyClient:
 
     def _client(self, authorization: str | None) -> httpx.AsyncClient:
         headers = {"Authorization": authorization} if authorization else {}
+        # service to service: reached directly, never through a proxy of the environment
         return httpx.AsyncClient(
-            base_url=self.base_url, transport=self.transport, timeout=self.timeout_s, headers=headers
+            base_url=self.base_url, transport=self.transport, timeout=self.timeout_s, headers=headers, trust_env=False
         )
 
     @staticmethod
