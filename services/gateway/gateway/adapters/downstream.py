@@ -46,6 +46,8 @@ _KEEPALIVE_S = 4.0
 # are refused before anything is written.
 _NOT_IN_TARGET = re.compile(rb"[^\x21-\x7e]")
 _RESOLVED_IN_PATH = re.compile(rb"\\|(?:^|/)(?:\.|%2e){1,2}(?:/|$)", re.IGNORECASE)
+# reqwest always sends a User-Agent (this one) and, when the caller sent no Accept, ``Accept: */*`` (what an absent
+# Accept means anyway, RFC 9110 §12.5.1); every other header of a forward is the caller's (gateway.api.front's list).
 _USER_AGENT = "sangkien-gateway"
 
 
