@@ -944,8 +944,8 @@ async def single_steps(
 ) -> dict[str, Any]:  # fmt: skip
     code = province.shape.code
     body = single_bodies(province, start)
-    accounts = [token("support", code, f"bench-single-{k}") for k in range(8)]
-    conns = [Conn(system.gateway, accounts[k % 8]) for k in range(opts.pool)]
+    accounts = [token("support", code, f"bench-single-{k}") for k in range(opts.single_accounts)]
+    conns = [Conn(system.gateway, accounts[k % len(accounts)]) for k in range(opts.pool)]
     await asyncio.gather(*(c.connect() for c in conns))
     steps = []
     cpu0 = await meter.snapshot()
@@ -1043,6 +1043,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--step-seconds", type=float, default=10.0)
     p.add_argument("--all-rates", action="store_true", help="go on after a rate whose queues did not return to 0")
     p.add_argument("--pool", type=int, default=256, help="keep-alive connections of (c)")
+    p.add_argument(
+        "--single-accounts",
+        type=int,
+        default=8,
+        help="support accounts sending (c)'s submissions, spread over its connections",
+    )
     p.add_argument("--echo-seconds", type=float, default=5.0)
     p.add_argument("--limit-s", type=float, default=3600.0, help="bound on (b)'s wait for reviewers and tally")
     p.add_argument("--drain-limit-s", type=float, default=600.0, help="bound on each wait for the queues to drain")
