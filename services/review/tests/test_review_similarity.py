@@ -243,3 +243,21 @@ def test_among_many_equal_candidates_the_oldest_are_shortlisted() -> None:
     index.add_many([f"copy{i}" for i in range(n)], list(range(n)), np.stack([sig] * n))
     ids, seqs = index.shortlist(sig, None, None)
     assert seqs == list(range(MAX_CANDIDATES))
+
+
+def test_recent_sets_keep_what_is_read_again_and_drop_the_least_recently_used() -> None:
+    """The in-memory shingle sets: a set read again stays, the one unused longest goes, a revision counts as new."""
+    from review.adapters.similar_store import RecentSets
+
+    recent = RecentSets(limit=3)
+    for name in "abc":
+        recent.put(name, np.array([ord(name)], dtype=np.uint32))
+    assert recent.get("a") is not None  # a is now the most recently used
+    recent.put("d", np.array([4], dtype=np.uint32))  # b, unused longest, goes
+    assert recent.get("b") is None and len(recent) == 3
+    recent.put("c", np.array([99], dtype=np.uint32))  # c's revision replaces it and counts as new
+    recent.put("e", np.array([5], dtype=np.uint32))  # so a goes, not c
+    assert recent.get("a") is None
+    got = recent.get("c")
+    assert got is not None and got.tolist() == [99]
+    assert sorted(k for k in "abcde" if recent.get(k) is not None) == ["c", "d", "e"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,26 +40,37 @@ from review.domain.similarity import (
 SYNC_CHUNK = 5000
 GAP_WINDOW = 2000
 YIELD_EVERY = 64
-# Shingle sets kept in memory for exact scoring: the newest loaded (and the last read back), about 1.1 KB each,
+# Shingle sets kept in memory for exact scoring: the last loaded, scored or read back, about 1.1 KB each,
 # so at most ~145 MB. A candidate outside them is read from review_signature.
 RECENT_SETS = 131_072
 
 
 class RecentSets:
-    """The shingle sets of the initiatives loaded or scored last, oldest dropped first."""
+    """The shingle sets of the initiatives loaded, scored or read back last, the least recently used dropped first.
+
+    An OrderedDict, not a dict: a dict's ``next(iter(...))`` walks over every slot deleted at its front since its
+    last resize, so dropping the oldest entry of a full dict on each insertion made the whole replay quadratic once
+    RECENT_SETS sets were loaded (a sixth of review's CPU at 574,000 initiatives, py-spy; docs/benchmarks.md, "The
+    full replay"). A candidate that keeps being scored (the oldest of a crowd of near-copies) stays in memory."""
 
     def __init__(self, limit: int = RECENT_SETS) -> None:
         self.limit = limit
-        self._sets: dict[str, np.ndarray] = {}
+        self._sets: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def get(self, initiative_id: str) -> np.ndarray | None:
-        return self._sets.get(initiative_id)
+        found = self._sets.get(initiative_id)
+        if found is not None:
+            self._sets.move_to_end(initiative_id)
+        return found
 
     def put(self, initiative_id: str, shingle_set: np.ndarray) -> None:
-        self._sets.pop(initiative_id, None)  # a revision's set replaces the old one and counts as new
-        self._sets[initiative_id] = shingle_set
-        if len(self._sets) > self.limit:
-            del self._sets[next(iter(self._sets))]
+        self._sets[initiative_id] = shingle_set  # a revision's set replaces the old one and counts as new
+        self._sets.move_to_end(initiative_id)
+        while len(self._sets) > self.limit:
+            self._sets.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._sets)
 
 
 class SimilarityStore:
