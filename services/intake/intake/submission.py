@@ -62,7 +62,7 @@ async def prepare_many(
     and campaign the batch names."""
     check_submitter(principal)
     as_member = acts_as_member(principal)
-    units = {code: await plan.unit(code) for code in {item.unit_code for item in items}}
+    units = await plan.units({item.unit_code for item in items})
     scoped = {code: in_scope(principal, unit) for code, unit in units.items()}
     campaigns = {code: await plan.campaign(code) for code in {item.campaign for item in items}}
     today, at = local_day(now), now.astimezone(UTC)

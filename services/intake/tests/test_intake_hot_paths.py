@@ -277,3 +277,59 @@ async def test_an_idempotent_batch_with_json_orjson_cannot_write_gets_its_item_r
     assert {d["field"] for d in first.json()["items"][0]["error"]["details"]} >= {"n", "campaign"}
     again = await c.post("/api/v1/initiatives/batch", content=body, headers=headers)
     assert again.json() == first.json()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+async def test_a_batch_reads_its_units_in_one_query_and_refreshes_the_expired_in_one(backend: str, tmp_path) -> None:
+    """``PlanReader.units``: the units a batch names are read together (one query), answered from the cache while
+    fresh, answered stale within a second TTL while one background query refreshes all of them, and dropped once
+    the plan no longer has them."""
+    import asyncio
+    import contextlib
+
+    from intake.adapters.orm import metadata, units
+    from intake.adapters.plan import PlanReader
+    from sqlalchemy import event, update
+
+    from shared.db import make_engine
+
+    async with contextlib.AsyncExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}"
+        else:
+            url = await stack.enter_async_context(pg_database())
+        engine = await make_engine(url)
+        stack.push_async_callback(engine.dispose)
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            rows = [
+                {"code": f"U{n}", "name": f"Công đoàn {n}", "kind": "grassroots", "path": f"/VN/U{n}/", "revision": 1}
+                for n in range(300)
+            ]
+            await conn.execute(units.insert(), rows)
+        selects: list[str] = []
+
+        def seen(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+            if statement.lstrip().upper().startswith("SELECT") and "unit" in statement:
+                selects.append(statement)
+
+        event.listen(engine.sync_engine, "before_cursor_execute", seen)
+        plan = PlanReader(engine, ttl_s=60.0)
+        codes = {f"U{n}" for n in range(250)} | {"NOPE"}
+        got = await plan.units(codes)
+        assert len(selects) == 1
+        assert got["NOPE"] is None and got["U7"] is not None and got["U7"].path == "/VN/U7/"
+        assert (await plan.units({"U1", "U2"}))["U2"].path == "/VN/U2/" and len(selects) == 1  # cached
+        async with engine.begin() as conn:
+            await conn.execute(update(units).where(units.c.code == "U3").values(path="/VN/X/U3/"))
+            await conn.execute(units.delete().where(units.c.code == "U4"))
+        for code in ("U3", "U4", "U5"):  # expired, within the second TTL
+            at, unit = plan._units[code]
+            plan._units[code] = (at - 61.0, unit)
+        stale = await plan.units({"U3", "U4", "U5", "U6"})
+        assert stale["U3"].path == "/VN/U3/" and stale["U4"] is not None  # answered at once, stale
+        await asyncio.gather(*plan._refreshes)
+        assert len(selects) == 2  # one background query for the three
+        fresh = await plan.units({"U3", "U4", "U5"})
+        assert fresh["U3"].path == "/VN/X/U3/" and fresh["U5"].path == "/VN/U5/"
+        assert fresh["U4"] is None and len(selects) == 3  # U4 left the plan: read again, and not found
