@@ -4,7 +4,7 @@ Plain forwards (:mod:`gateway.api.front`), most of the gateway's traffic, go thr
 binding of reqwest and hyper (Rust): the pool, the HTTP/1.1 framing and the parsing of the answer run in hyper,
 off the event loop's Python code. Measured against aiohttp's client, the gateway's previous one, client CPU only
 (bench/http_clients.py): 28 against 57 µs per request at 16 in flight; in the whole pipeline (bench/pipeline.py
-(c), docs/benchmarks.md, "The gateway's clients"), the gateway's CPU per single submission 216–223 against
+(c), docs/benchmarks.md, "pyreqwest and rate-limit leases"), the gateway's CPU per single submission 216–223 against
 276–280 µs. httpcore's pool (under httpx) was measured before: 885 µs at 16 in flight, because each request walks
 every pooled connection and polls each idle one's socket.
 The composed views and the FastAPI catch-all, far fewer, keep httpx (query parameters, JSON).

@@ -65,12 +65,11 @@ class PlanReader:
         missing: list[str] = []
         for code in codes:
             hit = self._units.get(code)
-            age = now - hit[0] if hit else None
-            if hit is None or age is None or age >= 2 * self.ttl_s:
+            if hit is None or now - hit[0] >= 2 * self.ttl_s:
                 missing.append(code)
                 continue
             out[code] = hit[1]
-            if age >= self.ttl_s and code not in self._refreshing_units:
+            if now - hit[0] >= self.ttl_s and code not in self._refreshing_units:
                 stale.append(code)
         if stale:
             self._refreshing_units.update(stale)

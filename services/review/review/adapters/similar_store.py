@@ -49,9 +49,9 @@ class RecentSets:
     """The shingle sets of the initiatives loaded, scored or read back last, the least recently used dropped first.
 
     An OrderedDict, not a dict: a dict's ``next(iter(...))`` walks over every slot deleted at its front since its
-    last resize, so dropping the oldest entry of a full dict on each insertion made the whole replay quadratic once
-    RECENT_SETS sets were loaded (a sixth of review's CPU at 574,000 initiatives, py-spy; docs/benchmarks.md, "The
-    full replay"). A candidate that keeps being scored (the oldest of a crowd of near-copies) stays in memory."""
+    last resize, so once RECENT_SETS sets were loaded each insertion into a full dict cost up to ~40 µs instead of
+    ~2 (a sixth of review's CPU at 574,000 initiatives, py-spy; docs/benchmarks.md, "The full replay"). A candidate
+    that keeps being scored (the oldest of a crowd of near-copies) stays in memory."""
 
     def __init__(self, limit: int = RECENT_SETS) -> None:
         self.limit = limit
