@@ -89,15 +89,13 @@ def rss_bytes(field: str = "VmRSS") -> int:
 
 def index_bytes(index: SimilarityIndex) -> dict[str, int]:
     """What the index's own objects take (Python object headers included; ids and their positions share the
-    strings): the sketches, the ids, the seqs, the id -> position dict, the band tables and the recent inserts."""
+    strings): the sketches, the ids, the seqs, the id -> position dict and the band tables (sorted runs)."""
     sketches = sum(b.nbytes for b in index._sketches)
     ids = sys.getsizeof(index.ids) + sum(sys.getsizeof(i) for i in index.ids)
     seqs = sys.getsizeof(index.seqs)
     positions = sys.getsizeof(index.positions) + sum(sys.getsizeof(p) for p in index.positions.values() if p > 256)
-    bands = index._keys.nbytes + index._docs.nbytes
-    recent = sys.getsizeof(index._recent) + sum(sys.getsizeof(v) for v in index._recent.values())
-    out = {"sketches": sketches, "ids": ids, "seqs": seqs, "positions": positions, "band tables": bands,
-           "recent": recent}  # fmt: skip
+    bands = sum(run.nbytes for run in index._runs)
+    out = {"sketches": sketches, "ids": ids, "seqs": seqs, "positions": positions, "band tables": bands}
     out["total"] = sum(out.values())
     return out
 

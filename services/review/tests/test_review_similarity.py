@@ -70,7 +70,7 @@ def test_bulk_indexing_finds_what_one_by_one_indexing_finds() -> None:
     texts = [text_of(*initiative(rng)) for _ in range(300)]
     sets = [shingles(t) for t in texts]
     sigs = np.stack([signature(s) for s in sets])
-    one_by_one, bulk = SimilarityIndex(merge_at=50), SimilarityIndex()
+    one_by_one, bulk = SimilarityIndex(), SimilarityIndex()
     for i, sig in enumerate(sigs):
         one_by_one.add(f"i{i}", i, sig)
     bulk.add_many([f"i{i}" for i in range(300)], list(range(300)), sigs)
@@ -219,10 +219,10 @@ def test_a_batch_of_lookups_gives_each_ones_own_shortlist() -> None:
     texts = [text_of(*initiative(rng)) for _ in range(400)]
     sets = [shingles(t) for t in texts]
     sigs = np.stack([signature(s) for s in sets])
-    index = SimilarityIndex(merge_at=100)
+    index = SimilarityIndex()
     index.add_many([f"i{i}" for i in range(300)], list(range(300)), sigs[:300])
     for i in range(300, 350):
-        index.add(f"i{i}", i, sigs[i])  # some in the recent table
+        index.add(f"i{i}", i, sigs[i])  # runs of their own, merged as they come
     queries = [text_of(*altered(rng, *texts[i].split("\n", 1))) for i in range(0, 350, 7)]
     qsigs = np.stack([signature(shingles(q)) for q in queries])
     befores = [None if n % 3 else 200 for n in range(len(queries))]
@@ -261,3 +261,45 @@ def test_recent_sets_keep_what_is_read_again_and_drop_the_least_recently_used() 
     got = recent.get("c")
     assert got is not None and got.tolist() == [99]
     assert sorted(k for k in "abcde" if recent.get(k) is not None) == ["c", "d", "e"]
+
+
+def test_shortlists_count_shared_bands_in_each_buckets_first_entries_however_the_runs_lie(monkeypatch) -> None:
+    """What ``shortlist_many`` answers, against a plain count: per indexed initiative, the query's band keys whose
+    bucket lists it among the first MAX_BUCKET indexed; the MAX_CANDIDATES counted most (ties: the oldest), then
+    the seq and exclusion filters. The index is filled in pieces (bulk and one by one), so it holds several runs
+    of band keys, and the buckets are cut short so that the cut matters."""
+    from review.domain import similarity
+
+    monkeypatch.setattr(similarity, "MAX_BUCKET", 6)
+    rng = random.Random(17)
+    texts = [text_of(*initiative(rng)) for _ in range(700)]
+    sigs = np.stack([signature(s) for s in shingles_many(texts)])
+    index = SimilarityIndex()
+    ids = [f"i{i}" for i in range(600)]
+    index.add_many(ids[:200], list(range(200)), sigs[:200])
+    for i in range(200, 330):
+        index.add(ids[i], i, sigs[i])
+    for start in range(330, 600, 45):
+        index.add_many(ids[start : start + 45], list(range(start, min(start + 45, 600))), sigs[start : start + 45])
+    assert len(index._runs) > 1
+    doc_keys = similarity.band_keys32(sigs[:600])
+    buckets: dict[int, list[int]] = {}
+    for doc, row in enumerate(doc_keys.tolist()):
+        for key in row:
+            buckets.setdefault(key, []).append(doc)
+    queries = sigs[600:]
+    befores = [None if n % 3 else 450 for n in range(len(queries))]
+    excludes = [ids[n * 5] if n % 4 == 0 else None for n in range(len(queries))]
+    got = index.shortlist_many(queries, befores, excludes, threshold=-1.0)  # no sketch filter: the LSH alone
+    shortlisted = 0
+    for n, row in enumerate(similarity.band_keys32(queries).tolist()):
+        shared: dict[int, int] = {}
+        for key in row:
+            for doc in buckets.get(key, [])[:6]:
+                shared[doc] = shared.get(doc, 0) + 1
+        top = sorted(shared, key=lambda d: (-shared[d], d))[:MAX_CANDIDATES]
+        want = [d for d in top if (befores[n] is None or d < befores[n]) and ids[d] != excludes[n]]
+        assert sorted(got[n][0]) == sorted(ids[d] for d in want)
+        assert sorted(got[n][1]) == sorted(want)
+        shortlisted += len(want)
+    assert shortlisted > 10 * len(queries)  # the corpus shares words: most queries have many candidates

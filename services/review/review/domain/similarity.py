@@ -6,10 +6,9 @@ processes, so signatures can be stored). Candidates come from a banded MinHash L
 of 4 rows: a pair with Jaccard 0.5 collides in some band with probability 0.65, at 0.7 with
 0.99); each candidate is then scored by the exact Jaccard similarity of the shingle sets.
 
-The LSH table is one sorted NumPy array of band keys plus a dict of recent inserts that is merged
-in geometrically; each initiative keeps a 16-bit sketch of its signature, which picks the candidates
-worth scoring exactly, so 2.5 million initiatives fit in about 1 GB and a lookup is a handful of
-binary searches.
+The LSH table is a few sorted NumPy runs of band keys, merged geometrically; each initiative keeps a
+16-bit sketch of its signature, which picks the candidates worth scoring exactly, so 2.5 million initiatives
+fit in about 1 GB and a lookup is a handful of binary searches.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
+from typing import Literal
 
 import numpy as np
 
@@ -32,7 +32,6 @@ THRESHOLD = 0.50
 TOP_K = 5
 MAX_CANDIDATES = 24
 MAX_BUCKET = 500
-MAX_RECENT = 131_072
 INT64_MAX = 2**63 - 1
 SCORE_CHUNK = 96  # queries scored together (best_matches_many)
 SIGNATURE_CHUNK = 16_384  # shingles hashed together (signatures_of)
@@ -105,11 +104,11 @@ def word_hashes(text: str) -> list[int]:
     return list(chain.from_iterable(parts))
 
 
-def sorted_distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sorted_distinct(values: np.ndarray, kind: Literal["stable"] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values, sorted, and how many times each occurs: what ``np.unique(values, return_counts=True)``
-    gives, by one sort. NumPy 2.4's ``np.unique`` took 3.0 ms for 17,000 uint64 values where this takes 0.18 ms
-    (its hash-based path, then a sort of the result)."""
-    ordered = np.sort(values)
+    gives, by one sort (of ``kind``: "stable" for values made of sorted runs). NumPy 2.4's ``np.unique`` took 3.0 ms
+    for 17,000 uint64 values where this takes 0.18 ms (its hash-based path, then a sort of the result)."""
+    ordered = np.sort(values, kind=kind)
     if ordered.size == 0:
         return ordered, np.zeros(0, dtype=np.int64)
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
@@ -225,23 +224,21 @@ def sketch_of(sigs: np.ndarray) -> np.ndarray:
 class SimilarityIndex:
     """The LSH index of one campaign's initiatives (each with its campaign-wide ``seq``), in memory.
 
-    The band keys of every band live in one sorted array of 32-bit keys (a key mixes its band in, so the bands do
+    The band keys of every band live in a few sorted runs of 32-bit keys (a key mixes its band in, so the bands do
     not meet; two keys that collide in 32 bits only add a candidate), so a lookup is two vectorised binary
-    searches. Each initiative keeps a 128-byte sketch of its signature instead of its shingle set: the sketch
+    searches a run. Each initiative keeps a 128-byte sketch of its signature instead of its shingle set: the sketch
     estimates the Jaccard similarity of the shortlisted candidates, and only those that may reach the threshold
     go on to be scored exactly, on shingle sets the caller reads from the store (``review_signature``). At 2.5 M
     initiatives the index holds about 1 GB where keeping the sets took 3.8 GB (docs/benchmarks.md)."""
 
-    def __init__(self, merge_at: int = 20_000) -> None:
+    def __init__(self) -> None:
         self.ids: list[str] = []
         self.seqs = array("q")
         self.positions: dict[str, int] = {}
         self._sketches: list[np.ndarray] = []
-        self._keys = np.zeros(0, dtype=np.uint32)
-        self._docs = np.zeros(0, dtype=np.uint32)
-        self._recent: dict[int, list[int]] = {}
-        self._recent_count = 0
-        self._merge_at = merge_at
+        # The band tables: sorted runs of ``key << 32 | document`` words, oldest first, each at least twice the
+        # size of the next (so about log2 of the index's size in batches of them).
+        self._runs: list[np.ndarray] = []
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -275,14 +272,10 @@ class SimilarityIndex:
             self.ids.append(initiative_id)
             self.seqs.append(seq)
         self._store(pos, sketch_of(sig))
-        for key in band_keys32(sig[None, :])[0].tolist():
-            self._recent.setdefault(key, []).append(pos)
-        self._recent_count += 1
-        if self._recent_count >= self._merge_threshold():
-            self._merge()
+        self._add_run(band_keys32(sig[None, :])[0], np.full(BANDS, pos, dtype=np.uint32))
 
     def add_many(self, initiative_ids: list[str], seqs: list[int], sigs: np.ndarray) -> None:
-        """Bulk-index new initiatives (start-up, consumed batches): band keys computed at once."""
+        """Bulk-index new initiatives (start-up, consumed batches): band keys computed at once, one new run."""
         fresh = [i for i, iid in enumerate(initiative_ids) if iid not in self.positions]
         if len(fresh) < len(initiative_ids):  # revisions among them take the one-by-one path
             for i, iid in enumerate(initiative_ids):
@@ -296,52 +289,31 @@ class SimilarityIndex:
             self.ids.append(initiative_ids[i])
             self.seqs.append(seqs[i])
         self._store_many(base, sketch_of(sigs[fresh]))
-        keys = band_keys32(sigs[fresh])
-        if self._recent_count + len(fresh) < self._merge_threshold():
-            # A consumed batch: into the recent table, like single adds; the sorted array is merged again only
-            # geometrically (sorting every key of a national index per batch would cost seconds).
-            recent = self._recent
-            for pos, row in enumerate(keys.tolist(), base):
-                for key in row:
-                    recent.setdefault(key, []).append(pos)
-            self._recent_count += len(fresh)
-            return
         docs = np.repeat(np.arange(base, base + len(fresh), dtype=np.uint32), BANDS)
-        self._merge(extra=(keys.ravel(), docs))
+        self._add_run(band_keys32(sigs[fresh]).ravel(), docs)
 
-    def _merge_threshold(self) -> int:
-        """Recent adds held in the dict before the sorted array is merged again: a quarter of the index (merges
-        stay geometric), bounded so that the dict of a national index stays a few hundred MB."""
-        return max(self._merge_at, min(len(self.ids) // 4, MAX_RECENT))
-
-    def _merge(self, extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """The sorted table again, with the recent inserts (and ``extra`` keys and documents) merged in. Each entry
-        is sorted as one 64-bit word, key above document: no index array, so a national merge peaks at about
-        twice the table (a bucket lists its documents oldest first)."""
-        if not self._recent and extra is None:
-            self._recent_count = 0
-            return
-        parts = [(self._keys.astype(np.uint64) << np.uint64(32)) | self._docs]
-        self._keys = self._docs = np.zeros(0, dtype=np.uint32)  # freed before the merged table is built
-        if self._recent:
-            count = sum(len(docs) for docs in self._recent.values())
-            parts.append(
-                np.fromiter(((k << 32) | d for k, docs in self._recent.items() for d in docs), np.uint64, count=count)
-            )
-        if extra is not None:
-            parts.append((extra[0].astype(np.uint64) << np.uint64(32)) | extra[1])
-        words = np.concatenate(parts)
-        del parts
+    def _add_run(self, keys: np.ndarray, docs: np.ndarray) -> None:
+        """A sorted run of new (key, document) entries; then the newest runs merged while one is not at least
+        twice the next, so each entry is merged about log2(index / batch) times and a lookup searches as many
+        runs. (Re-sorting one table per consumed batch would cost a national index seconds; a dict of recent
+        inserts cost lookups a Python loop over every entry of their buckets: 16% of a lookup at 300,000.)"""
+        words = (keys.astype(np.uint64) << np.uint64(32)) | docs
         words.sort()
-        self._keys = (words >> np.uint64(32)).astype(np.uint32)
-        self._docs = words.astype(np.uint32)  # the low 32 bits
-        self._recent = {}
-        self._recent_count = 0
+        runs = self._runs
+        runs.append(words)
+        while len(runs) > 1 and runs[-2].size < 2 * runs[-1].size:
+            newer = runs.pop()
+            older = runs.pop()
+            merged = np.concatenate((older, newer))
+            del older, newer
+            merged.sort(kind="stable")  # two sorted runs: timsort merges them in one pass
+            runs.append(merged)
 
     def nbytes(self) -> int:
         """The index's own arrays (band keys and their documents, sketches, seqs), in bytes."""
         blocks = sum(b.nbytes for b in self._sketches)
-        return int(self._keys.nbytes + self._docs.nbytes + blocks + self.seqs.itemsize * len(self.seqs))
+        bands = sum(run.nbytes for run in self._runs)
+        return int(bands + blocks + self.seqs.itemsize * len(self.seqs))
 
     def shortlist(
         self, sig: np.ndarray, before_seq: int | None, exclude: str | None, threshold: float = THRESHOLD
@@ -368,30 +340,38 @@ class SimilarityIndex:
         if n == 0 or not self.ids:
             return out
         keys = band_keys32(sigs)  # n x BANDS
-        flat = keys.ravel()
-        row_of_key = np.repeat(np.arange(n, dtype=np.int64), BANDS)
-        # The sorted table: each key's bucket, oldest first, at most MAX_BUCKET of it.
-        lows = self._keys.searchsorted(flat, "left")
-        lengths = np.minimum(self._keys.searchsorted(flat, "right") - lows, MAX_BUCKET)
-        total = int(lengths.sum())
-        starts = np.cumsum(lengths) - lengths
-        at = np.arange(total, dtype=np.int64) - np.repeat(starts - lows, lengths)
-        tagged = (np.repeat(row_of_key, lengths).astype(np.uint64) << np.uint64(32)) | self._docs[at]
-        if self._recent:  # the recent inserts' buckets, from the dict
-            recent = self._recent
-            found: list[int] = []
-            for r, key in zip(row_of_key.tolist(), flat.tolist(), strict=True):
-                bucket = recent.get(key)
-                if bucket:
-                    tag = r << 32
-                    found += [tag | d for d in bucket[:MAX_BUCKET]]
-            tagged = np.concatenate([tagged, np.array(found, dtype=np.uint64)])
-        pairs, shared = sorted_distinct(tagged)  # (row, document) sorted, with the number of bands they share
-        if pairs.size == 0:
+        row_of_key = np.repeat(np.arange(n, dtype=np.uint64) << np.uint64(32), BANDS)
+        low = keys.ravel().astype(np.uint64) << np.uint64(32)
+        high = low | _LOW32
+        # Each key's bucket, the first MAX_BUCKET indexed (the oldest runs first), as (row << 32 | document).
+        taken = np.zeros(low.size, dtype=np.int64)
+        parts: list[np.ndarray] = []
+        for words in self._runs:
+            lows = words.searchsorted(low, "left")
+            lengths = np.minimum(words.searchsorted(high, "right") - lows, MAX_BUCKET - taken)
+            taken += lengths
+            total = int(lengths.sum())
+            if total:
+                starts = np.cumsum(lengths) - lengths
+                at = np.arange(total, dtype=np.int64) - np.repeat(starts - lows, lengths)
+                parts.append(np.repeat(row_of_key, lengths) | (words[at] & _LOW32))
+        if not parts:
             return out
+        # (row, document) sorted, with the number of bands they share. Each part lists a row's buckets in
+        # ascending runs: a stable sort (timsort) merges them, faster than sorting from scratch.
+        pairs, shared = sorted_distinct(np.concatenate(parts), kind="stable")
         row = (pairs >> np.uint64(32)).astype(np.int64)
-        doc = (pairs & np.uint64(0xFFFFFFFF)).astype(np.int64)
-        # Per row, the candidates sharing the most bands (the likeliest near-copies), the oldest first among equals.
+        # Per row, the candidates sharing the most bands (the likeliest near-copies), the oldest first among
+        # equals. Most pairs share one band; only the oldest MAX_CANDIDATES of those can be among a row's first
+        # MAX_CANDIDATES, so the rest are dropped before ordering (the lexsort of every pair cost 40% of a lookup
+        # at 300,000 initiatives).
+        first = np.searchsorted(row, np.arange(n))
+        single = shared == 1
+        singles_before = np.cumsum(single) - single
+        rank = singles_before - singles_before[np.minimum(first, row.size - 1)][row]
+        wanted = ~single | (rank < MAX_CANDIDATES)
+        row, shared = row[wanted], shared[wanted]
+        doc = (pairs[wanted] & _LOW32).astype(np.int64)
         order = np.lexsort((doc, -shared, row))
         row, doc = row[order], doc[order]
         first = np.searchsorted(row, np.arange(n))
