@@ -3,7 +3,8 @@ table gets one statement per batch whatever the number of rows, and the statemen
 
 One JSON text, made by orjson, costs the client ~0.3 ms for 3,500 rows of 8 columns; the same rows as eight
 PostgreSQL arrays cost asyncpg ~6 ms to encode (an ``isinstance`` check per element), and the server more to
-read (measured in tally: 9.2 ms per statement as arrays, 3.1 ms as JSON).
+read (measured in tally: 9.2 ms per statement as arrays, 3.1 ms as JSON). The server reads it as ``jsonb``
+(``json_rows``).
 
 Each builder returns a statement built once per process (SQLAlchemy caches its compiled form); its one
 parameter is ``rows_param(rows)``. SQLite keeps plain executemany paths in the callers.
@@ -17,7 +18,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Select, String, Table, bindparam, cast, column, func, select, update
-from sqlalchemy.dialects.postgresql import JSON as PG_JSON
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import JSON
@@ -27,9 +27,15 @@ ROWS = "rows"
 
 def json_rows(columns: Sequence[tuple[str, Any]]) -> Select[Any]:
     """``SELECT CAST(r.value ->> 0 AS t0) AS c0, …`` over the elements of the ``rows`` parameter, a JSON array of
-    row arrays; ``columns`` are (name, SQLAlchemy type) in row order. A JSON column takes its element as JSON."""
-    rows = func.json_array_elements(cast(bindparam(ROWS, type_=String), PG_JSON))
-    value = rows.table_valued(column("value", PG_JSON), name="r").c.value
+    row arrays; ``columns`` are (name, SQLAlchemy type) in row order. A JSON column takes its element as JSON.
+
+    The document is read as ``jsonb``: parsed once, each ``->> i`` is then an index into a binary array. Read
+    as ``json``, every ``->> i`` parses its row's text again from the start, so a row's cost grew with its
+    columns times its length: review's insert of 500 items (30 columns, two 600-character texts) took 183 ms
+    of PostgreSQL, a third of review's PostgreSQL time; the same SELECT over 500 such rows, 95.7 ms as json,
+    11.1 ms as jsonb, and 3,500 narrow rows of 8 columns 13.4–21.2 against 6.9–11.5 ms (docs/benchmarks.md)."""
+    rows = func.jsonb_array_elements(cast(bindparam(ROWS, type_=String), JSONB))
+    value = rows.table_valued(column("value", JSONB), name="r").c.value
     exprs = []
     for i, (name, type_) in enumerate(columns):
         if isinstance(type_, JSON | JSONB):

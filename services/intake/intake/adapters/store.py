@@ -270,8 +270,8 @@ FP_COLUMNS = ("campaign", "member_id", "fingerprint", "initiative_id")
 def _fp_given() -> Any:
     """The fingerprint rows given as one JSON document (a list of ``FpRow`` lists), typed again."""
     rows = (
-        func.json_array_elements(cast(bindparam("fp_rows", type_=Text), postgresql.JSON))
-        .table_valued(column("value", postgresql.JSON))
+        func.jsonb_array_elements(cast(bindparam("fp_rows", type_=Text), postgresql.JSONB))
+        .table_valued(column("value", postgresql.JSONB))
         .render_derived(name="r")
     )
     return select(*(cast(rows.c.value[i].astext, fingerprints.c[c].type).label(c) for i, c in enumerate(FP_COLUMNS)))
@@ -316,7 +316,7 @@ _FP_NOT_OURS_PG = _fp_not_ours_pg()
 async def claim_fingerprints(conn: AsyncConnection, rows: list[FpRow]) -> set[FpKey]:
     """Insert the fingerprint rows that are new; answer the keys of the rows this call could NOT insert.
 
-    On PostgreSQL the rows travel as ONE JSON document (a list of row lists) read by ``json_array_elements``:
+    On PostgreSQL the rows travel as ONE JSON document (a list of row lists) read by ``jsonb_array_elements``:
     the statement's text never changes with the batch size, so it is prepared once, where a multi-row
     VALUES is a new statement (parsed and planned again) for every size; and one ``orjson.dumps`` costs
     this process less than asyncpg's encoding of four text arrays element by element (as in tally). The

@@ -62,8 +62,9 @@ async def unit_count(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(units))).scalar_one())
 
 
-NO_SEQSCAN = text("SET LOCAL enable_seqscan = off")
-NO_SORT = text("SET LOCAL enable_sort = off")
+# SET LOCAL, as one statement (one round trip): no sequential scan, and none with no sort either.
+NO_SEQSCAN = text("SELECT set_config('enable_seqscan', 'off', true)")
+NO_SEQSCAN_NO_SORT = text("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
 
 
 def _claimable(now: datetime, principal: Principal) -> list[Any]:
@@ -112,20 +113,18 @@ async def lease(
     # The queue grows from nothing in minutes and its statistics lag behind: a plan made on them (a scan of
     # the whole table and a sort) costs milliseconds per claim on a few thousand rows. The indexes answer
     # every shape of claim in order and stop at ``count``; tell the planner so for this transaction.
-    await session.execute(NO_SEQSCAN)
-    if "codes" not in params:
-        await session.execute(NO_SORT)  # in queue order: the (status, seq) index, stopped at ``count``
-    picked = (await session.execute(pick, params)).all()
-    if not picked:
-        return [], 0
+    await session.execute(NO_SEQSCAN if "codes" in params else NO_SEQSCAN_NO_SORT)
+    # Without a sort: in queue order, the (status, seq) index stopped at ``count``. The picked rows are leased
+    # by the same statement (a CTE locked FOR UPDATE is never inlined: it is planned as it would be alone).
+    picked = pick.cte("picked")
     stmt = (
         update(items)
-        .where(items.c.initiative_id == any_(bindparam("ids", type_=CODES)))
+        .where(items.c.initiative_id == picked.c.initiative_id)
         .values(lease_holder=principal.sub, lease_expires_at=expires)
-        .returning(*(items.c[c] for c in SHOWN))
+        .returning(*(items.c[c] for c in SHOWN), picked.c.lease_expires_at.label("expired_lease"))
     )
-    rows = (await session.execute(stmt, {"ids": [r.initiative_id for r in picked]})).all()
-    return list(rows), sum(1 for r in picked if r.lease_expires_at is not None)
+    rows = (await session.execute(stmt, params)).all()
+    return list(rows), sum(1 for r in rows if r.expired_lease is not None)
 
 
 def pick_statement(

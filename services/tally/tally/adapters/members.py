@@ -72,8 +72,8 @@ _ADD_SQL = text(
     """
 WITH up AS (
   INSERT INTO member_units (campaign, phase, member_id, units)
-  SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, CAST(r.value -> 3 AS jsonb)
-  FROM json_array_elements(CAST(:rows AS json)) AS r
+  SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value -> 3
+  FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r
   ORDER BY 1, 2, 3
   ON CONFLICT (campaign, phase, member_id) DO UPDATE SET units = (
     SELECT coalesce(jsonb_object_agg(s.unit, s.n), '{}'::jsonb)
