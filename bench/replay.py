@@ -211,7 +211,9 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
     log(f"replay: {units:,} units, {report['members']:,} members, {n:,} submissions ({n1:,} in P1), "
         f"{valid:,} valid, benefits {benefit:,} VND")  # fmt: skip
     today = date.today()
-    async with running_system(Path(os.environ.get("TMPDIR", "/tmp"))) as system:
+    services_from = opts.services_from or REPO
+    report["services_from"] = str(services_from)
+    async with running_system(Path(os.environ.get("TMPDIR", "/tmp")), services_from) as system:
         report["db_prefix"], report["amqp_prefix"] = system.db_prefix, system.amqp_prefix
         await load_plan(system, provinces, today, [NATIONAL_ROOT] if root else None)
         async with Depths(system) as depths, CpuMeter(system) as meter:
@@ -288,5 +290,7 @@ if __name__ == "__main__":
     p.add_argument("--limit-s", type=float, default=6 * 3600.0, help="bound on the wait for reviewers and tally")
     p.add_argument("--drain-limit-s", type=float, default=600.0)
     p.add_argument("--json", default=None)
+    p.add_argument("--services-from", default=None, help="run another checkout's services (as bench/pipeline.py)")
     options = p.parse_args()
+    options.services_from = Path(options.services_from).resolve() if options.services_from else None
     sys.exit(0 if pipeline.run_main(main(options))["ok"] else 1)
