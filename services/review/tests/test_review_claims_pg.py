@@ -130,8 +130,9 @@ async def explain(session: Any, stmt: Any, params: dict[str, Any]) -> str:
 async def test_a_large_subtree_claim_reads_only_the_unit_codes_that_choose_its_plan(
     pg_review: Review, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A district of 2,000 units (and the fixture's) in a tree of about 2,001: one code more than 1/SHARE of the tree tells that its items are
-    read in queue order; reading all 2,000 codes on every claim cost a province's reviewers 11% of review's CPU."""
+    """A district of 2,000 units (and the fixture's) in a tree of about 2,001: one code more than 1/SHARE of the
+    tree tells that its items are read in queue order; reading all 2,000 codes on every claim cost a province's
+    reviewers 11% of review's CPU."""
     async with pg_review.app.state.ctx.engine.begin() as conn:
         await conn.execute(
             text(
