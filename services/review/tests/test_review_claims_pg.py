@@ -42,6 +42,14 @@ def item_row(n: int, unit_code: str, *, author: str | None = None, lease: dateti
     }
 
 
+# 2,000 grassroots units G-1 … G-2000 under the fixture's district TH-02.
+GRASSROOTS_UNDER_TH02 = text(
+    "INSERT INTO unit_replica (code, name, kind, parent_code, path, revision) "
+    "SELECT 'G-' || g, 'CĐCS ' || g, 'grassroots', 'TH-02', '/VN/TH/TH-02/G-' || g || '/', 1 "
+    "FROM generate_series(1, 2000) AS g"
+)
+
+
 @pytest.mark.parametrize("share", [1, 1000], ids=["per-unit", "queue-order"])
 async def test_claims_take_the_oldest_claimable_in_scope_by_either_way(
     pg_review: Review, monkeypatch: pytest.MonkeyPatch, share: int
@@ -82,13 +90,7 @@ async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: R
     """200,000 pending items over 2,000 units; a grassroots reviewer's claim must read its unit's index
     entries, not the queue (the 2.5 M figure is in docs/benchmarks.md: bench/review.py --claims-queue)."""
     async with pg_review.app.state.ctx.engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO unit_replica (code, name, kind, parent_code, path, revision) "
-                "SELECT 'G-' || g, 'CĐCS ' || g, 'grassroots', 'TH-02', '/VN/TH/TH-02/G-' || g || '/', 1 "
-                "FROM generate_series(1, 2000) AS g"
-            )
-        )
+        await conn.execute(GRASSROOTS_UNDER_TH02)
         await conn.execute(
             text(
                 "INSERT INTO review_item (initiative_id, campaign, phase, unit_code, seq, title,"
@@ -134,13 +136,7 @@ async def test_a_large_subtree_claim_reads_only_the_unit_codes_that_choose_its_p
     tree tells that its items are read in queue order; reading all 2,000 codes on every claim cost a province's
     reviewers 11% of review's CPU."""
     async with pg_review.app.state.ctx.engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO unit_replica (code, name, kind, parent_code, path, revision) "
-                "SELECT 'G-' || g, 'CĐCS ' || g, 'grassroots', 'TH-02', '/VN/TH/TH-02/G-' || g || '/', 1 "
-                "FROM generate_series(1, 2000) AS g"
-            )
-        )
+        await conn.execute(GRASSROOTS_UNDER_TH02)
     read: list[int] = []
     subtree = claims.subtree
 
