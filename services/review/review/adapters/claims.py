@@ -62,7 +62,7 @@ async def unit_count(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(units))).scalar_one())
 
 
-# SET LOCAL, as one statement (one round trip): no sequential scan, and none with no sort either.
+# The planner settings of a claim (SET LOCAL), each set in one statement: one round trip instead of two.
 NO_SEQSCAN = text("SELECT set_config('enable_seqscan', 'off', true)")
 NO_SEQSCAN_NO_SORT = text("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
 
