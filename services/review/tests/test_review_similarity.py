@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 import unicodedata
 import zlib
+from collections import Counter
 
 import numpy as np
 from review.domain.similarity import (
     MAX_CANDIDATES,
     THRESHOLD,
     SimilarityIndex,
+    earlier_in_batch,
     jaccard,
     jaccard_pairs,
     normalise,
@@ -303,3 +305,27 @@ def test_shortlists_count_shared_bands_in_each_buckets_first_entries_however_the
         assert sorted(got[n][1]) == sorted(want)
         shortlisted += len(want)
     assert shortlisted > 10 * len(queries)  # the corpus shares words: most queries have many candidates
+
+
+def test_a_batchs_own_candidates_are_those_a_bucket_per_key_and_campaign_would_give() -> None:
+    """``earlier_in_batch`` against the plain reading of its rule: buckets per (campaign, key) keep their first
+    MAX_CANDIDATES entries, and each entry takes the earlier ones sharing the most bands, the earliest among equals.
+    Few distinct keys: buckets overflow, rows repeat a key, counts tie."""
+    rng = np.random.default_rng(11)
+    keys = rng.integers(0, 40, size=(300, 16)).astype(np.uint64)
+    groups = rng.integers(0, 2, size=300)
+    buckets: dict[tuple[int, int], list[int]] = {}
+    expected: list[tuple[int, int]] = []
+    for n in range(len(keys)):
+        row_keys = [(int(groups[n]), k) for k in keys[n].tolist()]
+        shared = Counter(j for key in row_keys for j in buckets.get(key, ()))
+        best = sorted(shared, key=lambda j: (-shared[j], j))[:MAX_CANDIDATES]
+        expected += [(n, j) for j in sorted(best)]
+        for key in row_keys:
+            bucket = buckets.setdefault(key, [])
+            if len(bucket) < MAX_CANDIDATES:
+                bucket.append(n)
+    later, earlier = earlier_in_batch(keys, groups)
+    assert list(zip(later.tolist(), earlier.tolist(), strict=True)) == expected
+    assert len(expected) > 300 * MAX_CANDIDATES // 2  # crowded: most rows have a full shortlist
+    assert earlier_in_batch(keys[:1], groups[:1])[0].size == 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,19 +27,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from review.adapters.orm import signatures
 from review.domain.similarity import (
-    MAX_CANDIDATES,
     Match,
     SimilarityIndex,
     band_keys_many,
     best_matches_many,
+    earlier_in_batch,
+    may_reach,
     shingles_many,
     signatures_of,
+    sketch_of,
     text_of,
 )
 
 SYNC_CHUNK = 5000
 GAP_WINDOW = 2000
-YIELD_EVERY = 64
 # Shingle sets kept in memory for exact scoring: the last loaded, scored or read back, about 1.1 KB each,
 # so at most ~145 MB. A candidate outside them is read from review_signature.
 RECENT_SETS = 131_072
@@ -161,32 +162,33 @@ class SimilarityStore:
                 self.threshold,
             )
             from_index.update(zip(looking, found_in, strict=True))
-        # The batch's own entries so far, by band key (per campaign: keys carry no campaign).
-        earlier: dict[tuple[str, int], list[int]] = {}
+        # The batch's own earlier entries (kept apart until it commits), per campaign, as the index would give them.
+        groups = {c: g for g, c in enumerate(dict.fromkeys(e.campaign for e in ordered))}
+        later, earlier = earlier_in_batch(keys, np.array([groups[e.campaign] for e in ordered], dtype=np.int64))
+        sketches = sketch_of(sigs)
+        close = may_reach(sketches[later], sketches[earlier], self.threshold).tolist()
+        met: dict[int, list[tuple[int, bool]]] = {}
+        for n, j, worth in zip(later.tolist(), earlier.tolist(), close, strict=True):
+            met.setdefault(n, []).append((j, worth))
         # Per entry: its candidates from the index (ids, seqs) and from the batch (positions in ``ordered``).
         shortlists: list[tuple[list[str], list[int], list[int]]] = []
         for n, e in enumerate(ordered):
-            if n and n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # CPU-bound: let requests through between slices of a large batch
-            row_keys = keys[n].tolist()
             ids: list[str] = []
             seqs: list[int] = []
             own: list[int] = []
             if e.look:
                 ids, seqs = from_index[n]
-                shared = Counter(j for key in row_keys for j in earlier.get((e.campaign, key), ()))
-                # As in the index: the batch's candidates sharing the most bands.
-                own = sorted(j for j, _ in shared.most_common(MAX_CANDIDATES))
-                if own:
+                mine = met.get(n)
+                if mine:
                     # A revised initiative may be indexed with its old text: the batch's newer text wins.
-                    newer = {ordered[j].initiative_id for j in own}
+                    newer = {ordered[j].initiative_id for j, _ in mine}
                     kept = [i for i, iid in enumerate(ids) if iid not in newer]
                     ids, seqs = [ids[i] for i in kept], [seqs[i] for i in kept]
-                    own = [j for j in own if ordered[j].seq < e.seq and ordered[j].initiative_id != e.initiative_id]
-            for key in row_keys:
-                bucket = earlier.setdefault((e.campaign, key), [])
-                if len(bucket) < MAX_CANDIDATES:
-                    bucket.append(n)
+                    own = [
+                        j
+                        for j, worth in mine
+                        if worth and ordered[j].seq < e.seq and ordered[j].initiative_id != e.initiative_id
+                    ]
             shortlists.append((ids, seqs, own))
         stored = await self._sets_of(session, {iid for ids, _, _ in shortlists for iid in ids})
         candidates: list[tuple[list[str], list[int], list[np.ndarray]]] = []

@@ -36,10 +36,14 @@ INT64_MAX = 2**63 - 1
 SCORE_CHUNK = 96  # queries scored together (best_matches_many)
 SIGNATURE_CHUNK = 16_384  # shingles hashed together (signatures_of)
 
-_PRIME = np.uint64(4294967311)  # the first prime above 2**32
 _rng = np.random.RandomState(20210108)
-_A = _rng.randint(1, 2**31 - 1, size=NUM_PERM, dtype=np.int64).astype(np.uint64)
-_B = _rng.randint(0, 2**31 - 1, size=NUM_PERM, dtype=np.int64).astype(np.uint64)
+# The NUM_PERM hash functions of MinHash: h(x) = a·x + b modulo 2**64, ``a`` odd, for 32-bit shingles ``x``. Their
+# high bits are a universal family (Dietzfelbinger's multiply-add-shift), and the minimum of the 64-bit values is
+# the minimum of the high bits first. No division: ``(a·x + b) mod (2**32 + 15)`` cost 104 µs per text of ~210
+# shingles, this 26 (docs/benchmarks.md, "Cheaper MinHash"). Stored signatures follow this family (migration 0003).
+_MUL = (_rng.randint(1, 2**62, size=NUM_PERM, dtype=np.int64).astype(np.uint64) << np.uint64(1)) | np.uint64(1)
+_ADD = _rng.randint(0, 2**62, size=NUM_PERM, dtype=np.int64).astype(np.uint64) << np.uint64(2)
+_EMPTY_MIN = np.iinfo(np.uint64).max  # the signature of an empty set: no minimum
 _MIX = _rng.randint(1, 2**62, size=ROWS, dtype=np.int64).astype(np.uint64) | np.uint64(1)
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -144,15 +148,12 @@ def shingles_many(texts: list[str]) -> list[np.ndarray]:
 
 def signature(shingle_set: np.ndarray) -> np.ndarray:
     """The MinHash signature (NUM_PERM uint64 values) of a shingle set."""
-    if shingle_set.size == 0:
-        return np.full(NUM_PERM, int(_PRIME), dtype=np.uint64)
-    h = shingle_set.astype(np.uint64)
-    return ((np.outer(_A, h) + _B[:, None]) % _PRIME).min(axis=1)
+    return signatures_of([shingle_set])[0]
 
 
 def signatures_of(shingle_sets: list[np.ndarray]) -> np.ndarray:
     """The MinHash signatures of many shingle sets at once (one row each): one pass over all their hashes."""
-    out = np.full((len(shingle_sets), NUM_PERM), int(_PRIME), dtype=np.uint64)
+    out = np.full((len(shingle_sets), NUM_PERM), _EMPTY_MIN, dtype=np.uint64)
     filled = [i for i, s in enumerate(shingle_sets) if s.size]
     # ~16,000 hashes at a time (~75 texts): the 64 rows of values (8 bytes each) stay in the processor's cache.
     # Best of 9 interleaved runs, µs per text of ~210 shingles: batches of 500 in one piece 115, in pieces of
@@ -166,7 +167,8 @@ def signatures_of(shingle_sets: list[np.ndarray]) -> np.ndarray:
         part = filled[start:end]
         sizes = np.array([shingle_sets[i].size for i in part], dtype=np.int64)
         h = np.concatenate([shingle_sets[i] for i in part]).astype(np.uint64)
-        values = (np.outer(_A, h) + _B[:, None]) % _PRIME
+        values = np.multiply.outer(_MUL, h)  # modulo 2**64: unsigned NumPy arrays wrap
+        values += _ADD[:, None]
         out[part] = np.minimum.reduceat(values, np.cumsum(sizes) - sizes, axis=1).T
         start = end
     return out
@@ -210,15 +212,61 @@ class Match:
 
 SKETCH_CHUNK = 65_536  # rows of sketches per allocated block: growing never copies what is there
 # How far below the threshold a sketch estimate may fall and still be scored exactly. The estimate is the share of
-# the 64 MinHash values two texts have in common (binomial, sd ≤ 0.0625): a pair at the threshold estimates below
-# it minus 0.25 (4 sd) about 4 times in 100,000, and a pair at Jaccard 0.1 reaches that floor about as rarely.
-SKETCH_MARGIN = 0.25
+# the 64 MinHash values two texts have in common (binomial): a pair at the threshold (0.5) estimates below 20/64
+# about 8 times in 10,000, a pair at 0.55 4 times in 100,000, while the bands themselves miss 35% of pairs at 0.5
+# (0.65 collide). Of the pipeline's 20,000 texts 5,120 pairs reach 0.5 and every one is kept; 14.6 candidates per
+# initiative are scored where a margin of 0.25 scored 25.9 (docs/benchmarks.md, "Cheaper MinHash").
+SKETCH_MARGIN = 0.1875
 
 
 def sketch_of(sigs: np.ndarray) -> np.ndarray:
-    """The 16-bit sketch of MinHash signatures: each value's low 16 bits (two texts' values are equal exactly as
-    often as they share a minimum, plus 1 in 65,536 by chance)."""
-    return (sigs & np.uint64(0xFFFF)).astype(np.uint16)
+    """The 16-bit sketch of MinHash signatures: each value's high 16 bits (two texts' values are equal exactly as
+    often as they share a minimum, plus 1 in 65,536 by chance; the low bits of ``a·x + b`` depend on the low bits
+    of ``x`` alone)."""
+    return (sigs >> np.uint64(48)).astype(np.uint16)
+
+
+def may_reach(sketches: np.ndarray, others: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """Whether each pair of sketches (row by row) estimates a similarity within ``SKETCH_MARGIN`` of ``threshold``:
+    the pairs worth scoring exactly."""
+    return (sketches == others).mean(axis=1) >= threshold - SKETCH_MARGIN
+
+
+def earlier_in_batch(keys: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates of a batch's entries among its earlier entries, as the index would give them.
+
+    ``keys``: the band keys of the entries (``band_keys_many``, a row each, in ``seq`` order); ``groups``: each
+    entry's campaign, as a number (keys carry no campaign). A pair (row, earlier row) of one group shares a band
+    when they have its key and the earlier row is among the first ``MAX_CANDIDATES`` of the batch with that key
+    (as a bucket keeps its first entries). Per row, the (at most ``MAX_CANDIDATES``) earlier rows sharing the most
+    bands, the earliest first among equals. The pairs, sorted by row then earlier row, as two arrays.
+
+    In NumPy: a Python loop with a ``Counter`` per entry cost ~6% of review's CPU in the pipeline bench."""
+    n = len(keys)
+    flat = keys.ravel()
+    rows = np.repeat(np.arange(n, dtype=np.int64), BANDS)
+    group = np.repeat(np.asarray(groups, dtype=np.int64), BANDS)
+    order = np.lexsort((rows, flat, group))  # each (group, key) a run of rows, in order
+    flat, rows, group = flat[order], rows[order], group[order]
+    starts_run = np.ones(flat.size, dtype=bool)
+    starts_run[1:] = (flat[1:] != flat[:-1]) | (group[1:] != group[:-1])
+    run_start = np.flatnonzero(starts_run)[np.cumsum(starts_run) - 1]
+    # Each entry meets the earlier rows of its run that the bucket kept: the run's first ones, at most MAX_CANDIDATES.
+    met = np.minimum(np.arange(flat.size) - run_start, MAX_CANDIDATES)
+    total = int(met.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    at = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(met) - met - run_start, met)
+    later, earlier = np.repeat(rows, met), rows[at]
+    before = earlier < later  # a row whose bands repeat a key meets itself
+    pairs, shared = sorted_distinct((later[before] << 32) | earlier[before])
+    row, doc = pairs >> 32, pairs & 0xFFFFFFFF
+    order = np.lexsort((doc, -shared, row))
+    row, doc = row[order], doc[order]
+    keep = np.arange(row.size) - np.searchsorted(row, np.arange(n))[row] < MAX_CANDIDATES
+    row, doc = row[keep], doc[keep]
+    order = np.lexsort((doc, row))
+    return row[order], doc[order]
 
 
 class SimilarityIndex:
@@ -383,8 +431,7 @@ class SimilarityIndex:
         row, doc, seqs = row[keep], doc[keep], seqs[keep]
         if row.size == 0:
             return out
-        estimates = (self._sketches_at(doc) == sketch_of(sigs)[row]).mean(axis=1)
-        kept = np.flatnonzero(estimates >= threshold - SKETCH_MARGIN)
+        kept = np.flatnonzero(may_reach(self._sketches_at(doc), sketch_of(sigs)[row], threshold))
         ids = self.ids
         for r, d, q in zip(row[kept].tolist(), doc[kept].tolist(), seqs[kept].tolist(), strict=True):
             found_ids, found_seqs = out[r]
