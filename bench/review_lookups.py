@@ -9,6 +9,11 @@ memory, so no statement is needed), and reports the process's CPU time per initi
 (shingles, signatures, shortlists, exact scores, loading), the best of ``--rounds``. The reference, measured in
 the same run: an exact-duplicate check of the same texts (CRC-32 of the raw text into a dict).
 
+``--margins 0.25,0.1875`` (alone): what the sketch margin keeps. The texts are replayed once with every shortlisted
+candidate scored (the margin lifted), and for each candidate its sketch estimate and its exact Jaccard similarity
+are recorded: per margin, how many candidates per initiative would be scored and how many of the pairs that reach
+the threshold would still be found.
+
 ``--code DIR`` runs the services of another checkout instead (for instance ``git archive <commit>`` unpacked in
 DIR), to compare two versions on the same texts; steps that version does not have are left out.
 """
@@ -71,6 +76,35 @@ def instrument(store_mod: Any, sim: Any, spent: dict[str, float]) -> None:
     timed(store_mod.SimilarityStore, "_load", "loading")
 
 
+def margins(store_mod: Any, sim: Any, entries: list[Any], batch: int, wanted: list[float]) -> None:
+    """``--margins``: each shortlisted candidate's sketch estimate against its exact score, per margin."""
+    import numpy as np
+
+    sim.SKETCH_MARGIN = 1.0  # every shortlisted candidate is scored
+    scored: list[tuple[float, float]] = []
+    inner = store_mod.best_matches_many
+
+    def recording(queries: list[Any], candidates: list[Any], **kwargs: Any) -> Any:
+        query_sigs = sim.signatures_of(queries)
+        for query, query_sig, (ids, _seqs, sets) in zip(queries, query_sigs, candidates, strict=True):
+            if ids:
+                same = sim.sketch_of(sim.signatures_of(sets)) == sim.sketch_of(query_sig[None, :])
+                estimates = same.mean(axis=1).tolist()
+                scored.extend((e, sim.jaccard(query, s)) for e, s in zip(estimates, sets, strict=True))
+        return inner(queries, candidates, **kwargs)
+
+    store_mod.best_matches_many = recording
+    asyncio.run(replay(store_mod, sim, entries, batch))
+    pairs = np.array(scored)
+    reach = pairs[:, 1] >= sim.THRESHOLD
+    print(f"  {len(pairs) / len(entries):.1f} candidates per initiative shortlisted, {int(reach.sum())} pairs reach "
+          f"{sim.THRESHOLD}")  # fmt: skip
+    for margin in wanted:
+        kept = pairs[:, 0] >= sim.THRESHOLD - margin
+        print(f"  margin {margin}: {kept.sum() / len(entries):.1f} scored per initiative, "
+              f"{int((kept & reach).sum())} of the {int(reach.sum())} pairs reaching the threshold found")  # fmt: skip
+
+
 async def replay(store_mod: Any, sim: Any, entries: list[Any], batch: int) -> tuple[float, int]:
     store = store_mod.SimilarityStore(sim.THRESHOLD)
     # Before issue 15 the store kept every shingle set and took no session.
@@ -99,6 +133,7 @@ def main() -> None:
     ap.add_argument("--batches", default="50,500")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--code", default=str(REPO))
+    ap.add_argument("--margins", default="", help="alone: what each of these sketch margins keeps")
     opts = ap.parse_args()
     code = Path(opts.code).resolve()
     store_mod, sim = load(code)
@@ -112,6 +147,13 @@ def main() -> None:
         for n, b in enumerate(bodies)
     ]
     texts = [sim.text_of(e.title, e.solution or e.effect) for e in entries]
+    if opts.margins:
+        batch = int(opts.batches.split(",")[0])
+        print(
+            f"review lookups, code of {code}: sketch margins, {opts.n} texts of the pipeline bench, batches of {batch}"
+        )
+        margins(store_mod, sim, entries, batch, [float(m) for m in opts.margins.split(",")])
+        return
     reference = float("inf")
     for _ in range(opts.rounds):
         start = time.process_time()

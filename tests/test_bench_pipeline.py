@@ -75,3 +75,18 @@ def test_the_review_lookups_bench_runs_and_finds_near_duplicates() -> None:
     for step in ("shingles", "signatures", "shortlists", "exact scores", "loading"):
         assert step in line
     assert int(line.rsplit(";", 1)[1].split()[0]) > 0  # initiatives with near-duplicates
+
+
+def test_the_lookups_bench_tells_what_each_sketch_margin_keeps() -> None:
+    """``--margins``: a wider margin scores more candidates and finds at least as many of the pairs that reach the
+    threshold, and lifting the margin finds them all."""
+    out = subprocess.run(
+        [sys.executable, "bench/review_lookups.py", "--n", "400", "--batches", "50", "--margins", "0.05,0.1875,1.0"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-4000:]
+    rows = [x.split() for x in out.stdout.splitlines() if x.strip().startswith("margin ")]
+    scored = [float(r[2]) for r in rows]
+    found, reaching = [int(r[6]) for r in rows], [int(r[9]) for r in rows]
+    assert scored == sorted(scored) and found == sorted(found)
+    assert found[-1] == reaching[-1] > 0

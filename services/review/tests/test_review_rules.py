@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from review.adapters.claims import SHOWN
 from review.api.errors import STATUS
 from review.domain.errors import (
     AlreadyDecided,
@@ -19,6 +21,7 @@ from review.domain.errors import (
     Withdrawn,
 )
 from review.domain.rules import check_decision
+from review.service import claimed_item, public_item
 
 from shared.auth import Principal
 from shared.errors import to_api_error
@@ -86,3 +89,12 @@ def test_an_operator_decides_again_without_a_lease() -> None:
     assert (made["redecision"], made["decision_seq"]) == (True, 2)
     details = refusal(OPERATOR, item(status="valid"), {"outcome": "revision"}).details
     assert details == [{"field": "note", "message": "Cần ghi chú nội dung cần bổ sung"}]
+
+
+def test_a_claimed_row_is_shown_as_public_item_shows_any_row() -> None:
+    Row = namedtuple("Row", [*SHOWN, "expired_lease"])  # type: ignore[misc]
+    values = {c: f"v-{c}" for c in SHOWN} | {"submitted_at": datetime(2026, 11, 29, 8, tzinfo=UTC), "seq": 7}
+    row = Row(**values, expired_lease=None)
+    assert claimed_item(row) == public_item(row)
+    assert list(claimed_item(row)) == list(public_item(row))  # the same order of keys in the JSON
+    assert claimed_item(row)["submitted_at"] == "2026-11-29T08:00:00+00:00"

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from review.adapters.claims import SHOWN
 from review.adapters.orm import appraisals, decisions, items, units
 from review.domain.rules import CRITERIA, identities
 from shared.auth import Principal
@@ -29,7 +30,8 @@ def is_postgres(session: AsyncSession) -> bool:
 async def lease_sqlite(
     session: AsyncSession, principal: Principal, count: int, now: datetime, expires: datetime
 ) -> tuple[list[Any], int]:
-    """One writer at a time: select, lease, read back. The rows leased, and how many had an expired lease."""
+    """One writer at a time: select, lease, read back. The rows leased (the columns in ``SHOWN``, in its order), and
+    how many had an expired lease."""
     query = (
         select(items.c.initiative_id, items.c.lease_expires_at)
         .select_from(items.join(units, units.c.code == items.c.unit_code))
@@ -49,7 +51,8 @@ async def lease_sqlite(
     await session.execute(
         update(items).where(items.c.initiative_id.in_(ids)).values(lease_holder=principal.sub, lease_expires_at=expires)
     )
-    rows = (await session.execute(select(items).where(items.c.initiative_id.in_(ids)))).all()
+    query = select(*(items.c[c] for c in SHOWN)).where(items.c.initiative_id.in_(ids))
+    rows = (await session.execute(query)).all()
     return list(rows), sum(1 for r in picked if r.lease_expires_at is not None)
 
 
