@@ -39,12 +39,20 @@ QUEUES: dict[str, tuple[str, ...]] = {
         "unit.upserted.v1",
         "campaign.upserted.v1",
         "quota.set.v1",
-        "initiative.submitted.v1",
         "initiative.reviewed.v1",
         "initiative.appraised.v1",
         "tally.milestone_reached.v1",
         "tally.snapshot_frozen.v1",
     ),
+}
+
+
+# Bindings a queue had in an earlier version and must lose: removing a key above does not unbind it on a broker
+# that already has it (declaring is additive), so each service unbinds these at start-up (unbinding what is not
+# bound does nothing). Awards took every initiative.submitted.v1 (with its texts) until it read its facts from
+# the decisions alone.
+RETIRED: dict[str, tuple[str, ...]] = {
+    "awards": ("initiative.submitted.v1",),
 }
 
 

@@ -48,7 +48,7 @@ from pamqp.commands import Basic
 
 from shared.bus.base import BatchHandler, DeadLetter, OutgoingMessage, collect_batch, wait_settled
 from shared.envelope import Envelope
-from shared.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, QUEUES, dead_letter_queue_name, queue_name
+from shared.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, QUEUES, RETIRED, dead_letter_queue_name, queue_name
 
 PACK_CONTENT_TYPE = "application/vnd.sangkien.events+json"
 PACK_MAX_BYTES = 512 * 1024
@@ -236,6 +236,9 @@ class RabbitMQBus:
             )
             for key in keys:
                 await queue.bind(exchange, routing_key=key)
+            for key in RETIRED.get(service, ()):
+                if key not in keys:
+                    await queue.unbind(exchange, routing_key=key)
         return exchange
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:

@@ -17,7 +17,7 @@ from shared.service import create_app
 from shared.settings import ServiceSettings
 from shared.testing import AMQP_URL, amqp_prefix, auth, eventually, pg_database, running_app
 from shared.tests.demo.app import CONSUMER, PRODUCER, TOPOLOGY, outbox
-from shared.topology import queue_name
+from shared.topology import QUEUES, queue_name
 
 pytestmark = pytest.mark.integration
 
@@ -306,3 +306,27 @@ async def test_a_dead_lettered_pack_is_shown_event_by_event(prefix: str) -> None
     finally:
         await bus.close()
         await RabbitMQBus(AMQP_URL, prefix=prefix, topology=topology).delete_topology()
+
+
+async def test_a_binding_an_earlier_version_made_is_removed_at_start_up() -> None:
+    """Awards took initiative.submitted.v1 until it read its facts from decisions alone (shared.topology.RETIRED):
+    a broker that still binds it to awards' queue loses that binding when a service starts, and starting again
+    (nothing left to unbind) is fine."""
+    async with amqp_prefix() as prefix:
+        earlier = {**QUEUES, "awards": ("initiative.submitted.v1", *QUEUES["awards"])}
+        old = RabbitMQBus(AMQP_URL, prefix=prefix, topology=earlier)
+        await old.start()
+        await old.close()
+        for _ in range(2):
+            bus = RabbitMQBus(AMQP_URL, prefix=prefix)
+            await bus.start()
+            await bus.close()
+        bus = RabbitMQBus(AMQP_URL, prefix=prefix)
+        await bus.start()
+        try:
+            await bus.publish([Envelope(type="initiative.submitted", data={"id": "i1"}, producer="intake")])
+        finally:
+            await bus.close()
+        assert await _messages_left("tally", prefix) == 1
+        assert await _messages_left("review", prefix) == 1
+        assert await _messages_left("awards", prefix) == 0

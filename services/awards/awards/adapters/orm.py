@@ -34,7 +34,8 @@ initiatives = Table(
     Column("phase", String(64), nullable=True),
     Column("unit_code", String(64), nullable=False),
     Column("authors", Text, nullable=False),  # JSON [{"member_id", "full_name"}]
-    # 0 from initiative.submitted.v1, decision_seq from initiative.reviewed.v1: the newest wins.
+    # The decision_seq of the initiative.reviewed.v1 it came from: the newest wins. (0: from an
+    # initiative.submitted.v1, which awards took until 2026-11-29; such a row has no decision and counts for nothing.)
     Column("source_seq", BigInteger, nullable=False),
 )
 

@@ -22,7 +22,6 @@ from awards.handlers.events import (
     CampaignUpserted,
     InitiativeAppraised,
     InitiativeReviewed,
-    InitiativeSubmitted,
     SnapshotFrozen,
     UnitUpserted,
 )
@@ -47,11 +46,15 @@ def _note(session: AsyncSession, key: str, row: dict[str, Any]) -> None:
     session.info.setdefault(key, []).append(row)
 
 
-def _note_initiative(session: AsyncSession, event: InitiativeSubmitted | InitiativeReviewed, seq: int) -> None:
+def _note_initiative(session: AsyncSession, event: InitiativeReviewed, seq: int) -> None:
+    """Who wrote the initiative and where, as its newest decision repeats it: only decided initiatives count in
+    awards (a member's figures are their valid ones), so awards does not take ``initiative.submitted.v1`` and its
+    texts (SPEC §7: review and tally do). Taking it cost awards a fifth of its CPU in the pipeline bench, most of
+    it decoding the texts."""
     if not event.campaign or not event.unit_code:
         return
     row = {
-        "id": event.id if isinstance(event, InitiativeSubmitted) else event.initiative_id,
+        "id": event.initiative_id,
         "campaign": event.campaign,
         "phase": event.phase,
         "unit_code": event.unit_code,
@@ -81,11 +84,6 @@ async def on_campaign_upserted(session: AsyncSession, env: Envelope) -> None:
         where=campaigns.c.revision <= stmt.excluded.revision,
     )
     await session.execute(stmt)
-
-
-async def on_initiative_submitted(session: AsyncSession, env: Envelope) -> None:
-    # Authors' names; any review decision (seq ≥ 1) carries the same facts and takes precedence.
-    _note_initiative(session, parse_event(InitiativeSubmitted, env), 0)
 
 
 async def on_initiative_reviewed(session: AsyncSession, env: Envelope) -> None:
@@ -134,7 +132,6 @@ async def on_snapshot_frozen(session: AsyncSession, env: Envelope) -> None:
 SUBSCRIPTIONS: list[Subscription] = [
     Subscription("unit.upserted.v1", on_unit_upserted),
     Subscription("campaign.upserted.v1", on_campaign_upserted),
-    Subscription("initiative.submitted.v1", on_initiative_submitted),
     Subscription("initiative.reviewed.v1", on_initiative_reviewed),
     Subscription("initiative.appraised.v1", on_initiative_appraised),
     Subscription("tally.snapshot_frozen.v1", on_snapshot_frozen),

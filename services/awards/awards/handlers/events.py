@@ -48,20 +48,9 @@ class CampaignUpserted(BaseModel):
     revision: int = 0
 
 
-class InitiativeSubmitted(BaseModel):
-    """``initiative.submitted.v1`` (intake): who wrote it and where (an initiative without a campaign or a unit
-    is not kept)."""
-
-    id: InitiativeId
-    campaign: str | None = None
-    phase: str | None = None
-    unit_code: str | None = None
-    authors: list[Author] = []
-
-
 class InitiativeReviewed(BaseModel):
     """``initiative.reviewed.v1`` (review): one decision, kept once per ``decision_seq``; it repeats the facts of
-    the initiative, which take precedence over the submission's."""
+    the initiative (campaign, phase, unit, authors), the newest decision's kept."""
 
     initiative_id: InitiativeId
     decision_seq: int
@@ -96,7 +85,6 @@ class SnapshotFrozen(BaseModel):
 EVENTS: dict[str, type[BaseModel]] = {
     "unit.upserted.v1": UnitUpserted,
     "campaign.upserted.v1": CampaignUpserted,
-    "initiative.submitted.v1": InitiativeSubmitted,
     "initiative.reviewed.v1": InitiativeReviewed,
     "initiative.appraised.v1": InitiativeAppraised,
     "tally.snapshot_frozen.v1": SnapshotFrozen,
