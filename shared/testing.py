@@ -10,7 +10,8 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
@@ -18,6 +19,9 @@ from fastapi import FastAPI
 
 from shared.auth import mint_token
 from shared.settings import DEV_JWT_SECRET
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -53,6 +57,27 @@ def xlsx_bytes(rows: Iterable[Sequence[Any]], *, dimension: str | None = None) -
 
 def unique(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@contextlib.asynccontextmanager
+async def engine_on(dialect: str, directory: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh database of ``dialect``: "sqlite" (a file in ``directory``) or "postgresql" (dropped
+    afterwards). For tests that run on both, such as migrations'."""
+    from shared.db import make_engine
+
+    if dialect == "sqlite":
+        engine = await make_engine(f"sqlite+aiosqlite:///{directory}/test.db")
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+        return
+    async with pg_database() as url:
+        engine = await make_engine(url)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
 
 
 @contextlib.asynccontextmanager

@@ -15,8 +15,8 @@ from review.domain.similarity import NUM_PERM, shingles, signature
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared.db import make_engine, run_migrations
-from shared.testing import pg_database
+from shared.db import run_migrations
+from shared.testing import engine_on
 
 TEXTS = [
     "Cải tiến khuôn định vị bằng thép tận dụng phế liệu cho dây chuyền hàn",
@@ -39,15 +39,8 @@ def old_signature(shingle_set: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        engine = await make_engine(f"sqlite+aiosqlite:///{tmp_path}/review.db")
+    async with engine_on(request.param, tmp_path) as engine:
         yield engine
-        await engine.dispose()
-        return
-    async with pg_database() as url:
-        engine = await make_engine(url)
-        yield engine
-        await engine.dispose()
 
 
 async def stored(engine: AsyncEngine) -> dict[str, bytes]:

@@ -15,8 +15,8 @@ from tally.adapters.maintenance import recompute
 from tally.adapters.orm import facts, units
 from tally.app import MIGRATIONS
 
-from shared.db import make_engine, run_migrations
-from shared.testing import pg_database
+from shared.db import run_migrations
+from shared.testing import engine_on
 
 UNITS = [("VN", "/VN/", 0), ("TH", "/VN/TH/", 1), ("TH-1", "/VN/TH/TH-1/", 2), ("HN-1", "/VN/HN-1/", 1)]
 # (id, phase, unit, authors, withdrawn, content_revision): Vietnamese member ids too.
@@ -32,15 +32,8 @@ FACTS = [
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        engine = await make_engine(f"sqlite+aiosqlite:///{tmp_path}/tally.db")
+    async with engine_on(request.param, tmp_path) as engine:
         yield engine
-        await engine.dispose()
-        return
-    async with pg_database() as url:
-        engine = await make_engine(url)
-        yield engine
-        await engine.dispose()
 
 
 async def test_0003_moves_participants_to_one_row_per_member_and_back(engine: AsyncEngine) -> None:
