@@ -11,8 +11,9 @@ one fault in the middle of the burst:
 - (c) kill -9 of each consumer process while it handles a batch, then a restart;
 - (d) Redis unreachable for 10 s; (e) the gateway killed (-9) and restarted.
 
-Afterwards: every unit's tally figures for the campaign equal the ledger's; review, awards and intake hold
-every accepted initiative (and every decision); no event was dead-lettered; nothing answered 5xx but a 503
+Afterwards: every unit's tally figures for the campaign equal the ledger's; review and intake hold every
+accepted initiative, and awards every decided one (it keeps initiatives from their decisions), each with its
+decision; no event was dead-lettered; nothing answered 5xx but a 503
 during the outage. ``FAULT_REPORT=path`` writes the table of docs/reliability.md from the run.
 """
 
@@ -167,10 +168,13 @@ class Observed:
             if got != want:
                 out.append(f"tally {code}: {got} != ledger {want}")
         decided = {i.id: i.outcome for i in ledger.accepted}
+        # Awards keeps an initiative from its decisions (only decided ones count there).
+        expected_in = {"review": decided, "awards": {i: o for i, o in decided.items() if o}}
         for name, held in (("review", self.review), ("awards", self.awards)):
-            if set(held) != set(decided):
-                out.append(f"{name}: {len(set(decided) - set(held))} missing, {len(set(held) - set(decided))} unknown")
-            wrong = sum(1 for i, o in decided.items() if i in held and held[i] != o)
+            wanted = expected_in[name]
+            if set(held) != set(wanted):
+                out.append(f"{name}: {len(set(wanted) - set(held))} missing, {len(set(held) - set(wanted))} unknown")
+            wrong = sum(1 for i, o in wanted.items() if i in held and held[i] != o)
             if wrong:
                 out.append(f"{name}: {wrong} decisions differ from the ledger")
         want_status = {i: (o or "submitted") for i, o in decided.items()}
@@ -241,7 +245,8 @@ async def _national_figures_match(client: httpx.AsyncClient, ledger: Ledger, wan
 def _row(fault: Fault, ledger: Ledger, seen: Observed, recovery_s: float | None) -> dict[str, Any]:
     accepted = {i.id for i in ledger.accepted}
     counted = seen.figures.get("VN", {}).get("submitted", 0)
-    held_everywhere = set(seen.review) & set(seen.awards) & set(seen.intake)
+    decided = {i.id for i in ledger.accepted if i.outcome}
+    held_everywhere = (set(seen.review) & set(seen.intake)) - (decided - set(seen.awards))
     want = ledger.expected_figures()["VN"]
     twice = max(0, counted - len(accepted))
     for key in ("valid", "invalid"):
