@@ -94,16 +94,13 @@ async def claim(session: AsyncSession, runtime: ReviewRuntime, principal: Princi
             picked, expired = await queue.lease_sqlite(session, principal, count, now, expires)
     if expired and runtime.metrics:
         runtime.metrics.leases_expired.inc(expired)
-    return {"lease_expires_at": expires.isoformat(), "items": [claimed_item(r) for r in sorted(picked, key=_seq)]}
-
-
-def _seq(row: Any) -> int:
-    return int(row.seq)
+    rows = sorted(picked, key=lambda r: r.seq)
+    return {"lease_expires_at": expires.isoformat(), "items": [claimed_item(r) for r in rows]}
 
 
 def claimed_item(row: Any) -> dict[str, Any]:
     """``public_item`` of a claimed row, whose columns begin with ``claims.SHOWN`` in its order: one ``zip`` instead
-    of 17 attribute lookups on the row (11% of a claim's CPU in the service, py-spy)."""
+    of 17 attribute lookups on the row (they were 11% of the claim endpoint's samples, py-spy)."""
     item = dict(zip(claims.SHOWN, row, strict=False))
     item["submitted_at"] = iso(item["submitted_at"])
     return item
