@@ -6,13 +6,14 @@ never a class name.
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from shared.ids import new_id, new_ids
 from shared.logs import correlation_id_var
 
 
@@ -26,7 +27,7 @@ class Envelope:
     data: dict[str, Any]
     producer: str
     version: int = 1
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=new_id)
     occurred_at: str = field(default_factory=lambda: utcnow().isoformat())
     correlation_id: str | None = None
     causation_id: str | None = None
@@ -73,6 +74,32 @@ class Envelope:
 
 def routing_key(event_type: str, version: int = 1) -> str:
     return f"{event_type}.v{version}"
+
+
+def encode_many(
+    event_type: str, datas: Sequence[dict[str, Any]], *, producer: str, version: int = 1
+) -> tuple[list[str], list[bytes]]:
+    """The ids and wire bytes (``Envelope.to_bytes``, byte for byte) of events of one type made together, as
+    ``new_event`` makes each without a cause: one instant and one correlation id for all, and no ``Envelope``
+    per event (its dataclass and ``to_dict`` copy cost about as much as the one ``orjson.dumps`` left)."""
+    ids = new_ids(len(datas))
+    at, corr, dumps = utcnow().isoformat(), correlation_id_var.get(), orjson.dumps
+    bodies = [
+        dumps(
+            {
+                "id": event_id,
+                "type": event_type,
+                "version": version,
+                "occurred_at": at,
+                "producer": producer,
+                "correlation_id": corr,
+                "causation_id": None,
+                "data": data,
+            }
+        )
+        for event_id, data in zip(ids, datas, strict=True)
+    ]
+    return ids, bodies
 
 
 def new_event(

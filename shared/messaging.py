@@ -136,18 +136,31 @@ async def stage(session: AsyncSession, outbox: Table, *envelopes: Envelope) -> N
     """Write events into the outbox inside the session's current transaction."""
     if not envelopes:
         return
-    if session.bind.dialect.name == "postgresql" and len(envelopes) > 1:
+    ids, keys = [e.id for e in envelopes], [e.routing_key for e in envelopes]
+    await stage_encoded(session, outbox, ids, keys, [e.to_bytes() for e in envelopes])
+
+
+async def stage_encoded(
+    session: AsyncSession,
+    outbox: Table,
+    event_ids: Sequence[str],
+    routing_keys: Sequence[str],
+    bodies: Sequence[bytes],
+) -> None:
+    """``stage`` of events already encoded (``shared.envelope.encode_many``): their ids, routing keys and bytes."""
+    if not bodies:
+        return
+    now = datetime.now(UTC)
+    if session.bind.dialect.name == "postgresql" and len(bodies) > 1:
         # One statement, however many events (an executemany is one execution per row).
-        now = datetime.now(UTC)
-        params = {
-            "event_ids": [e.id for e in envelopes],
-            "routing_keys": [e.routing_key for e in envelopes],
-            "bodies": [e.to_bytes() for e in envelopes],
-            "now": now,
-        }
+        params = {"event_ids": list(event_ids), "routing_keys": list(routing_keys), "bodies": list(bodies), "now": now}
         await session.execute(_outbox_many(outbox), params)
     else:
-        await session.execute(outbox.insert(), [outbox_row(e) for e in envelopes])
+        rows = [
+            {"event_id": i, "routing_key": k, "body": b, "created_at": now}
+            for i, k, b in zip(event_ids, routing_keys, bodies, strict=True)
+        ]
+        await session.execute(outbox.insert(), rows)
     mark_outbox_dirty(session)
 
 

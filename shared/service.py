@@ -28,7 +28,7 @@ from shared.auth import AuthError, Principal, TokenVerifier
 from shared.bus.base import EventBus
 from shared.bus.memory import DeadLetterStore, InMemoryBroker, InMemoryBus
 from shared.db import make_engine, run_migrations
-from shared.envelope import Envelope, new_event
+from shared.envelope import Envelope, encode_many, new_event, routing_key
 from shared.fast_routes import Endpoint, ServiceApp
 from shared.gc_tuning import collector_tuned_for_batches
 from shared.http import (
@@ -38,7 +38,7 @@ from shared.http import (
     install_error_handlers,
 )
 from shared.logs import configure_logging
-from shared.messaging import AfterBatch, Dispatcher, OutboxRelay, Subscription, stage
+from shared.messaging import AfterBatch, Dispatcher, OutboxRelay, Subscription, stage, stage_encoded
 from shared.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from shared.operations import ConsumerWatch, OperatorSignals, drain, probe_for, probes_router
 from shared.settings import ServiceSettings
@@ -100,6 +100,13 @@ class ServiceContext:
     async def emit(self, session: AsyncSession, *envelopes: Envelope) -> None:
         """Stage events in the session's transaction; the relay publishes them after commit."""
         await stage(session, self.outbox, *envelopes)
+
+    async def emit_many(
+        self, session: AsyncSession, event_type: str, datas: Sequence[dict[str, Any]], *, version: int = 1
+    ) -> None:
+        """``emit`` of many events of one type made now (``event`` of each), encoded together."""
+        ids, bodies = encode_many(event_type, datas, producer=self.name, version=version)
+        await stage_encoded(session, self.outbox, ids, [routing_key(event_type, version)] * len(ids), bodies)
 
 
 def _find_table(metadata: MetaData, name: str) -> Table:

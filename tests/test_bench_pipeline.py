@@ -90,3 +90,17 @@ def test_the_lookups_bench_tells_what_each_sketch_margin_keeps() -> None:
     found, reaching = [int(r[6]) for r in rows], [int(r[9]) for r in rows]
     assert scored == sorted(scored) and found == sorted(found)
     assert found[-1] == reaching[-1] > 0
+
+
+def test_the_id_order_bench_runs_both_kinds_and_drops_its_database() -> None:
+    """bench/id_order.py at a tiny size: a row of figures per step for both kinds of id, and no database left."""
+    out = subprocess.run(
+        [sys.executable, "bench/id_order.py", "--rows", "2000", "--step", "1000"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert sum("version 4 (random)" in x for x in out.stdout.splitlines()) == 2
+    assert sum("version 7 (time)" in x for x in out.stdout.splitlines()) == 2
+    table = out.stdout.split("ratio v7/v4", 1)[1].splitlines()[1:]
+    assert [r.split()[0] for r in table] == ["1,000", "2,000"]
+    assert not {d for d in bench_databases() if d.startswith("skbench_ids_")}

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from intake.adapters.plan import PlanReader
 from intake.adapters.store import IdempotencyClaim, Prepared
 from intake.domain.errors import NotAllowed, Refusal, invalid
-from intake.domain.ids import new_id, new_ids
 from intake.domain.models import InitiativeCreate
 from intake.domain.rules import Campaign, Unit, content_refusals, fingerprint, local_day, plan_refusals
 from shared.auth import Principal
+from shared.ids import new_id, new_ids
 from shared.units import path_in_scope
 
 SUBMITTER_ROLES = ("member", "support")

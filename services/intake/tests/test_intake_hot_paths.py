@@ -6,18 +6,19 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+import time
 import unicodedata
 import uuid
 from typing import Any
 
 import orjson
 import pytest
-from intake.domain.ids import new_id, new_ids
 from intake.domain.rules import normalise
 from sqlalchemy import func, select
 from sqlalchemy import inspect as sa_inspect
 
 from shared.envelope import Envelope
+from shared.ids import new_id, new_ids
 from shared.testing import pg_database
 
 
@@ -37,12 +38,18 @@ def test_normalise_collapses_exactly_the_whitespace_the_regex_did() -> None:
         assert normalise(text) == _normalise_with_regex(text)
 
 
-def test_ids_are_random_version_4_uuids() -> None:
+def test_ids_are_version_7_uuids_that_grow_with_time() -> None:
+    before = time.time_ns() // 1_000_000
     ids = [new_id(), *new_ids(500)]
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
     for text in ids:
         parsed = uuid.UUID(text)
-        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert before <= parsed.int >> 80 <= after  # the leading 48 bits: Unix milliseconds
+    later = new_ids(1)[0]
+    time.sleep(0.002)
+    assert new_id()[:13] > later[:13]  # a later millisecond sorts after, as text too
 
 
 async def test_a_batch_without_key_gets_the_same_answers_by_either_validation(world: Any, kit: Any) -> None:

@@ -166,9 +166,7 @@ async def decide_many(
         if not accepted:
             return results
         await claims.record_decisions(session, [d for _row, d in accepted])
-        await ctx.emit(
-            session, *(ctx.event("initiative.reviewed", reviewed_event(dict(row._mapping), d)) for row, d in accepted)
-        )
+        await ctx.emit_many(session, "initiative.reviewed", [reviewed_event(row._mapping, d) for row, d in accepted])
     if runtime.metrics:
         for row, d in accepted:
             runtime.metrics.decisions.labels(d["outcome"], d["reason"] or "").inc()

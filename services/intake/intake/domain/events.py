@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from intake.domain.ids import new_id, new_ids
 from shared.envelope import Envelope
+from shared.ids import new_id, new_ids
 from shared.logs import correlation_id_var
 
 SUBMITTED = "initiative.submitted"

@@ -138,7 +138,7 @@ def iso(value: datetime | None) -> str | None:
     return None if at is None else at.isoformat()
 
 
-def reviewed_event(item: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+def reviewed_event(item: Mapping[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
     """The ``initiative.reviewed.v1`` payload (docs/events.md), repeating what a counter needs."""
     return {
         "initiative_id": item["initiative_id"],
