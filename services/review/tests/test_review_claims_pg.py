@@ -86,6 +86,19 @@ async def test_claims_take_the_oldest_claimable_in_scope_by_either_way(
     assert 'sangkien_review_leases_expired_total{service="review"} 1.0' in metrics
 
 
+async def test_a_reviewers_own_initiatives_are_left_out_by_their_id_as_written_not_as_a_pattern(
+    pg_review: Review,
+) -> None:
+    """``_`` and ``%`` in a member id are themselves in the claim's test, not LIKE's wildcards: "M_1%" leaves out
+    the initiative of "M_1%" only, not that of "MX1abc"."""
+    rows = [item_row(1, "TH-01-001", author="MX1abc"), item_row(2, "TH-01-001", author="M_1%")]
+    async with pg_review.app.state.ctx.sessions() as session, session.begin():
+        await session.execute(items.insert(), rows)
+    reviewer = auth("reviewer", "TH", sub="rev-w", member_id="M_1%")
+    r = await pg_review.client.post("/api/v1/review/claims", json={"count": 10}, headers=reviewer)
+    assert [i["seq"] for i in r.json()["items"]] == [1]
+
+
 async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: Review) -> None:
     """200,000 pending items over 2,000 units; a grassroots reviewer's claim must read its unit's index
     entries, not the queue (the 2.5 M figure is in docs/benchmarks.md: bench/review.py --claims-queue)."""
@@ -107,8 +120,8 @@ async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: R
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
         path, codes = await claims.subtree(session, "G-7", claims.MAX_CODES + 1)
         assert (path, codes) == ("/VN/TH/TH-02/G-7/", ["G-7"])
-        stmt, params = claims.pick_statement(principal, 50, now, path, codes)
-        plan = await explain(session, stmt, params)
+        scope, params = claims.lease_params(principal, 50, now, now, path, codes)
+        plan = await explain(session, claims.lease_statement(scope, 1), params)
         rows, _ = await claims.lease(session, principal, 50, now, now + timedelta(minutes=15), 2000)
     # Per unit through an index on unit_code (the partial one, or the plain one where the unit's items are few),
     # never the whole queue.

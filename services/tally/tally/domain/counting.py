@@ -75,6 +75,8 @@ def new_fact(initiative_id: str, data: dict[str, Any]) -> Fact:
 
 def _placed(fact: Fact, data: dict[str, Any]) -> Fact:
     """Fill the placement fields (campaign, phase, unit) if an earlier event lacked them."""
+    if fact.campaign and fact.phase and fact.unit_code and fact.submitted_at:
+        return fact  # the common case: nothing to fill, and no copy (``replace`` was 8% of tally's samples)
     return replace(
         fact,
         campaign=fact.campaign or str(data.get("campaign") or "")[:64],
