@@ -232,7 +232,7 @@ def create_app(
                 getattr(the_bus, "stop_consuming", None) if watch is not None else None,
                 engine,
                 outbox,
-                relay.wake,
+                relay.rescan,
                 settings.shutdown_drain_s,
                 can_publish=lambda: _relay_can_publish(relay, the_bus),
             )

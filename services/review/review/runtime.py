@@ -21,6 +21,8 @@ from shared.service import ServiceContext
 log = logging.getLogger("review")
 
 UNITS_RECOUNT_S = 60.0
+# How long a replica's claims use the lowest pending seq it read (review.adapters.claims.lowest_pending_seq).
+FLOOR_REFRESH_S = 2.0
 DECISION_BUCKETS = (60.0, 600.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0, 30 * 86400.0, 90 * 86400.0)
 
 
@@ -52,6 +54,8 @@ class ReviewRuntime:
     metrics: ReviewMetrics | None = None
     # How many units the replica holds, and when it was counted (claims choose their plan by it).
     _units: tuple[float, int] | None = None
+    # The lowest seq of a pending item, and when it was read.
+    _floor: tuple[float, int | None] | None = None
 
     def __post_init__(self) -> None:
         self.similarity = SimilarityStore(self.settings.similarity_threshold)
@@ -83,6 +87,15 @@ class ReviewRuntime:
         if self._units is None or now - self._units[0] > UNITS_RECOUNT_S:
             self._units = (now, await count(session))
         return self._units[1]
+
+    async def claim_floor(
+        self, session: AsyncSession, lowest: Callable[[AsyncSession], Awaitable[int | None]]
+    ) -> int | None:
+        """The lowest seq of a pending item (None: none was), read again at most every ``FLOOR_REFRESH_S``."""
+        now = time.monotonic()
+        if self._floor is None or now - self._floor[0] > FLOOR_REFRESH_S:
+            self._floor = (now, await lowest(session))
+        return self._floor[1]
 
 
 def runtime_of(ctx: ServiceContext) -> ReviewRuntime:

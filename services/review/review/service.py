@@ -89,7 +89,8 @@ async def claim(session: AsyncSession, runtime: ReviewRuntime, principal: Princi
     async with session.begin():
         if queue.is_postgres(session):
             units_total = await runtime.units_total(session, claims.unit_count)
-            picked, expired = await claims.lease(session, principal, count, now, expires, units_total)
+            floor = await runtime.claim_floor(session, claims.lowest_pending_seq)
+            picked, expired = await claims.lease(session, principal, count, now, expires, units_total, floor)
         else:
             picked, expired = await queue.lease_sqlite(session, principal, count, now, expires)
     if expired and runtime.metrics:

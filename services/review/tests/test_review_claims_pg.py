@@ -120,14 +120,23 @@ async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: R
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
         path, codes = await claims.subtree(session, "G-7", claims.MAX_CODES + 1)
         assert (path, codes) == ("/VN/TH/TH-02/G-7/", ["G-7"])
-        scope, params = claims.lease_params(principal, 50, now, now, path, codes)
+        scope, params = claims.lease_params(principal, 50, now, now, path, codes, floor=100_000)
         plan = await explain(session, claims.lease_statement(scope, 1), params)
+        # A province's claim reads the queue in order from the floor: the index starts there (an index
+        # condition), not at the first item ever queued.
+        province = Principal(sub="rev-p", name="rev-p", roles=frozenset({"reviewer"}), unit="TH", member_id="M-p")
+        scope_p, params_p = claims.lease_params(province, 50, now, now, "/VN/TH/", None, floor=150_000)
+        await session.execute(claims.NO_SEQSCAN_NO_SORT)  # as lease() sets them for this shape
+        plan_p = await explain(session, claims.lease_statement(scope_p, 1), params_p)
         rows, _ = await claims.lease(session, principal, 50, now, now + timedelta(minutes=15), 2000)
     # Per unit through an index on unit_code (the partial one, or the plain one where the unit's items are few),
     # never the whole queue.
     assert "Seq Scan on review_item" not in plan, plan
     assert "ix_review_item_claimable" in plan or "ix_review_item_unit" in plan, plan
     assert "ix_review_item_queue" not in plan, plan
+    assert "ix_review_item_queue" in plan_p, plan_p
+    queue_scan = plan_p.split("ix_review_item_queue", 1)[1]
+    assert scope_p == "path" and "Index Cond" in queue_scan and "seq >=" in queue_scan.split("Filter", 1)[0], plan_p
     assert len(rows) == 50 and {r.unit_code for r in rows} == {"G-7"}
     assert sorted(r.seq for r in rows) == [2000 * k + 6 for k in range(50)]
 
@@ -164,3 +173,29 @@ async def test_a_large_subtree_claim_reads_only_the_unit_codes_that_choose_its_p
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
         rows, _ = await claims.lease(session, principal, 50, now, now + timedelta(minutes=15), 2001)
     assert rows == [] and read == [2001 // claims.SHARE + 1]
+
+
+async def test_claims_start_at_the_floor_and_an_item_below_it_is_claimed_once_the_floor_is_read_again(
+    pg_review: Review, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claims read from ``SEQ_LAG`` below the lowest pending seq, read at most every ``FLOOR_REFRESH_S``: an item
+    that becomes pending below it (a late arrival) waits for the next read, and is claimed then."""
+    monkeypatch.setattr(claims, "SEQ_LAG", 0)
+    runtime = pg_review.app.state.ctx.runtime
+    reviewer = auth("reviewer", "TH", sub="rev-f", member_id="M-F")
+
+    async def add(*seqs: int) -> None:
+        async with pg_review.app.state.ctx.sessions() as session, session.begin():
+            await session.execute(items.insert(), [item_row(n, "TH-01-001") for n in seqs])
+
+    async def claim_one() -> list[int]:
+        r = await pg_review.client.post("/api/v1/review/claims", json={"count": 1}, headers=reviewer)
+        return [i["seq"] for i in r.json()["items"]]
+
+    await add(10, 11)
+    assert await claim_one() == [10]  # the floor is read: 10
+    await add(3)
+    assert await claim_one() == [11]  # 3 is below the floor read a moment ago
+    assert await claim_one() == []
+    runtime._floor = None  # FLOOR_REFRESH_S later
+    assert await claim_one() == [3]

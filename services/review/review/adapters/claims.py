@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import DateTime, Integer, String, Update, any_, bindparam, func, or_, select, text, update
+from sqlalchemy import BigInteger, DateTime, Integer, String, Update, any_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,6 +63,15 @@ async def unit_count(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(units))).scalar_one())
 
 
+# **The floor.** An item decided leaves its entry under 'pending' in the queue's indexes until vacuum clears it: a
+# claim that starts at the lowest seq steps over every item decided since (at 90,000 decided, 300 index pages per
+# claim, where 14 do after a vacuum; in bench/pipeline.py at 100,000 initiatives a claim took 3.5 ms at first and
+# 10 ms at 90,000 decided). So a claim starts SEQ_LAG below the lowest pending seq its replica read at most
+# FLOOR_REFRESH_S ago (review.runtime). An item that becomes pending below that (a late arrival, a revision sent
+# back to the queue) is claimed once the floor is read again: seconds late, never lost.
+SEQ_LAG = 5_000
+NO_FLOOR = -(2**62)
+
 # The planner settings of a claim (SET LOCAL), each set in one statement: one round trip instead of two.
 NO_SEQSCAN = text("SELECT set_config('enable_seqscan', 'off', true)")
 NO_SEQSCAN_NO_SORT = text("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
@@ -87,11 +96,24 @@ _CODES_IN_RANGE = (
 )
 
 
+async def lowest_pending_seq(session: AsyncSession) -> int | None:
+    """The lowest seq of a pending item (None: nothing is pending)."""
+    query = select(func.min(items.c.seq)).where(items.c.status == "pending")
+    return (await session.execute(query)).scalar_one_or_none()
+
+
 async def lease(
-    session: AsyncSession, principal: Principal, count: int, now: datetime, expires: datetime, units_total: int
+    session: AsyncSession,
+    principal: Principal,
+    count: int,
+    now: datetime,
+    expires: datetime,
+    units_total: int,
+    floor: int | None = None,
 ) -> tuple[list[Any], int]:
     """Lease up to ``count`` items: their rows (the columns in ``SHOWN``), and how many had an expired lease.
-    ``units_total``: how many units the tree has (recent is enough)."""
+    ``units_total``: how many units the tree has (recent is enough); ``floor``: the lowest seq of a pending item,
+    recently read (``lowest_pending_seq``), or None."""
     codes: list[str] | None = None
     path: str | None = None
     if not principal.is_operator:
@@ -104,7 +126,7 @@ async def lease(
             return [], 0
         if len(codes) > most:
             codes = None
-    scope, params = lease_params(principal, count, now, expires, path, codes)
+    scope, params = lease_params(principal, count, now, expires, path, codes, floor)
     # The queue grows from nothing in minutes and its statistics lag behind: a plan made on them (a scan of
     # the whole table and a sort) costs milliseconds per claim on a few thousand rows. The indexes answer
     # every shape of claim in order and stop at ``count``; tell the planner so for this transaction.
@@ -114,12 +136,19 @@ async def lease(
 
 
 def lease_params(
-    principal: Principal, count: int, now: datetime, expires: datetime, path: str | None, codes: list[str] | None
+    principal: Principal,
+    count: int,
+    now: datetime,
+    expires: datetime,
+    path: str | None,
+    codes: list[str] | None,
+    floor: int | None = None,
 ) -> tuple[Literal["all", "codes", "path"], dict[str, Any]]:
     """The shape of ``lease_statement`` for the caller's subtree (``path``/``codes``; None for an operator) and its
     parameters."""
     not_by = [f"%|{_like_escaped(i)}|%" for i in sorted(identities(principal))]
-    params: dict[str, Any] = {"now": now, "count": count, "holder": principal.sub, "expires": expires}
+    since = NO_FLOOR if floor is None else floor - SEQ_LAG
+    params: dict[str, Any] = {"now": now, "count": count, "holder": principal.sub, "expires": expires, "since": since}
     params |= {f"not_by_{n}": pattern for n, pattern in enumerate(not_by)}
     if path is None:
         return "all", params
@@ -144,6 +173,7 @@ def lease_statement(scope: Literal["all", "codes", "path"], authors: int) -> Upd
     now = bindparam("now", type_=DateTime(timezone=True))
     conditions: list[Any] = [
         items.c.status == "pending",
+        items.c.seq >= bindparam("since", type_=BigInteger),
         or_(items.c.lease_expires_at.is_(None), items.c.lease_expires_at <= now),
         *(items.c.author_ids.not_like(bindparam(f"not_by_{n}", type_=String), escape="/") for n in range(authors)),
     ]

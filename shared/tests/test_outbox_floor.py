@@ -1,0 +1,66 @@
+"""The relay's floor on PostgreSQL: a poll reads from a little below the highest id it published, and a row that
+became visible below that (its transaction committed after later ids were published) still goes, by the periodic
+read from the start or at once when draining."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from sqlalchemy import MetaData, insert, select
+
+from shared import messaging
+from shared.bus.base import OutgoingMessage
+from shared.db import make_engine
+from shared.envelope import new_event
+from shared.messaging import OutboxRelay, messaging_tables, outbox_row
+from shared.metrics import ServiceMetrics
+from shared.testing import pg_database
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    """A bus that keeps what the relay publishes."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def publish_raw(self, messages: Sequence[OutgoingMessage]) -> None:
+        self.sent.extend(m.event_id for m in messages)
+
+
+async def test_a_row_below_the_floor_is_published_by_the_read_from_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(messaging, "OUTBOX_LAG", 10)
+    metadata = MetaData()
+    outbox, _inbox = messaging_tables(metadata)
+    async with pg_database() as url:
+        engine = await make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+            bus = Recorder()
+            relay = OutboxRelay(engine, outbox, bus, ServiceMetrics("floor_test"))  # type: ignore[arg-type]
+
+            async def add(n: int, first_id: int) -> list[str]:
+                events = [new_event("demo.noted", {"n": i}, producer="t") for i in range(n)]
+                rows = [outbox_row(e) | {"id": first_id + i} for i, e in enumerate(events)]
+                async with engine.begin() as conn:
+                    await conn.execute(insert(outbox), rows)
+                return [e.id for e in events]
+
+            first = await add(30, 1)
+            assert await relay.publish_once() == 30 and bus.sent == first
+            # The floor is 30 - 10: a row given id 5 that commits only now is not in a poll ...
+            late = await add(1, 5)
+            later = await add(2, 100)
+            assert await relay.publish_once() == 2 and bus.sent[-2:] == later
+            assert await relay.publish_once() == 0
+            # ... until the poll that reads from the start (every OUTBOX_FULL_SCAN_S; draining: at once).
+            relay.rescan()
+            assert await relay.publish_once() == 1 and bus.sent[-1:] == late
+            async with engine.connect() as conn:
+                assert (await conn.execute(select(outbox.c.id))).all() == []
+            assert len(bus.sent) == len(set(bus.sent)) == 33
+        finally:
+            await engine.dispose()
