@@ -93,8 +93,13 @@ class ReviewRuntime:
     ) -> int | None:
         """The lowest seq of a pending item (None: none was), read again at most every ``FLOOR_REFRESH_S``."""
         now = time.monotonic()
-        if self._floor is None or now - self._floor[0] > FLOOR_REFRESH_S:
-            self._floor = (now, await lowest(session))
+        if self._floor is not None and now - self._floor[0] <= FLOOR_REFRESH_S:
+            return self._floor[1]
+        # One claim reads it; the claims meanwhile keep the floor read before (each read walks what a claim would
+        # have: at 600,000 initiatives 8 reviewers' claims read it 1.4 times a second instead of 0.5).
+        before = self._floor[1] if self._floor is not None else None
+        self._floor = (now, before)
+        self._floor = (now, await lowest(session))
         return self._floor[1]
 
 

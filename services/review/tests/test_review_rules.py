@@ -98,3 +98,33 @@ def test_a_claimed_row_is_shown_as_public_item_shows_any_row() -> None:
     assert claimed_item(row) == public_item(row)
     assert list(claimed_item(row)) == list(public_item(row))  # the same order of keys in the JSON
     assert claimed_item(row)["submitted_at"] == "2026-11-29T08:00:00+00:00"
+
+
+async def test_claims_at_once_read_the_floor_once_and_the_others_keep_the_one_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lowest pending seq is read by one claim; claims meanwhile (and until it is ``FLOOR_REFRESH_S`` old) use
+    the floor read before, so eight reviewers do not read it eight times."""
+    import asyncio
+
+    from review import runtime as runtime_mod
+
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    rt = runtime_mod.ReviewRuntime(runtime_mod.ReviewSettings())
+    reads: list[int] = []
+    release = asyncio.Event()
+
+    async def lowest(_session: Any) -> int:
+        reads.append(len(reads))
+        await release.wait()
+        return 100 * len(reads)
+
+    first = asyncio.create_task(rt.claim_floor(None, lowest))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert await asyncio.gather(*(rt.claim_floor(None, lowest) for _ in range(7))) == [None] * 7  # type: ignore[arg-type]
+    release.set()
+    assert await first == 100 and reads == [0]
+    assert await rt.claim_floor(None, lowest) == 100  # type: ignore[arg-type]
+    read_at, floor = rt._floor
+    rt._floor = (read_at - runtime_mod.FLOOR_REFRESH_S - 1, floor)  # as if it were read that long ago
+    assert await rt.claim_floor(None, lowest) == 200 and reads == [0, 1]  # type: ignore[arg-type]

@@ -69,7 +69,7 @@ async def unit_count(session: AsyncSession) -> int:
 # 10 ms at 90,000 decided). So a claim starts SEQ_LAG below the lowest pending seq its replica read at most
 # FLOOR_REFRESH_S ago (review.runtime). An item that becomes pending below that (a late arrival, a revision sent
 # back to the queue) is claimed once the floor is read again: seconds late, never lost.
-SEQ_LAG = 5_000
+SEQ_LAG = 1_000
 NO_FLOOR = -(2**62)
 
 # The planner settings of a claim (SET LOCAL), each set in one statement: one round trip instead of two.
