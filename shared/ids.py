@@ -2,7 +2,7 @@
 
 **Why time-ordered.** Every consumer keys its inbox by event id, and every service keys its rows of an
 initiative by the initiative's id. Random (version 4) ids scatter each insert over the whole B-tree: at 3 million
-inbox rows PostgreSQL spent 15.5 µs of CPU per row on them, against 6.4 for ids that grow with time, whose inserts
+inbox rows PostgreSQL spent 15.4 µs of CPU per row on them, against 6.4 for ids that grow with time, whose inserts
 go to the right-hand edge of the index (``bench/id_order.py``). The leading 48 bits are the Unix time in
 milliseconds; the 74 bits after the version and variant are random, so ids stay unguessable and unique without
 coordination. An id shows when it was made (to the millisecond): initiatives show their submission time anyway,
