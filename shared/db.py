@@ -46,7 +46,11 @@ async def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> A
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 60}, **_JSON)
         _sqlite_immediate_transactions(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **_JSON)
+    # No pre-ping: with asyncpg it is three round trips per checkout (BEGIN, ';', ROLLBACK), paid by every request,
+    # batch and relay poll. A connection that died meanwhile fails its first statement instead: SQLAlchemy then
+    # invalidates the whole pool, the request answers 503 and a consumer holds its batch and retries
+    # (shared.faults), as during the outage itself.
+    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, **_JSON)
 
 
 def _ensure_parent_dir(path: str) -> None:
