@@ -18,7 +18,9 @@
    loop ``POST /review/claims {count: 50}`` then ``POST /review/decisions/batch`` (50 decisions, each with
    its outbox event). Also one decision per request (``POST /review/items/{id}/decision``). Reference: a bare
    FastAPI POST endpoint (separate uvicorn, same client, same concurrency), requests/s. With ``--only-api``,
-   only this step, with the machine CPU per decision of the service, its PostgreSQL backends and the client;
+   only this step, with the machine CPU per decision of the service, its PostgreSQL backends, RabbitMQ and the
+   client. The relay publishes the decisions' events to the loopback RabbitMQ (a fresh prefix, its queues deleted
+   afterwards), as in production: an in-process bus would decode each event once per queue bound to it;
 5. ``--claims-queue N`` (alone): claims in a national-size queue of N pending items over ``--claims-units``
    grassroots units (under units/100 districts of one province): the median time of claiming 50 (then
    releasing them) for a grassroots union's reviewer, a district's and the province's; reference: the same
@@ -60,7 +62,7 @@ from review_corpus import _sentence, altered, initiative  # noqa: E402
 
 from shared.auth import mint_token  # noqa: E402
 from shared.settings import DEV_JWT_SECRET  # noqa: E402
-from shared.testing import PG_ADMIN_DSN, pg_database  # noqa: E402
+from shared.testing import AMQP_URL, PG_ADMIN_DSN, amqp_prefix, pg_database  # noqa: E402
 
 BARE_APP = """
 from fastapi import FastAPI
@@ -236,6 +238,20 @@ def free_port() -> int:
 
 TICK = os.sysconf("SC_CLK_TCK")
 PG = "review's PostgreSQL"
+RABBIT = "RabbitMQ"
+
+
+def beam_pids() -> list[int]:
+    """RabbitMQ's Erlang VM (shared with whatever else uses the broker)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().startswith("beam"):
+                    out.append(int(entry))
+            except OSError:
+                continue
+    return out
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -396,20 +412,23 @@ class Service:
     datname: str
 
     async def cpu_s(self) -> dict[str, float]:
-        """CPU seconds so far of the service process, its PostgreSQL backends, and this client process."""
+        """CPU seconds so far of the service process, its PostgreSQL backends, RabbitMQ and this client process."""
         backends = await backend_pids(self.dsn, self.datname)
         return {
             "review": proc_cpu_s(self.pid),
             PG: sum(proc_cpu_s(p) for p in backends),
+            RABBIT: sum(proc_cpu_s(p) for p in beam_pids()),
             "client": time.process_time(),
         }
 
 
 @contextlib.asynccontextmanager
 async def review_service(n_items: int) -> AsyncIterator[Service]:
-    async with pg_database() as url:
+    async with pg_database() as url, amqp_prefix() as prefix:
         env = {
             "DATABASE_URL": url,
+            "AMQP_URL": AMQP_URL,
+            "AMQP_PREFIX": prefix,
             "PYTHONPATH": f"{REPO}:{REPO / 'services' / 'review'}",
             "LOG_LEVEL": "WARNING",
             "JWT_SECRET": DEV_JWT_SECRET,
@@ -514,7 +533,7 @@ async def bench_api(n_items: int, reviewers: int) -> dict[str, Any]:
         print(
             "claim+decide batch, µs of CPU per decision: "
             + ", ".join(f"{k} {v:,.0f}" for k, v in cpu.items())
-            + f"; service side {cpu['review'] + cpu[PG]:,.0f}",
+            + f"; service side (review, its PostgreSQL, RabbitMQ) {cpu['review'] + cpu[PG] + cpu[RABBIT]:,.0f}",
             flush=True,
         )
         single_n, single_s = await hammer(svc.base, reviewers, per_item=True, stop_after=n_items // 2 - 500)
