@@ -29,6 +29,7 @@ def definition(runtime: ReviewRuntime) -> ServiceDefinition:
         metadata=metadata,
         migrations=MIGRATIONS,
         routers=[queue_routes.router, item_routes.router],
+        fast_routes=[queue_routes.claim, queue_routes.decide_many],
         subscriptions=SUBSCRIPTIONS,
         after_batch=make_apply_batch(runtime),
         runtime=runtime,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from review_testkit import Review, initiative
 
 from shared.testing import auth
@@ -69,3 +71,41 @@ async def test_subtree_scope_is_case_sensitive_and_needs_a_unit(review: Review) 
         assert r.status_code == 403 or r.json()["items"] == []
         r = await review.client.get("/api/v1/review/stats", headers=headers)
         assert r.status_code == 403, r.text
+
+
+async def test_the_reviewers_fast_routes_answer_as_the_regular_stack(review: Review) -> None:
+    """POST /review/claims and /review/decisions/batch are also served without FastAPI's routing
+    (shared.fast_routes): the roles are checked there, what they decline gets the regular 401/422, and the
+    decisions' events still go out."""
+    item = initiative("TH-01-001", seq=1)
+    await review.submit(item)
+    claims, batch = "/api/v1/review/claims", "/api/v1/review/decisions/batch"
+    c = review.client
+    assert {("POST", claims), ("POST", batch)} <= review.app._fast_keys  # type: ignore[attr-defined]
+    assert (await c.post(claims, json={"count": 1})).status_code == 401
+    assert (await c.post(claims, json={"count": 1}, headers={"Authorization": "Bearer x"})).status_code == 401
+    for path, body in (
+        (claims, {"count": 1}),
+        (batch, {"decisions": [{"initiative_id": item["id"], "outcome": "valid"}]}),
+    ):
+        r = await c.post(path, json=body, headers=auth("member", "TH", sub="M-0009"))
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text
+    reviewer = auth("reviewer", "TH", sub="rev-fast")
+    for shape in ({"count": 0}, {"count": 1, "extra": 1}, {"count": "x"}):
+        r = await c.post(claims, json=shape, headers=reviewer)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", (shape, r.text)
+    r = await c.post(batch, json={"decisions": []}, headers=reviewer)
+    assert r.status_code == 422, r.text
+    r = await c.post(claims, json={"count": 5}, headers=reviewer)
+    assert r.status_code == 200 and [i["title"] for i in r.json()["items"]] == [item["title"]], r.text
+    assert r.headers["content-type"] == "application/json"
+    body = {"decisions": [{"initiative_id": item["id"], "outcome": "invalid", "reason": "spam", "note": "Trùng lặp"}]}
+    r = await c.post(batch, json=body, headers=reviewer)
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+    assert r.json()["items"][0]["decision"]["note"] == "Trùng lặp"
+    for _ in range(200):
+        if review.of("initiative.reviewed"):
+            break
+        await asyncio.sleep(0.01)
+    (event,) = review.of("initiative.reviewed")
+    assert event["initiative_id"] == item["id"] and event["outcome"] == "invalid"

@@ -8,11 +8,14 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from review import service
-from review.api.deps import ContextDep, RuntimeDep, SessionDep, require_roles
+from review.api.deps import ContextDep, PrincipalDep, RuntimeDep, SessionDep, require_roles
 from review.api.errors import STATUS, ReviewRoute
 from review.domain.errors import ReviewError
+from review.runtime import runtime_of
 from shared.auth import Principal
 from shared.errors import to_api_error
+from shared.http import JsonResponse
+from shared.service import check_roles, session_of
 from shared.text import NO_NUL
 
 router = APIRouter(prefix="/api/v1/review", tags=["review"], route_class=ReviewRoute)
@@ -47,14 +50,13 @@ class BatchRequest(BaseModel):
     decisions: list[BatchDecision] = Field(min_length=1, max_length=500)
 
 
+# The two routes a reviewer calls all day are also served without FastAPI's routing and dependencies
+# (shared.fast_routes; review.app lists them): no Depends here but the context and the principal.
 @router.post("/claims")
-async def claim(
-    body: ClaimRequest,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    principal: Principal = require_roles("reviewer"),
-) -> dict[str, Any]:
-    return await service.claim(session, runtime, principal, body.count)
+async def claim(body: ClaimRequest, ctx: ContextDep, principal: PrincipalDep) -> JsonResponse:
+    check_roles(principal, "reviewer")
+    async with session_of(ctx) as session:
+        return JsonResponse(await service.claim(session, runtime_of(ctx), principal, body.count))
 
 
 @router.post("/claims/release")
@@ -77,15 +79,12 @@ async def decide(
 
 
 @router.post("/decisions/batch")
-async def decide_many(
-    body: BatchRequest,
-    ctx: ContextDep,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    principal: Principal = require_roles("reviewer"),
-) -> dict[str, Any]:
+async def decide_many(body: BatchRequest, ctx: ContextDep, principal: PrincipalDep) -> JsonResponse:
     """Each decision is checked on its own; the accepted ones commit together with their events."""
-    outcomes = await service.decide_many(session, ctx, runtime, principal, [d.model_dump() for d in body.decisions])
+    check_roles(principal, "reviewer")
+    requests = [d.model_dump() for d in body.decisions]
+    async with session_of(ctx) as session:
+        outcomes = await service.decide_many(session, ctx, runtime_of(ctx), principal, requests)
     results = [
         _refused(d.initiative_id, r)
         if isinstance(r, ReviewError)
@@ -93,7 +92,7 @@ async def decide_many(
         for d, r in zip(body.decisions, outcomes, strict=True)
     ]
     accepted = sum(1 for r in results if r["status"] == 200)
-    return {"accepted": accepted, "refused": len(results) - accepted, "items": results}
+    return JsonResponse({"accepted": accepted, "refused": len(results) - accepted, "items": results})
 
 
 def _refused(initiative_id: str, refusal: ReviewError) -> dict[str, Any]:
