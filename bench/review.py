@@ -26,7 +26,7 @@
    releasing them) for a grassroots union's reviewer, a district's and the province's; reference: the same
    claims when the queue held 10,000.
 
-  .venv/bin/python bench/review.py --only-api [--items 6000]
+  .venv/bin/python bench/review.py --only-api [--items 6000] [--batch-only]
   .venv/bin/python bench/review.py --claims-queue 2500000 [--claims-units 150000]
 """
 
@@ -517,7 +517,7 @@ def cpu_per(before: dict[str, float], after: dict[str, float], n: int) -> dict[s
     return {k: (after[k] - before[k]) * 1e6 / max(n, 1) for k in before}
 
 
-async def bench_api(n_items: int, reviewers: int) -> dict[str, Any]:
+async def bench_api(n_items: int, reviewers: int, single: bool = True) -> dict[str, Any]:
     bare_dir = Path("/tmp") / f"review_bench_{os.getpid()}"
     bare_dir.mkdir(exist_ok=True)
     (bare_dir / "bare_app.py").write_text(BARE_APP)
@@ -536,7 +536,9 @@ async def bench_api(n_items: int, reviewers: int) -> dict[str, Any]:
             + f"; service side (review, its PostgreSQL, RabbitMQ) {cpu['review'] + cpu[PG] + cpu[RABBIT]:,.0f}",
             flush=True,
         )
-        single_n, single_s = await hammer(svc.base, reviewers, per_item=True, stop_after=n_items // 2 - 500)
+        single_n, single_s = 0, 1.0
+        if single:
+            single_n, single_s = await hammer(svc.base, reviewers, per_item=True, stop_after=n_items // 2 - 500)
     batch_rate, single_rate = batch_n / batch_s, single_n / single_s
     print(
         f"claim+decide: batch {batch_rate:,.0f} decisions/s ({batch_n} in {batch_s:.1f} s), "
@@ -556,6 +558,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-api", action="store_true")
     ap.add_argument("--only-api", action="store_true", help="only step 4 (claim+decide through the HTTP API)")
+    ap.add_argument("--batch-only", action="store_true", help="step 4 without the decisions one per request")
     ap.add_argument("--claims-queue", type=int, default=0, help="only step 5: claims in a queue of this many items")
     ap.add_argument("--claims-units", type=int, default=150_000, help="grassroots units of step 5's queue")
     args = ap.parse_args()
@@ -564,7 +567,7 @@ def main() -> None:
         asyncio.run(bench_claims_queue(args.claims_queue, args.claims_units, 20))
         return
     if args.only_api:
-        asyncio.run(bench_api(args.items, args.reviewers))
+        asyncio.run(bench_api(args.items, args.reviewers, not args.batch_only))
         return
     idx = bench_index(args.n, args.texts, args.queries, args.seed)
     api = None if args.skip_api else asyncio.run(bench_api(args.items, args.reviewers))
