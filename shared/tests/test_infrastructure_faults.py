@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +24,7 @@ from shared.messaging import Subscription
 from shared.service import ServiceDefinition, create_app
 from shared.settings import ServiceSettings
 from shared.tcpproxy import proxy_for
-from shared.testing import AMQP_URL, amqp_prefix, auth, eventually, pg_database, running_app
+from shared.testing import AMQP_URL, PG_ADMIN_DSN, amqp_prefix, auth, eventually, pg_database, running_app
 from shared.tests.demo.app import CONSUMER, MIGRATIONS, PRODUCER, TOPOLOGY, counts, metadata
 
 
@@ -198,3 +199,32 @@ async def test_requests_answer_503_not_500_while_the_database_is_unreachable(pre
             await db_proxy.restore()
             r = await p.post("/api/v1/notes", json={"text": "sau"}, headers=auth("member"))
             assert r.status_code == 201
+
+
+@pytest.mark.integration
+async def test_a_pooled_connection_whose_server_process_died_costs_at_most_one_503(prefix: str) -> None:
+    """The pool does not ping a connection before lending it (shared.db: three round trips each time). One whose
+    PostgreSQL process was ended while it sat in the pool fails its first statement: that request answers 503 (or
+    201, if it got a fresh connection), the pool is invalidated, and the requests after it are served."""
+    async with pg_database() as pdb:
+        settings = ServiceSettings(database_url=pdb, amqp_url=AMQP_URL, amqp_prefix=prefix, log_json=False)
+        producer = create_app(PRODUCER, settings, topology=TOPOLOGY)
+        async with running_app(producer) as p:
+            for n in range(3):
+                r = await p.post("/api/v1/notes", json={"text": f"trước {n}"}, headers=auth("member"))
+                assert r.status_code == 201, r.text
+            admin = await asyncpg.connect(PG_ADMIN_DSN)
+            try:
+                ended = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    pdb.rsplit("/", 1)[1],
+                )
+            finally:
+                await admin.close()
+            assert ended >= 1
+            first = await p.post("/api/v1/notes", json={"text": "sau 0"}, headers=auth("member"))
+            assert first.status_code in (201, 503), first.text
+            for n in range(1, 4):
+                r = await p.post("/api/v1/notes", json={"text": f"sau {n}"}, headers=auth("member"))
+                assert r.status_code == 201, (n, r.text)
