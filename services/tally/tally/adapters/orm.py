@@ -71,6 +71,8 @@ quotas = Table(
     Column("assigned", BigInteger, nullable=False),
     Column("self_set", BigInteger, nullable=True),
     Column("revision", BigInteger, nullable=False),
+    # A quota upload reads a level's units across campaigns (migration 0005).
+    Index("ix_quotas_unit", "unit_code"),
 )
 
 # Own quota where set, else the sum of the children's effective quotas (SPEC §2).
@@ -82,6 +84,7 @@ effective_quotas = Table(
     Column("phase", String(64), primary_key=True),
     Column("quota", BigInteger, nullable=False),
     Column("self_set", BigInteger, nullable=False),
+    Index("ix_effective_quotas_unit", "unit_code"),
 )
 
 facts = Table(

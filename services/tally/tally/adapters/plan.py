@@ -263,8 +263,16 @@ async def _reattribute_participants(session: AsyncSession, repathed: dict[str, t
     await write_expanded(session, changes)
 
 
+_CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 async def recompute_effective_quotas(session: AsyncSession, codes: Iterable[str]) -> None:
     """Own quota where set, else the sum of the children's — for ``codes`` and all their ancestors, bottom-up."""
+    if session.bind.dialect.name == "postgresql":
+        # Its statements are prepared (asyncpg), and a plan is loaded into tables that were empty minutes before: a
+        # generic plan made then reads them whole at every level (at 40,072 units a quota upload outlasted the
+        # gateway's 15 s). Planned for each execution, they use the unit_code indexes (migration 0005).
+        await session.execute(_CUSTOM_PLANS)
     rows = await _load_units(session, codes)
     everything = {c for r in rows.values() for c in parse_path(r.path)}
     rows.update(await _load_units(session, everything - set(rows)))
