@@ -614,7 +614,7 @@ async def load_plan(system: System, provinces: list[Province], today: date, nati
             raise RuntimeError(f"PUT /units: {status} {body}")
     await put_campaign(op, provinces[0], today, "P1")
     rows = [r for p in provinces for r in p.quota_rows()]
-    # 10,000 a request: at 40,000 units a PUT of 50,000 quotas took longer than the gateway's 15 s (a 503).
+    # 10,000 a request, each well within the gateway's 15 s at national size (docs/benchmarks.md, "At a quarter").
     for i in range(0, len(rows), 10_000):
         status, body = await op.json("PUT", f"/api/v1/campaigns/{provinces[0].campaign}/quotas", rows[i : i + 10_000])
         if status != 200:
