@@ -340,3 +340,47 @@ async def test_a_batch_reads_its_units_in_one_query_and_refreshes_the_expired_in
         fresh = await plan.units({"U3", "U4", "U5"})
         assert fresh["U3"].path == "/VN/X/U3/" and fresh["U5"].path == "/VN/U5/"
         assert fresh["U4"] is None and len(selects) == 3  # U4 left the plan: read again, and not found
+
+
+@pytest.mark.integration
+async def test_a_decision_updates_its_initiative_heap_only_on_postgres(kit: Any) -> None:
+    """Migration 0003 leaves room on the initiative table's pages: a batch of decisions (which change no indexed
+    column) updates every initiative heap-only, with no new index entries."""
+    from datetime import UTC, datetime
+
+    from intake.adapters.reviews import apply_decisions
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    paragraph = "Thay khuôn định vị bằng thép tận dụng phế liệu, giảm thời gian gá lắp và phế phẩm. " * 5
+    async with pg_database() as url, kit.world_on(url) as w:
+        items = [
+            kit.body(title=f"Sáng kiến khuôn định vị số {n}", problem=paragraph, solution=paragraph, effect=paragraph)
+            for n in range(60)
+        ]
+        r = await w.client.post("/api/v1/initiatives/batch", json={"items": items}, headers=kit.support("TH"))
+        assert r.status_code == 200 and r.json()["accepted"] == 60
+        ids = [item["id"] for item in r.json()["items"]]
+        decided_at = datetime.now(UTC).isoformat()
+        rows = [
+            {
+                "id": iid,
+                "status": "valid",
+                "decision_seq": 1,
+                "review_outcome": "valid",
+                "review_reason": None,
+                "review_note": "Đạt",
+                "verified_benefit_vnd": None,
+                "decided_at": decided_at,
+            }
+            for iid in ids
+        ]
+        async with AsyncSession(w.ctx.engine) as session, session.begin():
+            await apply_decisions(session, rows)
+            counts = await session.execute(
+                text(
+                    "SELECT pg_stat_get_xact_tuples_updated('initiative'::regclass),"
+                    " pg_stat_get_xact_tuples_hot_updated('initiative'::regclass)"
+                )
+            )
+            assert tuple(counts.one()) == (60, 60)

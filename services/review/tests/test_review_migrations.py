@@ -77,3 +77,77 @@ async def test_0003_recomputes_stored_signatures_and_its_downgrade_restores_them
 
     await run_migrations(engine, MIGRATIONS, revision="0002", down=True)
     assert await stored(engine) == before
+
+
+def _item(n: int) -> dict[str, object]:
+    """A pending item of the pipeline bench's size (~1.6 KB: a title and three Vietnamese paragraphs)."""
+    paragraph = f"Cải tiến số {n}: thay khuôn định vị bằng thép tận dụng phế liệu, giảm thời gian gá lắp. " * 5
+    return {
+        "initiative_id": f"00000000-0000-7000-8000-{n:012d}",
+        "campaign": "1M",
+        "phase": "P1",
+        "unit_code": "TH-01-001",
+        "seq": n + 1,
+        "title": f"Sáng kiến {n}: khuôn định vị cho dây chuyền hàn",
+        "problem": paragraph,
+        "solution": paragraph,
+        "effect": paragraph,
+        "expected_benefit_vnd": 1_000_000,
+        "confidential": False,
+        "authors": [{"member_id": f"M-{n}", "full_name": "Nguyễn Thị Ánh"}],
+        "author_ids": f"|M-{n}|",
+        "revision": 0,
+        "status": "pending",
+        "decision_seq": 0,
+        "similar": [],
+        "appraisal_count": 0,
+    }
+
+
+async def _claim_counts(engine: AsyncEngine) -> tuple[int, int]:
+    """Claim 50 items as an operator; the rows the claim updated, and how many of those were heap-only."""
+    from datetime import UTC, datetime, timedelta
+
+    from review.adapters import claims
+    from sqlalchemy import text
+
+    from shared.auth import Principal
+
+    operator = Principal("op-1", "Vận hành", frozenset({"operator"}), None)
+    now = datetime.now(UTC)
+    async with AsyncSession(engine) as session, session.begin():
+        rows, _ = await claims.lease(session, operator, 50, now, now + timedelta(minutes=30), 1)
+        counts = await session.execute(
+            text(
+                "SELECT pg_stat_get_xact_tuples_updated('review_item'::regclass),"
+                " pg_stat_get_xact_tuples_hot_updated('review_item'::regclass)"
+            )
+        )
+        updated, hot = counts.one()
+    assert len(rows) == 50
+    return int(updated), int(hot)
+
+
+@pytest.mark.integration
+async def test_0004_makes_every_claim_a_heap_only_update(tmp_path: Path) -> None:
+    """Migration 0004: with room on review_item's pages, a claim's 50 leases are all heap-only updates (no new
+    index entries); at fill factor 80 most were not. It also drops the decisions' index that duplicated the
+    unique key's prefix."""
+    from review.adapters.orm import items
+    from sqlalchemy import inspect as sa_inspect
+
+    for revision, all_heap_only in (("0003", False), ("0004", True)):
+        async with engine_on("postgresql", tmp_path) as engine:
+            await run_migrations(engine, MIGRATIONS, revision=revision)
+            async with engine.begin() as conn:
+                await conn.execute(items.insert(), [_item(n) for n in range(200)])
+                indexes = await conn.run_sync(lambda s: sa_inspect(s).get_indexes("review_decision"))
+            updated, hot = await _claim_counts(engine)
+            assert updated == 50
+            assert (hot == 50) is all_heap_only, (revision, hot)
+            assert ("ix_review_decision_initiative_id" in {i["name"] for i in indexes}) is not all_heap_only
+            if revision == "0004":
+                await run_migrations(engine, MIGRATIONS, revision="0003", down=True)
+                async with engine.connect() as conn:
+                    indexes = await conn.run_sync(lambda s: sa_inspect(s).get_indexes("review_decision"))
+                assert "ix_review_decision_initiative_id" in {i["name"] for i in indexes}

@@ -81,7 +81,8 @@ decisions = Table(
     "review_decision",
     metadata,
     Column("id", BigIntId, primary_key=True, autoincrement=True),
-    Column("initiative_id", String(36), nullable=False, index=True),
+    # Looked up through uq_review_decision_seq, which leads with it (migration 0004 dropped its own index).
+    Column("initiative_id", String(36), nullable=False),
     Column("decision_seq", Integer, nullable=False),
     Column("outcome", String(20), nullable=False),
     Column("reason", String(32), nullable=True),
