@@ -53,6 +53,7 @@ from typing import Any
 import asyncpg
 import httpx
 import numpy as np
+from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "services" / "review"), str(REPO / "services" / "review" / "tests")]
@@ -62,7 +63,7 @@ from review_corpus import _sentence, altered, initiative  # noqa: E402
 
 from shared.auth import mint_token  # noqa: E402
 from shared.settings import DEV_JWT_SECRET  # noqa: E402
-from shared.testing import AMQP_URL, PG_ADMIN_DSN, amqp_prefix, pg_database  # noqa: E402
+from shared.testing import AMQP_URL, amqp_prefix, pg_database, pg_url  # noqa: E402
 
 BARE_APP = """
 from fastapi import FastAPI
@@ -436,8 +437,8 @@ async def review_service(n_items: int) -> AsyncIterator[Service]:
         }
         pids: list[int] = []
         with uvicorn(["--factory", "review.app:create"], env, free_port(), pids) as base:
-            datname = url.rsplit("/", 1)[1]
-            dsn = f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{datname}"
+            datname = make_url(url).database or ""
+            dsn = pg_url(datname)
             await seed(dsn, n_items)
             yield Service(base, pids[0], dsn, datname)
 

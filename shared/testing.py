@@ -80,6 +80,15 @@ async def engine_on(dialect: str, directory: Path) -> AsyncIterator[AsyncEngine]
             await engine.dispose()
 
 
+def pg_url(database: str, driver: str = "postgresql") -> str:
+    """``TEST_PG_DSN`` naming ``database`` instead (its host, port or ``?host=`` socket directory kept), with
+    ``driver``: "postgresql" for asyncpg, "postgresql+asyncpg" for SQLAlchemy."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(PG_ADMIN_DSN).set(drivername=driver, database=database)
+    return url.render_as_string(hide_password=False)
+
+
 @contextlib.asynccontextmanager
 async def pg_database(name: str | None = None) -> AsyncIterator[str]:
     """Create a fresh PostgreSQL database; yield its SQLAlchemy asyncpg URL; drop it afterwards."""
@@ -89,9 +98,8 @@ async def pg_database(name: str | None = None) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{db}"')
     finally:
         await admin.close()
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     try:
-        yield f"{base}/{db}"
+        yield pg_url(db, driver="postgresql+asyncpg")
     finally:
         admin = await asyncpg.connect(PG_ADMIN_DSN)
         try:
