@@ -39,12 +39,12 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Delete,
     Insert,
     LargeBinary,
     MetaData,
     String,
     Table,
-    any_,
     bindparam,
     delete,
     func,
@@ -204,13 +204,27 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self._wake = asyncio.Event()
-        # PostgreSQL: the published rows go in one array parameter (one statement, compiled once, whatever the
-        # number of rows; IN (...) would be compiled again for every row count).
-        self._pg_delete = delete(outbox).where(outbox.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+        # PostgreSQL: a poll takes its rows by deleting them (``_taking``), from the floor on or from the start.
+        self._pg_take_from_floor = self._taking(from_floor=True)
+        self._pg_take_all = self._taking(from_floor=False)
         self.paused = False  # tests stop the path between outbox and broker with this
         self._last_count = 0.0
         self._floor: int | None = None  # PostgreSQL: the lowest id a poll reads from (see OUTBOX_LAG)
         self._full_scan_at = 0.0
+
+    def _taking(self, *, from_floor: bool) -> Delete:
+        """``WITH picked AS (SELECT id … ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED) DELETE … RETURNING`` the rows.
+
+        The rows are deleted in the transaction that publishes them: if the broker does not confirm, it rolls back
+        and they are there again. Locking them with a SELECT and deleting them afterwards wrote each row twice
+        (the lock, then the deletion) in two statements."""
+        picked = select(self.outbox.c.id).order_by(self.outbox.c.id).limit(self.batch_size)
+        if from_floor:
+            picked = picked.where(self.outbox.c.id >= bindparam("floor", type_=BigInteger))
+        # Replicas share the table: each row is taken by one relay while it publishes.
+        taken = picked.with_for_update(skip_locked=True).cte("picked")
+        o = self.outbox.c
+        return delete(self.outbox).where(o.id == taken.c.id).returning(o.id, o.event_id, o.routing_key, o.body)
 
     def wake(self) -> None:
         self._wake.set()
@@ -253,17 +267,16 @@ class OutboxRelay:
         )
         if self.engine.dialect.name == "postgresql":
             now = asyncio.get_running_loop().time()
+            take, params = self._pg_take_all, {}
             if self._floor is not None and now - self._full_scan_at < OUTBOX_FULL_SCAN_S:
-                query = query.where(self.outbox.c.id >= self._floor)
+                take, params = self._pg_take_from_floor, {"floor": self._floor}
             else:
                 self._full_scan_at = now
-            # Replicas share the table: each row is locked by one relay while it publishes.
             async with self.engine.begin() as conn:
-                rows = (await conn.execute(query.with_for_update(skip_locked=True))).all()
+                rows = sorted((await conn.execute(take, params)).all(), key=lambda r: r.id)  # RETURNING has no order
                 if not rows:
                     return 0
                 await self._publish(rows)
-                await conn.execute(self._pg_delete, {"ids": [r.id for r in rows]})
             self._floor = max(self._floor or 0, rows[-1].id - OUTBOX_LAG)
             return len(rows)
         # SQLite has one writer process: read, publish, then delete in a second transaction.

@@ -4,6 +4,7 @@ read from the start or at once when draining."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -62,5 +63,59 @@ async def test_a_row_below_the_floor_is_published_by_the_read_from_the_start(mon
             async with engine.connect() as conn:
                 assert (await conn.execute(select(outbox.c.id))).all() == []
             assert len(bus.sent) == len(set(bus.sent)) == 33
+        finally:
+            await engine.dispose()
+
+
+class Gate(Recorder):
+    """A bus whose publishes wait for ``open`` and fail while ``failing``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.failing = False
+
+    async def publish_raw(self, messages: Sequence[OutgoingMessage]) -> None:
+        self.entered.set()
+        await self.open.wait()
+        if self.failing:
+            raise ConnectionError("the broker did not confirm")
+        await super().publish_raw(messages)
+
+
+async def test_rows_are_taken_by_one_relay_and_stay_when_the_broker_does_not_confirm() -> None:
+    """A poll deletes the rows it publishes in the publishing transaction: a second relay (another replica) skips
+    them meanwhile, and a publish the broker does not confirm leaves them all in place, to go in id order next."""
+    metadata = MetaData()
+    outbox, _inbox = messaging_tables(metadata)
+    async with pg_database() as url:
+        engine = await make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+            events = [new_event("demo.noted", {"n": i}, producer="t") for i in range(40)]
+            async with engine.begin() as conn:
+                await conn.execute(insert(outbox), [outbox_row(e) for e in reversed(events)])
+            ids = [e.id for e in reversed(events)]  # in the order of the rows' ids
+            first, second = Gate(), Recorder()
+            holding = OutboxRelay(engine, outbox, first, ServiceMetrics("take_a"))  # type: ignore[arg-type]
+            other = OutboxRelay(engine, outbox, second, ServiceMetrics("take_b"))  # type: ignore[arg-type]
+
+            first.failing = True
+            held = asyncio.create_task(holding.publish_once())
+            await first.entered.wait()
+            assert await other.publish_once() == 0 and second.sent == []  # every row is taken
+            first.open.set()
+            with pytest.raises(ConnectionError):
+                await held
+            async with engine.connect() as conn:
+                assert len((await conn.execute(select(outbox.c.id))).all()) == 40
+
+            first.failing = False
+            assert await holding.publish_once() == 40 and first.sent == ids
+            assert await other.publish_once() == 0 and second.sent == []
+            async with engine.connect() as conn:
+                assert (await conn.execute(select(outbox.c.id))).all() == []
         finally:
             await engine.dispose()
