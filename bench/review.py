@@ -325,6 +325,7 @@ async def seed(dsn: str, n_items: int) -> None:
                 0,
                 "pending",
                 0,
+                "[]",
                 0,
                 now,
                 now,
@@ -348,14 +349,11 @@ async def seed(dsn: str, n_items: int) -> None:
                 "revision",
                 "status",
                 "decision_seq",
+                "similar",
                 "appraisal_count",
                 "queued_at",
                 "submitted_at",
             ],
-        )
-        # Each item's texts (review migration 0005): none here but the empty list of near-duplicates.
-        await conn.copy_records_to_table(
-            "review_item_text", records=[(r[0], "[]") for r in rows], columns=["initiative_id", "similar"]
         )
     finally:
         await conn.close()
@@ -454,16 +452,12 @@ SELECT 'G-' || g, 'CĐCS ' || g, 'grassroots', 'D-' || (g % $1::int + 1),
 FROM generate_series(1, $2::int) AS g
 """
 QUEUE_ITEMS = """
-WITH item AS (
-    INSERT INTO review_item (initiative_id, campaign, phase, unit_code, seq, title, expected_benefit_vnd,
-        confidential, authors, author_ids, revision, status, decision_seq, appraisal_count, queued_at)
-    SELECT md5(n::text), '1M', 'P1', 'G-' || (n % $2::int + 1), n, 'Sáng kiến số ' || n, 1000000, false,
-        ('[{"member_id": "M-' || n || '", "full_name": "Tác giả"}]')::json, '|M-' || n || '|', 0, 'pending', 0,
-        0, now()
-    FROM generate_series($1::int, $1::int + $3::int - 1) AS n
-    RETURNING initiative_id
-)
-INSERT INTO review_item_text (initiative_id, "similar") SELECT initiative_id, '[]' FROM item
+INSERT INTO review_item (initiative_id, campaign, phase, unit_code, seq, title, expected_benefit_vnd, confidential,
+    authors, author_ids, revision, status, decision_seq, "similar", appraisal_count, queued_at)
+SELECT md5(n::text), '1M', 'P1', 'G-' || (n % $2::int + 1), n, 'Sáng kiến số ' || n, 1000000, false,
+    ('[{"member_id": "M-' || n || '", "full_name": "Tác giả"}]')::json, '|M-' || n || '|', 0, 'pending', 0, '[]',
+    0, now()
+FROM generate_series($1::int, $1::int + $3::int - 1) AS n
 """
 
 

@@ -152,14 +152,3 @@ async def review(tmp_path: Path, broker: InMemoryBroker) -> AsyncIterator[Review
     app = create(review_settings(f"sqlite+aiosqlite:///{tmp_path}/review.db"), broker=broker, topology=TOPOLOGY)
     async with start_review(app) as r:
         yield r
-
-
-async def store_items(session: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """Rows written straight into the store, as the consumer writes them: each item's row and its texts."""
-    from review.adapters.orm import TEXT_COLUMNS, item_texts, items
-
-    names = {c.name for c in items.columns}
-    await session.execute(items.insert(), [{k: v for k, v in r.items() if k in names} for r in rows])
-    empty = {c: [] if c == "similar" else None for c in TEXT_COLUMNS}
-    texts = [{"initiative_id": r["initiative_id"]} | {c: r.get(c, empty[c]) for c in TEXT_COLUMNS} for r in rows]
-    await session.execute(item_texts.insert(), texts)

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from review.adapters.arrivals import WHOLE
-from review.adapters.orm import signatures
+from review.adapters.orm import items, signatures
 from review.app import create
 from review.handlers import SUBSCRIPTIONS, make_apply_batch
 from review_testkit import TREE, Review, initiative, review_settings
@@ -76,7 +75,7 @@ async def deliver(r: Review, envelopes: Sequence[Envelope]) -> list[Delivered]:
 
 async def rows(r: Review) -> dict[str, Any]:
     async with r.app.state.ctx.sessions() as session:
-        return {row.initiative_id: row for row in (await session.execute(WHOLE)).all()}
+        return {row.initiative_id: row for row in (await session.execute(select(items))).all()}
 
 
 async def signature_counts(r: Review) -> dict[str, int]:
@@ -229,7 +228,7 @@ async def test_two_replicas_consuming_one_queue_end_in_the_same_state_as_one() -
 
             async def settled() -> bool:
                 async with first.state.ctx.sessions() as session:
-                    stored = {r.initiative_id: r for r in (await session.execute(WHOLE)).all()}
+                    stored = {r.initiative_id: r for r in (await session.execute(select(items))).all()}
                     query = select(signatures.c.initiative_id, func.count()).group_by(signatures.c.initiative_id)
                     sig_counts = dict((await session.execute(query)).all())
                 return sig_counts == dict.fromkeys(expected, 1) and all(

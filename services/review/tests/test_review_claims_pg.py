@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from review.adapters import claims
-from review_testkit import Review, store_items
+from review.adapters.orm import items
+from review_testkit import Review
 from sqlalchemy import text
 
 from shared.auth import Principal
@@ -65,7 +66,7 @@ async def test_claims_take_the_oldest_claimable_in_scope_by_either_way(
         item_row(7, "TH-01"),
     ]
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
-        await store_items(session, rows)
+        await session.execute(items.insert(), rows)
     reviewer = auth("reviewer", "TH", sub="rev-1", member_id="M-R1")
     r = await pg_review.client.post("/api/v1/review/claims", json={"count": 3}, headers=reviewer)
     assert [i["seq"] for i in r.json()["items"]] == [4, 5, 6]
@@ -92,7 +93,7 @@ async def test_a_reviewers_own_initiatives_are_left_out_by_their_id_as_written_n
     the initiative of "M_1%" only, not that of "MX1abc"."""
     rows = [item_row(1, "TH-01-001", author="MX1abc"), item_row(2, "TH-01-001", author="M_1%")]
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
-        await store_items(session, rows)
+        await session.execute(items.insert(), rows)
     reviewer = auth("reviewer", "TH", sub="rev-w", member_id="M_1%")
     r = await pg_review.client.post("/api/v1/review/claims", json={"count": 10}, headers=reviewer)
     assert [i["seq"] for i in r.json()["items"]] == [1]
@@ -106,15 +107,10 @@ async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: R
         await conn.execute(
             text(
                 "INSERT INTO review_item (initiative_id, campaign, phase, unit_code, seq, title,"
-                " expected_benefit_vnd, confidential, authors, author_ids, revision, status, decision_seq,"
+                ' expected_benefit_vnd, confidential, authors, author_ids, revision, status, decision_seq, "similar",'
                 " appraisal_count) "
                 "SELECT md5(n::text), '1M', 'P1', 'G-' || (n % 2000 + 1), n, 'Sáng kiến ' || n, 0, false,"
-                " '[]', '|M-' || n || '|', 0, 'pending', 0, 0 FROM generate_series(1, 200000) AS n"
-            )
-        )
-        await conn.execute(
-            text(
-                "INSERT INTO review_item_text (initiative_id, \"similar\") SELECT initiative_id, '[]' FROM review_item"
+                " '[]', '|M-' || n || '|', 0, 'pending', 0, '[]', 0 FROM generate_series(1, 200000) AS n"
             )
         )
         await conn.execute(text("ANALYZE review_item"))
@@ -190,7 +186,7 @@ async def test_claims_start_at_the_floor_and_an_item_below_it_is_claimed_once_th
 
     async def add(*seqs: int) -> None:
         async with pg_review.app.state.ctx.sessions() as session, session.begin():
-            await store_items(session, [item_row(n, "TH-01-001") for n in seqs])
+            await session.execute(items.insert(), [item_row(n, "TH-01-001") for n in seqs])
 
     async def claim_one() -> list[int]:
         r = await pg_review.client.post("/api/v1/review/claims", json={"count": 1}, headers=reviewer)

@@ -4,23 +4,17 @@ its downgrade gives back the old ones, byte for byte), on both dialects."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
-from review.adapters import claims
 from review.adapters.orm import signatures
 from review.adapters.similar_store import SimilarityStore
 from review.app import MIGRATIONS
 from review.domain.similarity import NUM_PERM, shingles, signature
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared.auth import Principal
 from shared.db import run_migrations
 from shared.testing import engine_on
 
@@ -110,98 +104,50 @@ def _item(n: int) -> dict[str, object]:
     }
 
 
-# review_item as it was before migration 0005, with its texts in the row.
-_WIDE = sa.table(
-    "review_item",
-    *(sa.column(c, sa.JSON() if c in ("authors", "similar") else None) for c in _item(0)),
-)
-_COUNTS = text(
-    "SELECT pg_stat_get_xact_tuples_updated('review_item'::regclass),"
-    " pg_stat_get_xact_tuples_hot_updated('review_item'::regclass)"
-)
+async def _claim_counts(engine: AsyncEngine) -> tuple[int, int]:
+    """Claim 50 items as an operator; the rows the claim updated, and how many of those were heap-only."""
+    from datetime import UTC, datetime, timedelta
 
+    from review.adapters import claims
+    from sqlalchemy import text
 
-async def _lease_counts(engine: AsyncEngine) -> tuple[int, int]:
-    """Lease 50 items as a claim does (its two columns); the rows updated, and how many were heap-only."""
-    lease = text(
-        "UPDATE review_item SET lease_holder = 'rev-1', lease_expires_at = now() + interval '30 minutes'"
-        " WHERE initiative_id IN (SELECT initiative_id FROM review_item ORDER BY seq LIMIT 50)"
-    )
-    async with engine.begin() as conn:
-        await conn.execute(lease)
-        updated, hot = (await conn.execute(_COUNTS)).one()
-    return int(updated), int(hot)
+    from shared.auth import Principal
 
-
-async def _claim(engine: AsyncEngine) -> tuple[list[Any], int, int]:
-    """Claim 50 items as an operator (review.adapters.claims); the rows shown, the rows updated, and how many of
-    those were heap-only."""
     operator = Principal("op-1", "Vận hành", frozenset({"operator"}), None)
     now = datetime.now(UTC)
     async with AsyncSession(engine) as session, session.begin():
         rows, _ = await claims.lease(session, operator, 50, now, now + timedelta(minutes=30), 1)
-        updated, hot = (await session.execute(_COUNTS)).one()
-    return rows, int(updated), int(hot)
-
-
-async def _decision_index(engine: AsyncEngine) -> bool:
-    async with engine.connect() as conn:
-        indexes = await conn.run_sync(lambda s: sa_inspect(s).get_indexes("review_decision"))
-    return "ix_review_decision_initiative_id" in {i["name"] for i in indexes}
+        counts = await session.execute(
+            text(
+                "SELECT pg_stat_get_xact_tuples_updated('review_item'::regclass),"
+                " pg_stat_get_xact_tuples_hot_updated('review_item'::regclass)"
+            )
+        )
+        updated, hot = counts.one()
+    assert len(rows) == 50
+    return int(updated), int(hot)
 
 
 @pytest.mark.integration
-async def test_0004_makes_every_lease_a_heap_only_update(tmp_path: Path) -> None:
+async def test_0004_makes_every_claim_a_heap_only_update(tmp_path: Path) -> None:
     """Migration 0004: with room on review_item's pages, a claim's 50 leases are all heap-only updates (no new
     index entries); at fill factor 80 most were not. It also drops the decisions' index that duplicated the
-    unique key's prefix; the downgrade restores it."""
+    unique key's prefix."""
+    from review.adapters.orm import items
+    from sqlalchemy import inspect as sa_inspect
+
     for revision, all_heap_only in (("0003", False), ("0004", True)):
         async with engine_on("postgresql", tmp_path) as engine:
             await run_migrations(engine, MIGRATIONS, revision=revision)
             async with engine.begin() as conn:
-                await conn.execute(_WIDE.insert(), [_item(n) for n in range(200)])
-            updated, hot = await _lease_counts(engine)
+                await conn.execute(items.insert(), [_item(n) for n in range(200)])
+                indexes = await conn.run_sync(lambda s: sa_inspect(s).get_indexes("review_decision"))
+            updated, hot = await _claim_counts(engine)
             assert updated == 50
             assert (hot == 50) is all_heap_only, (revision, hot)
-            assert await _decision_index(engine) is not all_heap_only
+            assert ("ix_review_decision_initiative_id" in {i["name"] for i in indexes}) is not all_heap_only
             if revision == "0004":
                 await run_migrations(engine, MIGRATIONS, revision="0003", down=True)
-                assert await _decision_index(engine)
-
-
-@pytest.mark.integration
-async def test_0005_moves_the_texts_out_of_the_row_and_a_claim_rewrites_a_narrow_row(tmp_path: Path) -> None:
-    """Migration 0005 moves every item's long texts to review_item_text: a claim still shows them, its leases
-    are heap-only and the rows it rewrites are narrow; the downgrade puts the texts back in the rows."""
-    wide = [
-        _item(n) | {"similar": [{"initiative_id": "x", "seq": 1, "title": "Trùng", "score": 0.9}]} for n in range(200)
-    ]
-    async with engine_on("postgresql", tmp_path) as engine:
-        await run_migrations(engine, MIGRATIONS, revision="0004")
-        async with engine.begin() as conn:
-            await conn.execute(_WIDE.insert(), wide)
-            before = (await conn.execute(text("SELECT avg(pg_column_size(r.*)) FROM review_item r"))).scalar_one()
-        await run_migrations(engine, MIGRATIONS)
-        rows, updated, hot = await _claim(engine)
-        assert (len(rows), updated, hot) == (50, 50, 50)
-        shown = {r.initiative_id: r for r in rows}
-        for item in wide[:50]:
-            got = shown[str(item["initiative_id"])]
-            assert (got.problem, got.solution, got.effect, got.similar) == (
-                item["problem"],
-                item["solution"],
-                item["effect"],
-                item["similar"],
-            )
-        async with engine.connect() as conn:
-            # DROP COLUMN leaves an old row's bytes in place until the row is rewritten, as the claim did.
-            leased = "SELECT avg(pg_column_size(r.*)) FROM review_item r WHERE lease_holder IS NOT NULL"
-            after = (await conn.execute(text(leased))).scalar_one()
-        assert before > 1400 and after < 400, (before, after)
-
-        await run_migrations(engine, MIGRATIONS, revision="0004", down=True)
-        async with engine.connect() as conn:
-            back = (await conn.execute(select(_WIDE).order_by(text("seq")))).mappings().all()
-        assert [(r["problem"], r["effect"], r["similar"]) for r in back] == [
-            (i["problem"], i["effect"], i["similar"]) for i in wide
-        ]
+                async with engine.connect() as conn:
+                    indexes = await conn.run_sync(lambda s: sa_inspect(s).get_indexes("review_decision"))
+                assert "ix_review_decision_initiative_id" in {i["name"] for i in indexes}

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from review.adapters.orm import signatures
+from review.adapters.orm import items, signatures
 from review.adapters.similar_store import SimilarityStore
 from review.app import create
 from review.domain.similarity import shingles, signature
-from review_testkit import TREE, Review, initiative, review_settings, store_items
+from review_testkit import TREE, Review, initiative, review_settings
 from sqlalchemy import func, select
 
 from shared.testing import AMQP_URL, amqp_prefix, auth, eventually, pg_database, running_app
@@ -45,7 +45,7 @@ async def test_twenty_reviewers_claiming_at_once_lease_each_of_5000_items_exactl
         for n in range(1, 5001)
     ]
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
-        await store_items(session, rows)
+        await session.execute(items.insert(), rows)
 
     async def reviewer(k: int) -> list[str]:
         headers = auth("reviewer", "TH", sub=f"rev-{k}", member_id=f"M-R{k}")

@@ -1,8 +1,5 @@
 """The items and signatures of a consumed batch: read under lock once, written back once (set-based).
 
-An item is a row of ``items`` and one of ``item_texts`` (its long texts, migration 0005); the fold sees both as one
-dictionary of values, and both are written when the item is.
-
 PostgreSQL takes each table's rows as one JSON document (``shared.bulk``); SQLite, one writer at a
 time, takes plain executemany statements.
 """
@@ -16,23 +13,19 @@ from sqlalchemy import String, any_, bindparam, delete, func, insert, select, up
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from review.adapters.orm import TEXT_COLUMNS, item_texts, items, signatures
+from review.adapters.orm import items, signatures
 from shared import bulk
-from shared.db import insert_ignore, upsert
+from shared.db import insert_ignore
 
 COLUMNS = tuple(c.name for c in items.columns)
 KEY = ("initiative_id",)
-TEXTS = (*KEY, *TEXT_COLUMNS)
 IDS = ARRAY(String)
-# An item's values as the fold sees them: its row and its texts (``item_texts``, written alongside).
-WHOLE = select(items, *(item_texts.c[c] for c in TEXT_COLUMNS)).select_from(
-    items.outerjoin(item_texts, item_texts.c.initiative_id == items.c.initiative_id)
-)
 # One lock order for every replica: no deadlocks between two consumers.
 LOCKED = (
-    WHOLE.where(items.c.initiative_id == any_(bindparam("ids", type_=IDS)))
+    select(items)
+    .where(items.c.initiative_id == any_(bindparam("ids", type_=IDS)))
     .order_by(items.c.initiative_id)
-    .with_for_update(of=items)
+    .with_for_update()
 )
 
 
@@ -53,24 +46,21 @@ async def lock_items(session: AsyncSession, ids: Sequence[str]) -> dict[str, dic
     if _is_pg(session):
         result = await session.execute(LOCKED, {"ids": sorted(ids)})
     else:
-        result = await session.execute(WHOLE.where(items.c.initiative_id.in_(list(ids))))
+        result = await session.execute(select(items).where(items.c.initiative_id.in_(list(ids))))
     return {r["initiative_id"]: dict(r) for r in result.mappings()}
 
 
 async def insert_items(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert new items (their rows and texts); answers the ids inserted. An id missing from the answer was
-    inserted meanwhile by another replica's batch: the caller folds that item again over the stored row."""
+    """Insert new items; answers the ids inserted. An id missing from the answer was inserted meanwhile by
+    another replica's batch: the caller folds that item again over the stored row."""
     if not rows:
         return set()
     if _is_pg(session):
         stmt = bulk.insert_missing(items, KEY, COLUMNS, returning=True)
         result = await session.execute(stmt, bulk.rows_param([[r[c] for c in COLUMNS] for r in rows]))
-        inserted = {r[0] for r in result}
-    else:
-        stmt = insert_ignore(items, "sqlite", list(KEY)).returning(items.c.initiative_id)
-        inserted = {r[0] for r in await session.execute(stmt, [{c: r[c] for c in COLUMNS} for r in rows])}
-    await _write_texts(session, [r for r in rows if r["initiative_id"] in inserted])
-    return inserted
+        return {r[0] for r in result}
+    stmt = insert_ignore(items, "sqlite", list(KEY)).returning(items.c.initiative_id)
+    return {r[0] for r in await session.execute(stmt, list(rows))}
 
 
 async def update_items(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
@@ -79,26 +69,10 @@ async def update_items(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     if _is_pg(session):
         stmt = bulk.update_rows(items, KEY, COLUMNS)
         await session.execute(stmt, bulk.rows_param([[r[c] for c in COLUMNS] for r in rows]))
-    else:
-        values = {c: bindparam(f"v_{c}") for c in COLUMNS if c not in KEY}
-        stmt = update(items).where(items.c.initiative_id == bindparam("v_initiative_id")).values(values)
-        await session.execute(stmt, [{f"v_{c}": r[c] for c in COLUMNS} for r in rows])
-    await _write_texts(session, rows)
-
-
-async def _write_texts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """The items' texts (``item_texts``), inserted or replaced."""
-    if not rows:
         return
-    texts = [[(r[c] or []) if c == "similar" else r[c] for c in TEXTS] for r in rows]
-    if _is_pg(session):
-        await session.execute(bulk.replace_upsert(item_texts, KEY, TEXTS), bulk.rows_param(texts))
-        return
-    upserted = upsert(item_texts, "sqlite")
-    stmt = upserted.on_conflict_do_update(
-        index_elements=list(KEY), set_={c: getattr(upserted.excluded, c) for c in TEXT_COLUMNS}
-    )
-    await session.execute(stmt, [dict(zip(TEXTS, t, strict=True)) for t in texts])
+    values = {c: bindparam(f"v_{c}") for c in COLUMNS if c not in KEY}
+    stmt = update(items).where(items.c.initiative_id == bindparam("v_initiative_id")).values(values)
+    await session.execute(stmt, [{f"v_{c}": r[c] for c in COLUMNS} for r in rows])
 
 
 async def replace_signatures(session: AsyncSession, stale: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy import BigInteger, DateTime, Integer, String, Update, any_, bind
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from review.adapters.orm import TEXT_COLUMNS, decisions, item_texts, items, units
+from review.adapters.orm import decisions, items, units
 from review.domain.rules import STATUS_OF, identities
 from shared import bulk
 from shared.auth import Principal
@@ -194,18 +194,12 @@ def lease_statement(scope: Literal["all", "codes", "path"], authors: int) -> Upd
     return (
         update(items)
         .where(items.c.initiative_id == picked.c.initiative_id)
-        .where(item_texts.c.initiative_id == items.c.initiative_id)
         .values(
             lease_holder=bindparam("holder", type_=String),
             lease_expires_at=bindparam("expires", type_=DateTime(timezone=True)),
         )
-        .returning(*shown_columns(), picked.c.lease_expires_at.label("expired_lease"))
+        .returning(*(items.c[c] for c in SHOWN), picked.c.lease_expires_at.label("expired_lease"))
     )
-
-
-def shown_columns() -> list[Any]:
-    """The ``SHOWN`` columns, each from its table (``items`` or ``item_texts``, which a query must join)."""
-    return [item_texts.c[c] if c in TEXT_COLUMNS else items.c[c] for c in SHOWN]
 
 
 # ---- decisions -----------------------------------------------------------------------------------

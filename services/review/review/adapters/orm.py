@@ -28,8 +28,7 @@ metadata = MetaData()
 outbox, inbox = messaging_tables(metadata)
 units = unit_replica_table(metadata)
 
-# One row per initiative known to review: its newest content (the long texts apart, in ``item_texts``), its queue
-# state and its lease.
+# One row per initiative known to review: its newest content, its queue state and its lease.
 items = Table(
     "review_item",
     metadata,
@@ -40,6 +39,9 @@ items = Table(
     Column("seq", BigInteger, nullable=False),
     Column("field", String(64), nullable=True),
     Column("title", String(300), nullable=False),
+    Column("problem", Text, nullable=True),
+    Column("solution", Text, nullable=True),
+    Column("effect", Text, nullable=True),
     Column("expected_benefit_vnd", BigInteger, nullable=False),
     Column("applied_on", String(10), nullable=True),
     Column("confidential", Boolean, nullable=False),
@@ -57,6 +59,7 @@ items = Table(
     Column("reason", String(32), nullable=True),
     Column("verified_benefit_vnd", BigInteger, nullable=True),
     Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("similar", JSON, nullable=False),
     Column("appraisal_count", Integer, nullable=False),
     Column("appraisal_mean", Float, nullable=True),
     Column("appraisal_grade", String(20), nullable=True),
@@ -72,19 +75,6 @@ items = Table(
         sqlite_where=text("status = 'pending'"),
     ),
 )
-
-# Each item's long texts and its near-duplicates, written with its content (migration 0005). A claim and a decision
-# rewrite the item's row: kept apart, these ~1.3 KB are written once, and the row is ~300 bytes instead of ~1.6 KB.
-item_texts = Table(
-    "review_item_text",
-    metadata,
-    Column("initiative_id", String(36), primary_key=True),
-    Column("problem", Text, nullable=True),
-    Column("solution", Text, nullable=True),
-    Column("effect", Text, nullable=True),
-    Column("similar", JSON, nullable=False),
-)
-TEXT_COLUMNS = ("problem", "solution", "effect", "similar")
 
 # The audit history: every decision, who made it, when, and whether it overrode an earlier one.
 decisions = Table(

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from review.adapters.claims import shown_columns
-from review.adapters.orm import TEXT_COLUMNS, appraisals, decisions, item_texts, items, units
+from review.adapters.claims import SHOWN
+from review.adapters.orm import appraisals, decisions, items, units
 from review.domain.rules import CRITERIA, identities
 from shared.auth import Principal
 from shared.units import subtree_clause
@@ -22,16 +22,6 @@ from shared.units import subtree_clause
 
 def is_postgres(session: AsyncSession) -> bool:
     return session.bind.dialect.name == "postgresql"
-
-
-def texts() -> list[Any]:
-    """The item's long texts (``item_texts``), for a query over ``with_texts()``."""
-    return [item_texts.c[c] for c in TEXT_COLUMNS]
-
-
-def with_texts() -> Any:
-    """The items joined with their texts."""
-    return items.outerjoin(item_texts, item_texts.c.initiative_id == items.c.initiative_id)
 
 
 # ---- claims --------------------------------------------------------------------------------------
@@ -61,11 +51,7 @@ async def lease_sqlite(
     await session.execute(
         update(items).where(items.c.initiative_id.in_(ids)).values(lease_holder=principal.sub, lease_expires_at=expires)
     )
-    query = (
-        select(*shown_columns())
-        .select_from(items.join(item_texts, item_texts.c.initiative_id == items.c.initiative_id))
-        .where(items.c.initiative_id.in_(ids))
-    )
+    query = select(*(items.c[c] for c in SHOWN)).where(items.c.initiative_id.in_(ids))
     rows = (await session.execute(query)).all()
     return list(rows), sum(1 for r in picked if r.lease_expires_at is not None)
 
@@ -90,8 +76,8 @@ async def release(session: AsyncSession, holder: str, initiative_ids: Sequence[s
 async def item_with_path(session: AsyncSession, initiative_id: str, *, lock: bool = False) -> Any | None:
     """The item with its unit's ``path`` (None when the replica lacks the unit); None when unknown."""
     query = (
-        select(items, *texts(), units.c.path)
-        .select_from(with_texts().outerjoin(units, units.c.code == items.c.unit_code))
+        select(items, units.c.path)
+        .select_from(items.outerjoin(units, units.c.code == items.c.unit_code))
         .where(items.c.initiative_id == initiative_id)
         .where(items.c.revision >= 0)
     )
@@ -167,8 +153,8 @@ async def worklist(
         .scalar_subquery()
     )
     query = (
-        select(items, *texts(), mine.label("mine"))
-        .select_from(with_texts().join(units, units.c.code == items.c.unit_code))
+        select(items, mine.label("mine"))
+        .select_from(items.join(units, units.c.code == items.c.unit_code))
         .where(items.c.status == "valid", items.c.revision >= 0)
         .order_by(items.c.seq)
         .limit(limit)
