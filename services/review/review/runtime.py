@@ -58,7 +58,7 @@ class ReviewRuntime:
     _floor: tuple[float, int | None] | None = None
 
     def __post_init__(self) -> None:
-        self.similarity = SimilarityStore(self.settings.similarity_threshold)
+        self.similarity = SimilarityStore(self.settings.similarity_threshold, self.settings.similarity_memory_mb << 20)
 
     async def start(self, ctx: ServiceContext) -> None:
         self.metrics = ReviewMetrics.on(ctx.metrics)

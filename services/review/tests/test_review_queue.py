@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from review.adapters.similar_store import Entry, RecentSets
+from review.adapters.similar_store import Entry, RecentSets, sets_within
 from review.app import create
 from review_testkit import TOPOLOGY, Review, initiative, review_settings, start_review
 
@@ -297,12 +297,15 @@ async def test_claim_shows_earlier_near_duplicates(review: Review) -> None:
     async with again.router.lifespan_context(again):
         index = again.state.ctx.runtime.similarity.indexes["1M"]
         assert len(index) == 3
+        # The memory given to similarity (SIMILARITY_MEMORY_MB) sizes the sets kept beside the index it loaded.
+        store = again.state.ctx.runtime.similarity
+        assert store.memory_bytes == review_settings(url).similarity_memory_mb << 20
+        assert store.recent.limit == sets_within(store.memory_bytes, 3)
         probe = Entry(str(uuid.uuid4()), "1M", 101, copy["title"], copy["solution"], None, True)
         async with again.state.ctx.sessions() as session:
             found = await again.state.ctx.runtime.similarity.lookup_batch(session, [probe])
         assert [m.initiative_id for m in found[probe.initiative_id].matches] == [original["id"]]
         # With no shingle set kept in memory, the candidate's is read from review_signature: the same match.
-        store = again.state.ctx.runtime.similarity
         store.recent = RecentSets(limit=0)
         async with again.state.ctx.sessions() as session:
             again_found = await store.lookup_batch(session, [probe])

@@ -265,6 +265,28 @@ def test_recent_sets_keep_what_is_read_again_and_drop_the_least_recently_used() 
     assert sorted(k for k in "abcde" if recent.get(k) is not None) == ["c", "d", "e"]
 
 
+def test_the_sets_kept_in_memory_fill_what_the_index_leaves_of_its_memory() -> None:
+    """At province scale every candidate's set stays in memory (none is read back from review_signature); at
+    national scale as many as before; index and sets within the memory given, shrinking as the index grows."""
+    from review.adapters.similar_store import INDEX_PEAK_BYTES, RECENT_SETS, SET_BYTES, RecentSets, sets_within
+
+    memory = 1_700 << 20  # the default SIMILARITY_MEMORY_MB
+    replay = 600_175  # bench/replay.py's province
+    assert sets_within(memory, replay) >= replay
+    assert INDEX_PEAK_BYTES * replay + SET_BYTES * sets_within(memory, replay) <= memory
+    assert sets_within(memory, 2_500_000) == RECENT_SETS
+    assert sets_within(memory, 0) > sets_within(memory, 500_000) > sets_within(memory, 900_000)
+
+    recent = RecentSets(limit=4)
+    for name in "abcd":
+        recent.put(name, np.array([ord(name)], dtype=np.uint32))
+    recent.get("a")
+    recent.resize(2)  # the index grew: the least recently used go at once
+    assert len(recent) == 2 and sorted(k for k in "abcd" if recent.get(k) is not None) == ["a", "d"]
+    recent.put("e", np.array([5], dtype=np.uint32))
+    assert len(recent) == 2
+
+
 def test_shortlists_count_shared_bands_in_each_buckets_first_entries_however_the_runs_lie(monkeypatch) -> None:
     """What ``shortlist_many`` answers, against a plain count: per indexed initiative, the query's band keys whose
     bucket lists it among the first MAX_BUCKET indexed; the MAX_CANDIDATES counted most (ties: the oldest), then

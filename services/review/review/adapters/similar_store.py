@@ -41,9 +41,21 @@ from review.domain.similarity import (
 
 SYNC_CHUNK = 5000
 GAP_WINDOW = 2000
-# Shingle sets kept in memory for exact scoring: the last loaded, scored or read back, about 1.1 KB each,
-# so at most ~145 MB. A candidate outside them is read from review_signature.
+# Shingle sets kept in memory for exact scoring: the last loaded, scored or read back, about SET_BYTES each. A
+# candidate outside them is read from review_signature, a random read per candidate: at 600,000 initiatives,
+# 5 per initiative with 131,072 sets in memory (docs/benchmarks.md). So as many are kept as fit in the memory
+# given to similarity (``SIMILARITY_MEMORY_MB``) beside the index, and never fewer than RECENT_SETS.
 RECENT_SETS = 131_072
+SET_BYTES = 1_100  # a set of ~210 values (840 bytes), its array's header and its entry in the OrderedDict
+# What the index holds per initiative at its peak (a band-table merge): 1,752 MiB at 2,500,000 (docs/benchmarks.md,
+# "Memory"), ids and positions included.
+INDEX_PEAK_BYTES = 740
+
+
+def sets_within(memory_bytes: int, indexed: int) -> int:
+    """How many shingle sets fit in ``memory_bytes`` beside an index of ``indexed`` initiatives (at least
+    RECENT_SETS). With 1,700 MiB: every set up to ~960,000 initiatives, RECENT_SETS from ~2.2 M."""
+    return max(RECENT_SETS, (memory_bytes - INDEX_PEAK_BYTES * indexed) // SET_BYTES)
 
 
 class RecentSets:
@@ -70,18 +82,25 @@ class RecentSets:
         while len(self._sets) > self.limit:
             self._sets.popitem(last=False)
 
+    def resize(self, limit: int) -> None:
+        """Keep at most ``limit`` sets from now on, dropping the least recently used beyond it."""
+        self.limit = limit
+        while len(self._sets) > limit:
+            self._sets.popitem(last=False)
+
     def __len__(self) -> int:
         return len(self._sets)
 
 
 class SimilarityStore:
-    def __init__(self, threshold: float) -> None:
+    def __init__(self, threshold: float, memory_bytes: int = 0) -> None:
         self.threshold = threshold
+        self.memory_bytes = memory_bytes
         self.indexes: dict[str, SimilarityIndex] = {}
         self.last_id = 0
         self._holes: set[int] = set()  # ids below last_id (within GAP_WINDOW of it) not seen yet
         self._lock = asyncio.Lock()
-        self.recent = RecentSets()
+        self.recent = RecentSets(sets_within(memory_bytes, 0))
 
     def index(self, campaign: str) -> SimilarityIndex:
         if campaign not in self.indexes:
@@ -121,6 +140,8 @@ class SimilarityStore:
             await asyncio.sleep(0)  # let requests through while a large index loads
         floor = self.last_id - GAP_WINDOW
         self._holes = {i for i in self._holes if i > floor}
+        if loaded:
+            self.recent.resize(sets_within(self.memory_bytes, sum(map(len, self.indexes.values()))))
         return loaded
 
     def _load(self, rows: list[Any]) -> None:
