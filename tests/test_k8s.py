@@ -97,6 +97,25 @@ def test_replicas_probes_resources_and_graceful_termination(production: list[dic
     assert intake["livenessProbe"]["periodSeconds"] == 10  # ...merged into the base, not replacing it
 
 
+def _mib(quantity: str) -> int:
+    units = {"Mi": 1, "Gi": 1024}
+    return int(quantity[:-2]) * units[quantity[-2:]]
+
+
+@pytest.mark.parametrize("directory", [BASE, PRODUCTION], ids=["base", "production"])
+def test_reviews_similarity_memory_fits_its_pod_with_room_for_the_process(directory: Path) -> None:
+    """SIMILARITY_MEMORY_MB (index and shingle sets) plus the process's own ~150 MiB and its requests' stay within
+    the pod's memory limit: otherwise a campaign's growth would get the pod OOM-killed instead of trimming the sets."""
+    from review.settings import ReviewSettings
+
+    review = by_kind(build(directory), "Deployment")["review"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in review["env"]}
+    budget = ReviewSettings(SIMILARITY_MEMORY_MB=env["SIMILARITY_MEMORY_MB"]).similarity_memory_mb  # type: ignore[call-arg]
+    assert budget + 150 + 100 <= _mib(review["resources"]["limits"]["memory"]), (budget, review["resources"])
+    if directory == PRODUCTION:
+        assert review["resources"]["limits"]["memory"] == "2Gi" and budget == 1700  # issue 13: 2 GB a replica
+
+
 def test_budgets_and_autoscalers(production: list[dict[str, Any]]) -> None:
     budgets = by_kind(production, "PodDisruptionBudget")
     for name in SERVICES:
