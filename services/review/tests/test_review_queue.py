@@ -6,11 +6,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from review.adapters.orm import signatures
 from review.adapters.similar_store import Entry, RecentSets, sets_within
 from review.app import create
 from review_testkit import TOPOLOGY, Review, initiative, review_settings, start_review
-from sqlalchemy import select, update
 
 from shared.bus.memory import InMemoryBroker
 from shared.testing import auth, eventually
@@ -312,44 +310,6 @@ async def test_claim_shows_earlier_near_duplicates(review: Review) -> None:
         async with again.state.ctx.sessions() as session:
             again_found = await store.lookup_batch(session, [probe])
         assert again_found[probe.initiative_id].matches == found[probe.initiative_id].matches
-
-
-async def test_a_near_duplicates_title_is_its_newest_from_memory_from_its_signature_or_from_its_item(
-    review: Review,
-) -> None:
-    """A match's title in ``similar``: kept in memory with its shingle set, read back with it from review_signature
-    (migration 0005), or, for a signature row written before 0005, from review_item. Each time the newest title."""
-    text = (
-        "Tổ bảo trì đã thiết kế lại băng tải ở ca đêm, giúp giảm thời gian chờ đáng kể 30 phần trăm. "
-        "Phân xưởng cơ khí đã lắp đặt cảm biến nhiệt độ tại kho số hai, giúp tiết kiệm điện năng mỗi tháng."
-    )
-    original = initiative(title="Thiết kế lại băng tải", solution=text, seq=100)
-    await review.submit(original)
-    revised = {**original, "title": "Thiết kế lại băng tải ca đêm", "revision": 1}
-    await review.send("initiative.revised", revised)
-    ctx = review.app.state.ctx
-    async with ctx.sessions() as session:
-        rows = await session.execute(select(signatures.c.title).where(signatures.c.initiative_id == original["id"]))
-        assert rows.scalars().all() == [revised["title"]]
-    store = ctx.runtime.similarity
-    async with ctx.sessions() as session:
-        await store.sync(session)  # as each consumed batch does before its lookups
-    assert store.titles({original["id"]}) == {original["id"]: revised["title"]}
-
-    async def shown_title(seq: int) -> str:
-        copy = initiative("TH-02", title=f"Bản sao {seq}", solution=text, seq=seq)
-        await review.submit(copy)
-        item = next(i for i in await claim(review, REV_TH, 50) if i["initiative_id"] == copy["id"])
-        titles = {s["initiative_id"]: s["title"] for s in item["similar"]}  # the earlier copies match too
-        return str(titles[original["id"]])
-
-    assert await shown_title(101) == revised["title"]  # kept in memory
-    store.recent = RecentSets(limit=0)
-    assert await shown_title(102) == revised["title"]  # read back with the set
-    async with ctx.sessions() as session, session.begin():
-        await session.execute(update(signatures).values(title=None))
-    store.recent = RecentSets(limit=0)
-    assert await shown_title(103) == revised["title"]  # a row from before 0005: the item's
 
 
 async def test_item_view_follows_the_internal_contract_and_the_scope(review: Review) -> None:

@@ -29,7 +29,7 @@ LOCKED = (
 )
 
 
-SIGNATURE_COLUMNS = ("initiative_id", "campaign", "seq", "shingles", "signature", "title")
+SIGNATURE_COLUMNS = ("initiative_id", "campaign", "seq", "shingles", "signature")
 # PostgreSQL: the batch's signatures in one statement, one array per column (bytes travel as bytea, no JSON).
 SIGNATURES_MANY = insert(signatures).from_select(
     list(SIGNATURE_COLUMNS),

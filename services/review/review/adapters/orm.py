@@ -121,7 +121,5 @@ signatures = Table(
     Column("seq", BigInteger, nullable=False),
     Column("shingles", LargeBinary, nullable=False),
     Column("signature", LargeBinary, nullable=False),
-    # The title of the text indexed (for the ``similar`` lists of later items); NULL on rows older than migration 0005.
-    Column("title", String(300), nullable=True),
     sqlite_autoincrement=True,
 )

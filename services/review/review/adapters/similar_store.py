@@ -46,7 +46,7 @@ GAP_WINDOW = 2000
 # 5 per initiative with 131,072 sets in memory (docs/benchmarks.md). So as many are kept as fit in the memory
 # given to similarity (``SIMILARITY_MEMORY_MB``) beside the index, and never fewer than RECENT_SETS.
 RECENT_SETS = 131_072
-SET_BYTES = 1_300  # a set of ~210 values (840 bytes), its array's header, its title, its entry in the OrderedDict
+SET_BYTES = 1_100  # a set of ~210 values (840 bytes), its array's header and its entry in the OrderedDict
 # What the index holds per initiative at its peak (a band-table merge): 1,752 MiB at 2,500,000 (docs/benchmarks.md,
 # "Memory"), ids and positions included.
 INDEX_PEAK_BYTES = 740
@@ -54,13 +54,12 @@ INDEX_PEAK_BYTES = 740
 
 def sets_within(memory_bytes: int, indexed: int) -> int:
     """How many shingle sets fit in ``memory_bytes`` beside an index of ``indexed`` initiatives (at least
-    RECENT_SETS). With 1,700 MiB: every set up to ~870,000 initiatives, RECENT_SETS from ~2.2 M."""
+    RECENT_SETS). With 1,700 MiB: every set up to ~960,000 initiatives, RECENT_SETS from ~2.2 M."""
     return max(RECENT_SETS, (memory_bytes - INDEX_PEAK_BYTES * indexed) // SET_BYTES)
 
 
 class RecentSets:
-    """The shingle sets of the initiatives loaded, scored or read back last, each with the title of its text (None
-    from a row older than migration 0005), the least recently used dropped first.
+    """The shingle sets of the initiatives loaded, scored or read back last, the least recently used dropped first.
 
     An OrderedDict, not a dict: a dict's ``next(iter(...))`` walks over every slot deleted at its front since its
     last resize, so once RECENT_SETS sets were loaded each insertion into a full dict cost up to ~40 µs instead of
@@ -69,23 +68,16 @@ class RecentSets:
 
     def __init__(self, limit: int = RECENT_SETS) -> None:
         self.limit = limit
-        self._sets: OrderedDict[str, tuple[np.ndarray, str | None]] = OrderedDict()
+        self._sets: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def get(self, initiative_id: str) -> np.ndarray | None:
         found = self._sets.get(initiative_id)
-        if found is None:
-            return None
-        self._sets.move_to_end(initiative_id)
-        return found[0]
+        if found is not None:
+            self._sets.move_to_end(initiative_id)
+        return found
 
-    def title(self, initiative_id: str) -> str | None:
-        """The title kept with the set (None: not kept, or not known); the set counts as used."""
-        found = self._sets.get(initiative_id)
-        return None if found is None else found[1]
-
-    def put(self, initiative_id: str, shingle_set: np.ndarray, title: str | None = None) -> None:
-        # A revision's set replaces the old one and counts as new.
-        self._sets[initiative_id] = (shingle_set, title)
+    def put(self, initiative_id: str, shingle_set: np.ndarray) -> None:
+        self._sets[initiative_id] = shingle_set  # a revision's set replaces the old one and counts as new
         self._sets.move_to_end(initiative_id)
         while len(self._sets) > self.limit:
             self._sets.popitem(last=False)
@@ -156,7 +148,7 @@ class SimilarityStore:
         by_campaign: dict[str, list[Any]] = {}
         for r in rows:
             by_campaign.setdefault(r.campaign, []).append(r)
-            self.recent.put(r.initiative_id, np.frombuffer(r.shingles, dtype=np.uint32), r.title)
+            self.recent.put(r.initiative_id, np.frombuffer(r.shingles, dtype=np.uint32))
             rid = int(r.id)
             if rid > self.last_id:
                 # Ids between the last one seen and this one are holes to look for again (recent ones only).
@@ -246,29 +238,23 @@ class SimilarityStore:
                 found[iid] = known
         if missing:
             read = await shingle_sets(session, missing)
-            for iid, (shingle_set, title) in read.items():
-                self.recent.put(iid, shingle_set, title)
-                found[iid] = shingle_set
+            for iid, shingle_set in read.items():
+                self.recent.put(iid, shingle_set)
+            found.update(read)
         return found
 
-    def titles(self, initiative_ids: set[str]) -> dict[str, str]:
-        """The titles kept in memory of ``initiative_ids`` (those of the candidates a lookup just scored are)."""
-        known = ((iid, self.recent.title(iid)) for iid in initiative_ids)
-        return {iid: title for iid, title in known if title is not None}
 
-
-async def shingle_sets(session: AsyncSession, initiative_ids: set[str]) -> dict[str, tuple[np.ndarray, str | None]]:
-    """The newest stored shingle set of each initiative, with its title (a revision adds a row; the last one
-    wins)."""
+async def shingle_sets(session: AsyncSession, initiative_ids: set[str]) -> dict[str, np.ndarray]:
+    """The newest stored shingle set of each initiative (a revision adds a row; the last one wins)."""
     if not initiative_ids:
         return {}
-    query = select(signatures.c.initiative_id, signatures.c.shingles, signatures.c.title).order_by(signatures.c.id)
+    query = select(signatures.c.initiative_id, signatures.c.shingles).order_by(signatures.c.id)
     if session.bind.dialect.name == "postgresql":  # one array parameter: one prepared statement for any count
         query = query.where(signatures.c.initiative_id == any_(bindparam("ids", type_=ARRAY(String))))
         rows = await session.execute(query, {"ids": list(initiative_ids)})
     else:
         rows = await session.execute(query.where(signatures.c.initiative_id.in_(sorted(initiative_ids))))
-    return {r.initiative_id: (np.frombuffer(r.shingles, dtype=np.uint32), r.title) for r in rows}
+    return {r.initiative_id: np.frombuffer(r.shingles, dtype=np.uint32) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +285,6 @@ def signature_rows(entries: list[Entry], found: dict[str, Found]) -> list[dict[s
             "seq": e.seq,
             "shingles": found[e.initiative_id].shingles.tobytes(),
             "signature": found[e.initiative_id].signature.tobytes(),
-            "title": e.title,
         }
         for e in entries
     ]

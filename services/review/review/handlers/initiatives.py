@@ -92,7 +92,7 @@ async def _write(session: AsyncSession, runtime: ReviewRuntime, states: dict[str
     if entries:
         async with runtime.similarity.batch(session):
             found = await runtime.similarity.lookup_batch(session, entries)
-    await _attach_similar(session, runtime, changed, found)
+    await _attach_similar(session, changed, found)
     new = [s.values for s in changed.values() if not s.stored and s.values is not None]
     inserted = await store.insert_items(session, new)
     lost = {v["initiative_id"] for v in new} - inserted
@@ -103,14 +103,10 @@ async def _write(session: AsyncSession, runtime: ReviewRuntime, states: dict[str
     return lost
 
 
-async def _attach_similar(
-    session: AsyncSession, runtime: ReviewRuntime, changed: dict[str, ItemState], found: dict[str, Found]
-) -> None:
-    """The ``similar`` column: each match with its title (the batch's newest, else the one kept in memory with the
-    match's shingle set, else the stored one)."""
+async def _attach_similar(session: AsyncSession, changed: dict[str, ItemState], found: dict[str, Found]) -> None:
+    """The ``similar`` column: each match with its title (the batch's newest, else the stored one)."""
     wanted = {m.initiative_id for iid, f in found.items() if changed[iid].shows_similar for m in f.matches}
     known = {iid: s.values["title"] for iid, s in changed.items() if iid in wanted and s.values is not None}
-    known.update(runtime.similarity.titles(wanted - set(known)))
     known.update(await store.titles(session, sorted(wanted - set(known))))
     for iid, f in found.items():
         state = changed[iid]
