@@ -46,7 +46,10 @@ GAP_WINDOW = 2000
 # 5 per initiative with 131,072 sets in memory (docs/benchmarks.md). So as many are kept as fit in the memory
 # given to similarity (``SIMILARITY_MEMORY_MB``) beside the index, and never fewer than RECENT_SETS.
 RECENT_SETS = 131_072
-SET_BYTES = 1_100  # a set of ~210 values (840 bytes), its array's header and its entry in the OrderedDict
+# A set of ~210 values (840 bytes), the bytes object it views, its array's header and its entry in the
+# OrderedDict: bench/replay.py's review peaked at 1,292 MiB with all 600,175 sets, ~1,250 bytes each beside
+# the index's 740 per initiative and the process's ~150 MiB.
+SET_BYTES = 1_250
 # What the index holds per initiative at its peak (a band-table merge): 1,752 MiB at 2,500,000 (docs/benchmarks.md,
 # "Memory"), ids and positions included.
 INDEX_PEAK_BYTES = 740
@@ -54,7 +57,7 @@ INDEX_PEAK_BYTES = 740
 
 def sets_within(memory_bytes: int, indexed: int) -> int:
     """How many shingle sets fit in ``memory_bytes`` beside an index of ``indexed`` initiatives (at least
-    RECENT_SETS). With 1,700 MiB: every set up to ~960,000 initiatives, RECENT_SETS from ~2.2 M."""
+    RECENT_SETS). With 1,700 MiB: every set up to ~890,000 initiatives, RECENT_SETS from ~2.2 M."""
     return max(RECENT_SETS, (memory_bytes - INDEX_PEAK_BYTES * indexed) // SET_BYTES)
 
 
