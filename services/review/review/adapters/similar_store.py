@@ -47,8 +47,8 @@ GAP_WINDOW = 2000
 # given to similarity (``SIMILARITY_MEMORY_MB``) beside the index, and never fewer than RECENT_SETS.
 RECENT_SETS = 131_072
 # A set of ~210 values (840 bytes), the bytes object it views, its array's header and its entry in the
-# OrderedDict: bench/replay.py's review peaked at 1,292 MiB with all 600,175 sets, ~1,250 bytes each beside
-# the index's 740 per initiative and the process's ~150 MiB.
+# OrderedDict. bench/replay.py's review peaked at 1,292 MiB with all 600,175 sets, 855 MiB with 131,072: ~980 bytes
+# a set more; counted against the index's peak of 740 per initiative and the process's ~150 MiB, ~1,250. The larger.
 SET_BYTES = 1_250
 # What the index holds per initiative at its peak (a band-table merge): 1,752 MiB at 2,500,000 (docs/benchmarks.md,
 # "Memory"), ids and positions included.
