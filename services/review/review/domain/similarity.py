@@ -213,11 +213,12 @@ class Match:
 
 SKETCH_CHUNK = 65_536  # rows of sketches per allocated block: growing never copies what is there
 # How far below the threshold a sketch estimate may fall and still be scored exactly. The estimate is the share of
-# the 64 MinHash values two texts have in common (binomial): a pair at the threshold (0.5) estimates below 20/64
-# about 8 times in 10,000, a pair at 0.55 4 times in 100,000, while the bands themselves miss 35% of pairs at 0.5
-# (0.65 collide). Of the pipeline's 20,000 texts 5,120 pairs reach 0.5 and every one is kept; 14.6 candidates per
-# initiative are scored where a margin of 0.25 scored 25.9 (docs/benchmarks.md, "Cheaper MinHash").
-SKETCH_MARGIN = 0.1875
+# the 64 MinHash values two texts have in common (binomial): a pair at the threshold (0.5) estimates below 24/64
+# 1.6 times in 100, a pair at 0.55 1.7 times in 1,000, at 0.6 9 times in 100,000, while the bands themselves miss
+# 35% of pairs at 0.5 (0.65 collide). On the pipeline's texts (bench/review_lookups.py --margins, 150,000 texts)
+# this margin scores 8.8 candidates per initiative and finds 342,283 of the 342,294 shortlisted pairs that reach
+# the threshold; 0.1875 scored 16.1 and found them all (docs/benchmarks.md, "Fewer exact scores").
+SKETCH_MARGIN = 0.125
 
 
 def sketch_of(sigs: np.ndarray) -> np.ndarray:
@@ -388,16 +389,23 @@ class SimilarityIndex:
         out: list[tuple[list[str], list[int]]] = [([], []) for _ in range(n)]
         if n == 0 or not self.ids:
             return out
-        keys = band_keys32(sigs)  # n x BANDS
+        keys = band_keys32(sigs).ravel()  # row by row, BANDS each
         row_of_key = np.repeat(np.arange(n, dtype=np.uint64) << np.uint64(32), BANDS)
-        low = keys.ravel().astype(np.uint64) << np.uint64(32)
+        # The binary searches take the keys in ascending order (each search starts near the one before, in pages
+        # the one before brought into the cache): at 150,000 initiatives they cost half what they did in row order.
+        # Their answers go back to row order, so each run's buckets are gathered row by row, as the sort below wants.
+        by_key = np.argsort(keys)
+        low = keys[by_key].astype(np.uint64) << np.uint64(32)
         high = low | _LOW32
         # Each key's bucket, the first MAX_BUCKET indexed (the oldest runs first), as (row << 32 | document).
-        taken = np.zeros(low.size, dtype=np.int64)
+        taken = np.zeros(keys.size, dtype=np.int64)
+        lows = np.empty(keys.size, dtype=np.int64)
+        ends = np.empty(keys.size, dtype=np.int64)
         parts: list[np.ndarray] = []
         for words in self._runs:
-            lows = words.searchsorted(low, "left")
-            lengths = np.minimum(words.searchsorted(high, "right") - lows, MAX_BUCKET - taken)
+            lows[by_key] = words.searchsorted(low, "left")
+            ends[by_key] = words.searchsorted(high, "right")
+            lengths = np.minimum(ends - lows, MAX_BUCKET - taken)
             taken += lengths
             total = int(lengths.sum())
             if total:
