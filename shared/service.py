@@ -30,7 +30,7 @@ from shared.bus.memory import DeadLetterStore, InMemoryBroker, InMemoryBus
 from shared.db import make_engine, run_migrations
 from shared.envelope import Envelope, encode_many, new_event, routing_key
 from shared.fast_routes import Endpoint, ServiceApp
-from shared.gc_tuning import collector_tuned_for_batches
+from shared.gc_tuning import allocator_keeps_freed_memory, collector_tuned_for_batches
 from shared.http import (
     ApiError,
     JsonResponse,
@@ -220,6 +220,7 @@ def create_app(
             ]
             tasks.extend(workers)
             log.info("service started", extra={"service": definition.name})
+            allocator_keeps_freed_memory(settings.malloc_tuned)
             with collector_tuned_for_batches(settings.gc_tuned):
                 yield
             # Graceful shutdown (uvicorn has stopped listening and finished the requests in flight): not ready

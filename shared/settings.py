@@ -54,6 +54,9 @@ class ServiceSettings(BaseSettings):
     log_json: bool = True
     # The collector tuned for batches while the service runs (shared.gc_tuning); GC_TUNED=false measures without.
     gc_tuned: bool = True
+    # glibc's allocator keeps what a batch freed (shared.gc_tuning.allocator_keeps_freed_memory); MALLOC_TUNED=false
+    # measures without.
+    malloc_tuned: bool = True
 
     @model_validator(mode="after")
     def _secret_policy(self) -> ServiceSettings:

@@ -203,3 +203,31 @@ def test_a_service_metric_is_named_for_its_service_made_once_and_labelled_with_i
         metrics.gauge("sangkien_demo_things_total", "Things")
     made.labels("a").inc(2)
     assert 'sangkien_demo_things_total{kind="a",service="demo"} 2.0' in metrics.render().decode()
+
+
+def test_the_allocator_keeps_what_a_batch_freed_for_the_next() -> None:
+    """8 MB blocks allocated and freed in turn, as a consumer's batches do: with glibc's defaults each is mapped
+    (or the heap grown) anew and its 2,048 pages faulted in again; tuned, the freed memory is reused."""
+    import ctypes
+    import resource
+
+    from shared.gc_tuning import M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, allocator_keeps_freed_memory
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except AttributeError:
+        pytest.skip("not glibc")
+
+    def faults_of_batches() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(20):
+            block = bytearray(8 << 20)  # written through (zeroed), as a NumPy result is
+            del block
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    assert mallopt(M_MMAP_THRESHOLD, 128 << 10) == 1 and mallopt(M_TRIM_THRESHOLD, 128 << 10) == 1  # the defaults
+    assert faults_of_batches() > 20 * 2_000
+    assert allocator_keeps_freed_memory()
+    faults_of_batches()  # the heap grows once
+    assert faults_of_batches() < 500
+    assert not allocator_keeps_freed_memory(False)  # MALLOC_TUNED=false leaves the allocator alone
