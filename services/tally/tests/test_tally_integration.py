@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from tally.adapters.maintenance import verify
 from tally.adapters.orm import outbox
 from tally.app import create
-from tally_testkit import CAMPAIGN, OP, TREE, new_id, reviewed, submitted, tally_settings, withdrawn
+from tally_testkit import CAMPAIGN, OP, TREE, figures, new_id, reviewed, submitted, tally_settings, withdrawn
 
 from shared.bus.rabbitmq import RabbitMQBus
 from shared.testing import AMQP_URL, amqp_prefix, eventually, pg_database, running_app
@@ -178,3 +181,56 @@ async def test_moves_while_two_consumers_count_leave_every_figure_exact(prefix: 
             # TH-01 ended under TH (8 moves); its three leaves' initiatives count there, HN-001's under HN.
             assert figures["TH"]["valid"] == 450 and figures["HN"]["valid"] == 150
             assert figures["VN"]["participants"] == 17 + 5
+
+
+async def test_a_fact_another_replica_inserts_meanwhile_is_merged_again_over_its_row(
+    planned_pg: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replica A reads the batch's facts and finds none for an initiative; before A inserts it, replica B stores
+    that initiative's submission and commits. A's insert then loses (nothing of A's is written over B's row): A
+    locks B's row and merges its own event again over it, so the fact holds both events and each is counted once."""
+    from tally.adapters import facts as fact_store
+    from tally.handlers import initiatives as handlers
+
+    app, client = planned_pg
+    sessions = app.state.ctx.sessions
+    iid = new_id()
+    load, insert = fact_store.load_many_for_update, fact_store.insert_new
+    lost: list[set[str]] = []
+
+    async def replica_b() -> None:
+        async with sessions() as session:
+            event = submitted(iid, "TH-01-001", authors=("M-7",), benefit=5_000)
+            await handlers.on_initiative_content(session, event)
+            await handlers.apply_batch(session, [event])
+            await session.commit()
+
+    async def load_then_b_commits(session: Any, skeletons: list[Any]) -> dict[str, Any]:
+        found = await load(session, skeletons)
+        if not lost:  # A's first read: B stores the initiative before A writes
+            lost.append(set())
+            assert found == {}
+            await replica_b()
+        return found
+
+    async def recording_insert(session: Any, new: list[Any]) -> set[str]:
+        missed = await insert(session, new)
+        lost.append(missed)
+        return missed
+
+    monkeypatch.setattr(fact_store, "load_many_for_update", load_then_b_commits)
+    monkeypatch.setattr(fact_store, "insert_new", recording_insert)
+    async with sessions() as session:
+        event = reviewed(iid, "TH-01-001", "valid", 1, authors=("M-7",), benefit=5_000, verified=4_000)
+        await handlers.on_initiative_reviewed(session, event)
+        await handlers.apply_batch(session, [event])
+        await session.commit()
+
+    assert {iid} in lost  # A's insert met B's row: the path under test ran
+    async with sessions() as session:
+        stored = await load(session, [handlers.new_fact(iid, {"campaign": "1M"})])
+    assert stored[iid].content_revision == 0 and stored[iid].authors == ("M-7",)  # B's submission
+    assert stored[iid].outcome == "valid" and stored[iid].verified_benefit_vnd == 4_000  # A's decision
+    got = await figures(client, "TH-01-001", "P1")
+    assert (got["submitted"], got["valid"], got["benefit_vnd"], got["participants"]) == (1, 1, 4_000, 1)
+    assert await verify(app.state.ctx.engine) == []

@@ -17,5 +17,5 @@ def replace_upsert(table_name: str, keys: tuple[str, ...], columns: tuple[str, .
     return bulk.replace_upsert(orm.metadata.tables[table_name], keys, columns)
 
 
-def insert_missing(table_name: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
-    return bulk.insert_missing(orm.metadata.tables[table_name], keys, columns)
+def insert_missing(table_name: str, keys: tuple[str, ...], columns: tuple[str, ...], returning: bool = False) -> Any:
+    return bulk.insert_missing(orm.metadata.tables[table_name], keys, columns, returning)

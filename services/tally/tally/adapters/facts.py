@@ -94,15 +94,13 @@ def fact_tuple(fact: Fact) -> tuple[Any, ...]:
 
 
 async def load_many_for_update(session: AsyncSession, skeletons: list[Fact]) -> dict[str, Fact]:
-    """The stored facts of a whole batch (new ones created from their skeletons), locked in id order."""
+    """The stored facts of a whole batch, locked in id order. PostgreSQL: only those that exist (a new one is
+    inserted by ``insert_new`` once merged); SQLite, one writer at a time: the new ones are inserted from their
+    skeletons first, so every fact of the batch comes back."""
     dialect = session.bind.dialect.name
     ordered = sorted({f.initiative_id: f for f in skeletons}.values(), key=lambda f: f.initiative_id)
     out: dict[str, Fact] = {}
     if dialect == "postgresql":
-        # Missing ones are inserted first (ON CONFLICT DO NOTHING), so that every fact of the batch has a row
-        # to lock; then all of them are read under lock, in id order.
-        rows = [fact_tuple(f) for f in ordered]
-        await session.execute(bulk.insert_missing("facts", KEY, COLUMNS), bulk.rows_param(rows))
         for row in (await session.execute(LOCKED, {"ids": [f.initiative_id for f in ordered]})).all():
             out[row.initiative_id] = fact_from_row(row)
         return out
@@ -114,11 +112,25 @@ async def load_many_for_update(session: AsyncSession, skeletons: list[Fact]) -> 
             .where(facts.c.initiative_id.in_([f.initiative_id for f in chunk]))
             .order_by(facts.c.initiative_id)
         )
-        if dialect == "postgresql":
-            query = query.with_for_update()
         for row in (await session.execute(query)).all():
             out[row.initiative_id] = fact_from_row(row)
     return out
+
+
+async def insert_new(session: AsyncSession, new: list[Fact]) -> set[str]:
+    """Insert facts that were not stored when the batch read them; answers the ids that another replica's batch
+    inserted meanwhile (nothing of ours is written for them: the caller locks them and merges again). An insert
+    that meets another transaction's row waits for it to end, so a lost id's row is there once this returns."""
+    if not new:
+        return set()
+    ordered = sorted(new, key=lambda f: f.initiative_id)
+    if session.bind.dialect.name == "postgresql":
+        stmt = bulk.insert_missing("facts", KEY, COLUMNS, returning=True)
+        inserted = {r[0] for r in await session.execute(stmt, bulk.rows_param([fact_tuple(f) for f in ordered]))}
+    else:
+        stmt = insert_ignore(facts, session.bind.dialect.name, ["initiative_id"]).returning(facts.c.initiative_id)
+        inserted = {r[0] for r in await session.execute(stmt, [fact_values(f) for f in ordered])}
+    return {f.initiative_id for f in ordered} - inserted
 
 
 async def save_many(session: AsyncSession, changed: list[Fact]) -> None:

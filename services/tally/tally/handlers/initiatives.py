@@ -18,6 +18,8 @@ from tally.domain.counting import Fact, contribution, new_fact, on_content, on_r
 from tally.handlers.events import InitiativeContent, InitiativeReviewed, InitiativeWithdrawn
 
 PENDING_KEY = "tally_pending"
+# A new fact another replica inserted between our read and our insert is merged again over the stored row.
+MAX_FOLDS = 5
 Merge = Callable[[Fact, dict[str, Any]], Fact]
 
 
@@ -45,22 +47,50 @@ async def on_initiative_reviewed(session: AsyncSession, env: Envelope) -> None:
 
 
 async def merge_facts(session: AsyncSession, pending: Sequence[tuple[Fact, dict[str, Any], Merge]]) -> Deltas:
-    """Apply the batch's events to their facts in arrival order; the net change of each contribution is noted."""
-    stored = await fact_store.load_many_for_update(session, [p[0] for p in pending])
-    current = dict(stored)
+    """Apply the batch's events to their facts in arrival order; the net change of each contribution is noted.
+
+    A fact not stored yet is merged over its skeleton and inserted as merged (one write, where inserting the
+    skeleton to lock it and then the merged fact took two: 27 and 17 µs of PostgreSQL per initiative in the
+    pipeline bench). One that another replica inserted between our read and our insert is locked, and its events
+    merged again over what that replica stored."""
+    skeletons: dict[str, Fact] = {}
+    events: dict[str, list[tuple[dict[str, Any], Merge]]] = {}
     last_seen: dict[str, int] = {}
     for position, (skeleton, data, merge) in enumerate(pending):
-        current[skeleton.initiative_id] = merge(current[skeleton.initiative_id], data)
+        skeletons.setdefault(skeleton.initiative_id, skeleton)
+        events.setdefault(skeleton.initiative_id, []).append((data, merge))
         last_seen[skeleton.initiative_id] = position
+    stored = await fact_store.load_many_for_update(session, list(skeletons.values()))
+    before = {iid: stored.get(iid, skeleton) for iid, skeleton in skeletons.items()}
+    current = {iid: _merged(before[iid], events[iid]) for iid in events}
+    await fact_store.save_many(session, [f for iid, f in current.items() if iid in stored and f != stored[iid]])
+    new = [f for iid, f in current.items() if iid not in stored and f != before[iid]]
+    for _ in range(MAX_FOLDS):
+        lost = await fact_store.insert_new(session, new)
+        if not lost:
+            break
+        again = await fact_store.load_many_for_update(session, [skeletons[iid] for iid in lost])
+        for iid in lost:
+            before[iid] = again.get(iid, skeletons[iid])
+            current[iid] = _merged(before[iid], events[iid])
+        await fact_store.save_many(session, [current[iid] for iid in again if current[iid] != again[iid]])
+        new = [current[iid] for iid in lost if iid not in again and current[iid] != before[iid]]
+    else:
+        raise RuntimeError("facts kept being inserted by another replica; the batch is retried")
     deltas = Deltas()
     # In the order the batch settled them: the N-th valid initiative is the one whose event came N-th.
-    changed = sorted((f for iid, f in current.items() if f != stored[iid]), key=lambda f: last_seen[f.initiative_id])
-    await fact_store.save_many(session, changed)
+    changed = sorted((f for iid, f in current.items() if f != before[iid]), key=lambda f: last_seen[f.initiative_id])
     for fact in changed:
-        before, after = contribution(stored[fact.initiative_id]), contribution(fact)
-        if before != after:
-            deltas.add_change(fact, before, after)
+        was, now = contribution(before[fact.initiative_id]), contribution(fact)
+        if was != now:
+            deltas.add_change(fact, was, now)
     return deltas
+
+
+def _merged(fact: Fact, events: list[tuple[dict[str, Any], Merge]]) -> Fact:
+    for data, merge in events:
+        fact = merge(fact, data)
+    return fact
 
 
 async def apply_batch(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
