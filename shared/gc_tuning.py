@@ -51,7 +51,7 @@ M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 # to 8 MB (review's MinHash of ~75 texts at once): with glibc's defaults the heap shrank after the batch and grew
 # again in the next, and every page it grew by was faulted in and zeroed anew. Review took ~17,000 page faults a
 # second in bench/pipeline.py's (b) (13 per initiative; 12% of its CPU in the kernel); with these values ~1,800
-# (docs/benchmarks.md, "Freed memory kept").
+# (docs/benchmarks.md, "Half the exact scores…").
 ALLOCATOR = {M_TRIM_THRESHOLD: 64 << 20, M_TOP_PAD: 16 << 20, M_MMAP_THRESHOLD: 32 << 20}
 
 

@@ -217,7 +217,7 @@ SKETCH_CHUNK = 65_536  # rows of sketches per allocated block: growing never cop
 # 1.6 times in 100, a pair at 0.55 1.7 times in 1,000, at 0.6 9 times in 100,000, while the bands themselves miss
 # 35% of pairs at 0.5 (0.65 collide). On the pipeline's texts (bench/review_lookups.py --margins, 150,000 texts)
 # this margin scores 8.8 candidates per initiative and finds 342,283 of the 342,294 shortlisted pairs that reach
-# the threshold; 0.1875 scored 16.1 and found them all (docs/benchmarks.md, "Fewer exact scores").
+# the threshold; 0.1875 scored 16.1 and found them all (docs/benchmarks.md, "Half the exact scores…").
 SKETCH_MARGIN = 0.125
 
 
