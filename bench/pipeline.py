@@ -506,6 +506,7 @@ class Depths:
         self.pg: dict[str, Any] = {}
         self.metrics = {s: Conn(system.ports[s]) for s in SERVICES}
         self.lock = asyncio.Lock()
+        self.stopping = False
 
     async def __aenter__(self) -> Depths:
         import aio_pika
@@ -518,6 +519,9 @@ class Depths:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # A cancellation that lands inside aio-pika's channel close can be swallowed there, and the sampler went
+        # on forever (the bench hung after its report was ready): the loop also stops on this flag.
+        self.stopping = True
         await cancel(self.task)
         await self.connection.close()
         for c in self.pg.values():
@@ -573,6 +577,8 @@ class Depths:
 
     async def _run(self) -> None:
         for _ in range(10**6):
+            if self.stopping:
+                return
             t = time.monotonic()
             with contextlib.suppress(Exception):
                 self.samples.append((t, await self.sample()))
