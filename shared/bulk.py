@@ -25,16 +25,17 @@ from sqlalchemy.types import JSON
 ROWS = "rows"
 
 
-def json_rows(columns: Sequence[tuple[str, Any]]) -> Select[Any]:
-    """``SELECT CAST(r.value ->> 0 AS t0) AS c0, …`` over the elements of the ``rows`` parameter, a JSON array of
-    row arrays; ``columns`` are (name, SQLAlchemy type) in row order. A JSON column takes its element as JSON.
+def json_rows(columns: Sequence[tuple[str, Any]], param: str = ROWS) -> Select[Any]:
+    """``SELECT CAST(r.value ->> 0 AS t0) AS c0, …`` over the elements of the ``param`` parameter (``rows``), a JSON
+    array of row arrays; ``columns`` are (name, SQLAlchemy type) in row order. A JSON column takes its element as
+    JSON. Statements that read two documents (writable CTEs in one statement) give each its own ``param``.
 
     The document is read as ``jsonb``: parsed once, each ``->> i`` is then an index into a binary array. Read
     as ``json``, every ``->> i`` parses its row's text again from the start, so a row's cost grew with its
     columns times its length: review's insert of 500 items (30 columns, two 600-character texts) took 183 ms
     of PostgreSQL, a third of review's PostgreSQL time; the same SELECT over 500 such rows, 95.7 ms as json,
     11.1 ms as jsonb, and 3,500 narrow rows of 8 columns 13.4–21.2 against 6.9–11.5 ms (docs/benchmarks.md)."""
-    rows = func.jsonb_array_elements(cast(bindparam(ROWS, type_=String), JSONB))
+    rows = func.jsonb_array_elements(cast(bindparam(param, type_=String), JSONB))
     value = rows.table_valued(column("value", JSONB), name="r").c.value
     exprs = []
     for i, (name, type_) in enumerate(columns):
@@ -45,14 +46,14 @@ def json_rows(columns: Sequence[tuple[str, Any]]) -> Select[Any]:
     return select(*exprs)
 
 
-def table_rows(table: Table, columns: Sequence[str]) -> Select[Any]:
+def table_rows(table: Table, columns: Sequence[str], param: str = ROWS) -> Select[Any]:
     """The rows of ``rows_param`` as the given columns of ``table``."""
-    return json_rows([(name, table.c[name].type) for name in columns])
+    return json_rows([(name, table.c[name].type) for name in columns], param)
 
 
-def rows_param(rows: Sequence[Sequence[Any]]) -> dict[str, str]:
+def rows_param(rows: Sequence[Sequence[Any]], param: str = ROWS) -> dict[str, str]:
     """Row tuples (dates, datetimes (naive ones are UTC), None and JSON values) → a ``json_rows`` parameter."""
-    return {ROWS: orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()}
+    return {param: orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()}
 
 
 @cache
@@ -88,15 +89,15 @@ def insert_missing(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]
 
 
 @cache
-def insert_rows(table: Table, columns: tuple[str, ...]) -> Any:
+def insert_rows(table: Table, columns: tuple[str, ...], param: str = ROWS) -> Any:
     """``INSERT … SELECT (the JSON rows)`` (the table's own defaults, e.g. an identity, fill the other columns)."""
-    return pg_insert(table).from_select(list(columns), table_rows(table, columns))
+    return pg_insert(table).from_select(list(columns), table_rows(table, columns, param))
 
 
 @cache
-def update_rows(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+def update_rows(table: Table, keys: tuple[str, ...], columns: tuple[str, ...], param: str = ROWS) -> Any:
     """``UPDATE t SET c = r.c … FROM (the JSON rows) r WHERE t.key = r.key`` for the non-key columns."""
-    source = table_rows(table, columns).subquery("r")
+    source = table_rows(table, columns, param).subquery("r")
     return (
         update(table)
         .values({c: source.c[c] for c in columns if c not in keys})

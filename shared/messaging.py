@@ -153,8 +153,7 @@ async def stage_encoded(
     now = datetime.now(UTC)
     if session.bind.dialect.name == "postgresql" and len(bodies) > 1:
         # One statement, however many events (an executemany is one execution per row).
-        params = {"event_ids": list(event_ids), "routing_keys": list(routing_keys), "bodies": list(bodies), "now": now}
-        await session.execute(_outbox_many(outbox), params)
+        await session.execute(outbox_insert_many(outbox), outbox_many_params(event_ids, routing_keys, bodies))
     else:
         rows = [
             {"event_id": i, "routing_key": k, "body": b, "created_at": now}
@@ -164,8 +163,23 @@ async def stage_encoded(
     mark_outbox_dirty(session)
 
 
+def outbox_many_params(
+    event_ids: Sequence[str], routing_keys: Sequence[str], bodies: Sequence[bytes]
+) -> dict[str, Any]:
+    """The parameters of ``outbox_insert_many``: the events' ids, routing keys and bytes, staged now."""
+    return {
+        "event_ids": list(event_ids),
+        "routing_keys": list(routing_keys),
+        "bodies": list(bodies),
+        "now": datetime.now(UTC),
+    }
+
+
 @cache
-def _outbox_many(outbox: Table) -> Insert:
+def outbox_insert_many(outbox: Table) -> Insert:
+    """PostgreSQL: ``INSERT INTO outbox … SELECT unnest(…)`` of many events in one statement (its parameters:
+    ``outbox_many_params``). A caller may attach its own writes as data-modifying CTEs (``add_cte``): PostgreSQL
+    runs each once, in the same statement; the caller then calls ``mark_outbox_dirty``."""
     return outbox.insert().from_select(
         ["event_id", "routing_key", "body", "created_at"],
         select(

@@ -166,8 +166,8 @@ async def decide_many(
             results.append(_decision_view(decision))
         if not accepted:
             return results
-        await claims.record_decisions(session, [d for _row, d in accepted])
-        await ctx.emit_many(session, "initiative.reviewed", [reviewed_event(row._mapping, d) for row, d in accepted])
+        events = [reviewed_event(row._mapping, d) for row, d in accepted]
+        await claims.record_decisions(session, [d for _row, d in accepted], events, ctx.name)
     if runtime.metrics:
         for row, d in accepted:
             runtime.metrics.decisions.labels(d["outcome"], d["reason"] or "").inc()

@@ -120,6 +120,9 @@ async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: R
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
         path, codes = await claims.subtree(session, "G-7", claims.MAX_CODES + 1)
         assert (path, codes) == ("/VN/TH/TH-02/G-7/", ["G-7"])
+        # The root's path and its subtree's codes in one statement, the range read through the "C" path index.
+        units_plan = await explain(session, claims._SUBTREE, {"code": "G-7", "limit": claims.MAX_CODES + 1})
+        assert "ix_unit_replica_path_c" in units_plan and "Seq Scan" not in units_plan, units_plan
         scope, params = claims.lease_params(principal, 50, now, now, path, codes, floor=100_000)
         plan = await explain(session, claims.lease_statement(scope, 1), params)
         # A province's claim reads the queue in order from the floor: the index starts there (an index
