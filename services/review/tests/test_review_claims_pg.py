@@ -50,6 +50,16 @@ GRASSROOTS_UNDER_TH02 = text(
 )
 
 
+# ``n`` pending items, seq 1..n, spread over the 2,000 units of GRASSROOTS_UNDER_TH02.
+PENDING_ITEMS = text(
+    "INSERT INTO review_item (initiative_id, campaign, phase, unit_code, seq, title,"
+    ' expected_benefit_vnd, confidential, authors, author_ids, revision, status, decision_seq, "similar",'
+    " appraisal_count) "
+    "SELECT md5(n::text), '1M', 'P1', 'G-' || (n % 2000 + 1), n, 'Sáng kiến ' || n, 0, false,"
+    " '[]', '|M-' || n || '|', 0, 'pending', 0, '[]', 0 FROM generate_series(1, CAST(:n AS integer)) AS n"
+)
+
+
 @pytest.mark.parametrize("share", [1, 1000], ids=["per-unit", "queue-order"])
 async def test_claims_take_the_oldest_claimable_in_scope_by_either_way(
     pg_review: Review, monkeypatch: pytest.MonkeyPatch, share: int
@@ -104,15 +114,7 @@ async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: R
     entries, not the queue (the 2.5 M figure is in docs/benchmarks.md: bench/review.py --claims-queue)."""
     async with pg_review.app.state.ctx.engine.begin() as conn:
         await conn.execute(GRASSROOTS_UNDER_TH02)
-        await conn.execute(
-            text(
-                "INSERT INTO review_item (initiative_id, campaign, phase, unit_code, seq, title,"
-                ' expected_benefit_vnd, confidential, authors, author_ids, revision, status, decision_seq, "similar",'
-                " appraisal_count) "
-                "SELECT md5(n::text), '1M', 'P1', 'G-' || (n % 2000 + 1), n, 'Sáng kiến ' || n, 0, false,"
-                " '[]', '|M-' || n || '|', 0, 'pending', 0, '[]', 0 FROM generate_series(1, 200000) AS n"
-            )
-        )
+        await conn.execute(PENDING_ITEMS, {"n": 200_000})
         await conn.execute(text("ANALYZE review_item"))
         await conn.execute(text("ANALYZE unit_replica"))
     principal = Principal(sub="rev-g", name="rev-g", roles=frozenset({"reviewer"}), unit="G-7", member_id="M-x")
@@ -153,15 +155,7 @@ async def test_a_large_subtree_claim_looks_each_items_unit_up_by_key_whatever_th
     of its 9.7 ms of PostgreSQL."""
     async with pg_review.app.state.ctx.engine.begin() as conn:
         await conn.execute(GRASSROOTS_UNDER_TH02)
-        await conn.execute(
-            text(
-                "INSERT INTO review_item (initiative_id, campaign, phase, unit_code, seq, title,"
-                ' expected_benefit_vnd, confidential, authors, author_ids, revision, status, decision_seq, "similar",'
-                " appraisal_count) "
-                "SELECT md5(n::text), '1M', 'P1', 'G-' || (n % 2000 + 1), n, 'Sáng kiến ' || n, 0, false,"
-                " '[]', '|M-' || n || '|', 0, 'pending', 0, '[]', 0 FROM generate_series(1, 20000) AS n"
-            )
-        )
+        await conn.execute(PENDING_ITEMS, {"n": 20_000})
         await conn.execute(text("ANALYZE review_item"))
         await conn.execute(text("ANALYZE unit_replica"))
     province = Principal(sub="rev-p", name="rev-p", roles=frozenset({"reviewer"}), unit="TH", member_id="M-p")
