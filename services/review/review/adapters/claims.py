@@ -231,6 +231,7 @@ def lease_statement(scope: Literal["all", "codes", "path"], authors: int) -> Upd
 
 # ---- decisions -----------------------------------------------------------------------------------
 
+REVIEWED = "initiative.reviewed"  # the event each accepted decision stages
 LOCK_COLUMNS = (
     "initiative_id",
     "campaign",
@@ -322,9 +323,6 @@ async def record_decisions(
     stmt = update(items).where(items.c.initiative_id == bindparam("b_initiative_id")).values(values)
     await session.execute(stmt, [{f"b_{k}": v for k, v in c.items()} for c in changes])
     await stage_encoded(session, outbox, ids, keys, bodies)
-
-
-REVIEWED = "initiative.reviewed"
 
 
 @cache
