@@ -60,6 +60,15 @@ PENDING_ITEMS = text(
 )
 
 
+async def analysed_queue(r: Review, n: int) -> None:
+    """The 2,000 units of GRASSROOTS_UNDER_TH02 with ``n`` pending items, and statistics taken of both."""
+    async with r.app.state.ctx.engine.begin() as conn:
+        await conn.execute(GRASSROOTS_UNDER_TH02)
+        await conn.execute(PENDING_ITEMS, {"n": n})
+        await conn.execute(text("ANALYZE review_item"))
+        await conn.execute(text("ANALYZE unit_replica"))
+
+
 @pytest.mark.parametrize("share", [1, 1000], ids=["per-unit", "queue-order"])
 async def test_claims_take_the_oldest_claimable_in_scope_by_either_way(
     pg_review: Review, monkeypatch: pytest.MonkeyPatch, share: int
@@ -112,11 +121,7 @@ async def test_a_reviewers_own_initiatives_are_left_out_by_their_id_as_written_n
 async def test_a_small_subtree_claim_uses_the_index_in_a_long_queue(pg_review: Review) -> None:
     """200,000 pending items over 2,000 units; a grassroots reviewer's claim must read its unit's index
     entries, not the queue (the 2.5 M figure is in docs/benchmarks.md: bench/review.py --claims-queue)."""
-    async with pg_review.app.state.ctx.engine.begin() as conn:
-        await conn.execute(GRASSROOTS_UNDER_TH02)
-        await conn.execute(PENDING_ITEMS, {"n": 200_000})
-        await conn.execute(text("ANALYZE review_item"))
-        await conn.execute(text("ANALYZE unit_replica"))
+    await analysed_queue(pg_review, 200_000)
     principal = Principal(sub="rev-g", name="rev-g", roles=frozenset({"reviewer"}), unit="G-7", member_id="M-x")
     now = datetime.now(UTC)
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
@@ -153,11 +158,7 @@ async def test_a_large_subtree_claim_looks_each_items_unit_up_by_key_whatever_th
     of a campaign): each item's unit path is read by primary key. As a join, the planner kept the subtree's units
     in memory and searched them for each item: in the full replay (3,690 units) 91,000 comparisons per claim, 8.4
     of its 9.7 ms of PostgreSQL."""
-    async with pg_review.app.state.ctx.engine.begin() as conn:
-        await conn.execute(GRASSROOTS_UNDER_TH02)
-        await conn.execute(PENDING_ITEMS, {"n": 20_000})
-        await conn.execute(text("ANALYZE review_item"))
-        await conn.execute(text("ANALYZE unit_replica"))
+    await analysed_queue(pg_review, 20_000)
     province = Principal(sub="rev-p", name="rev-p", roles=frozenset({"reviewer"}), unit="TH", member_id="M-p")
     now = datetime.now(UTC)
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
