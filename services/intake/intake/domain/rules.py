@@ -88,8 +88,15 @@ def normalise(text: str | None) -> str:
     """NFC, case-folded, whitespace collapsed: the comparison form of exact duplicates (item 4).
 
     ``str.split()`` splits on exactly the characters the regular expression ``\\s+`` matches
-    (``str.isspace``), so this equals ``re.sub(r"\\s+", " ", ...).strip()``, at a third of its cost."""
-    return " ".join(unicodedata.normalize("NFC", text or "").casefold().split())
+    (``str.isspace``), so this equals ``re.sub(r"\\s+", " ", ...).strip()``, at a third of its cost.
+
+    Most texts are already collapsed: no run of two spaces, no space at either end, and no other whitespace (every
+    ``isspace`` character but the space is a control or a separator, so such a text is ``isprintable``). Those
+    two checks cost a tenth of splitting and joining a solution of 550 characters again (24 → 12 µs a solution)."""
+    folded = unicodedata.normalize("NFC", text or "").casefold()
+    if folded.isprintable() and "  " not in folded and folded[:1] != " " and folded[-1:] != " ":
+        return folded
+    return " ".join(folded.split())
 
 
 def fingerprint(title: str, solution: str | None) -> str:
