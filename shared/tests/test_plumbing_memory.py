@@ -67,6 +67,8 @@ async def test_poison_message_is_dead_lettered_and_the_next_ones_still_flow(
         assert (await c.get("/api/v1/counts/noted", headers=auth("reviewer"))).json()["n"] == 5
         letters = await bus.dead_letters("demo_consumer")
         assert [Envelope.from_bytes(d.body).id for d in letters] == [poison.id]
+        # Delivered three times (the limit): the second and third deliveries are counted as made again.
+        assert DEMO_COUNT.format("redelivered", "2.0") in (await c.get("/metrics")).text
         dl = await c.get("/api/v1/ops/demo_consumer/dead-letters", headers=auth("operator"))
         assert dl.status_code == 200 and len(dl.json()["items"]) == 1
         forbidden = await c.get("/api/v1/ops/demo_consumer/dead-letters", headers=auth("reviewer"))

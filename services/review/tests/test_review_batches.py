@@ -169,6 +169,44 @@ async def test_redelivery_of_a_partly_handled_batch(pg_review: Review) -> None:
     assert await signature_counts(pg_review) == {first["id"]: 1, second["id"]: 1}
 
 
+async def test_a_redelivery_after_the_decision_changes_nothing_and_initiative_events_take_no_inbox_row(
+    pg_review: Review,
+) -> None:
+    """The handlers' own keys (revision, a final status) absorb a redelivery in a later batch: review's initiative
+    subscriptions are ``idempotent`` and write no inbox row; unit events still do."""
+    item = initiative()
+    submitted = event("initiative.submitted", item)
+    await deliver(pg_review, [submitted])
+    claimed = await pg_review.client.post("/api/v1/review/claims", json={"count": 10}, headers=OP)
+    assert [i["initiative_id"] for i in claimed.json()["items"]] == [item["id"]]
+    decided = await pg_review.client.post(
+        f"/api/v1/review/items/{item['id']}/decision", json={"outcome": "valid"}, headers=OP
+    )
+    assert decided.status_code == 200, decided.text
+    before = (await rows(pg_review))[item["id"]]
+    again = await deliver(
+        pg_review, [submitted, event("initiative.submitted", item), event("initiative.withdrawn", withdrawal(item))]
+    )
+    assert {d.outcome for d in again} == {"ack"}
+    after = (await rows(pg_review))[item["id"]]
+    assert (after.status, after.decision_seq, after.revision, after.queued_at) == (
+        "valid",
+        before.decision_seq,
+        0,
+        before.queued_at,
+    )
+    assert await signature_counts(pg_review) == {item["id"]: 1}
+    assert await inbox_rows(pg_review) == {"unit.upserted.v1": len(TREE)}  # the tree the fixture sent
+    await deliver(pg_review, [event("unit.upserted", {**TREE[0], "revision": 99})])
+    assert await inbox_rows(pg_review) == {"unit.upserted.v1": len(TREE) + 1}
+
+
+async def inbox_rows(r: Review) -> dict[str, int]:
+    inbox = r.app.state.ctx.inbox
+    async with r.app.state.ctx.sessions() as session:
+        return dict((await session.execute(select(inbox.c.handler, func.count()).group_by(inbox.c.handler))).all())
+
+
 async def test_near_duplicates_are_found_inside_one_batch_in_seq_order(pg_review: Review) -> None:
     earlier = initiative(title="Máy nén khí", solution=TEXT, seq=101)
     copy = initiative(title="Máy nén khí", solution=TEXT + " tại nhà máy", seq=102)

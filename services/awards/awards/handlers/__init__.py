@@ -132,8 +132,8 @@ async def on_snapshot_frozen(session: AsyncSession, env: Envelope) -> None:
 SUBSCRIPTIONS: list[Subscription] = [
     Subscription("unit.upserted.v1", on_unit_upserted),
     Subscription("campaign.upserted.v1", on_campaign_upserted),
-    Subscription("initiative.reviewed.v1", on_initiative_reviewed),
-    Subscription("initiative.appraised.v1", on_initiative_appraised),
+    Subscription("initiative.reviewed.v1", on_initiative_reviewed, idempotent=True),
+    Subscription("initiative.appraised.v1", on_initiative_appraised, idempotent=True),
     Subscription("tally.snapshot_frozen.v1", on_snapshot_frozen),
 ]
 

@@ -32,6 +32,6 @@ def make_subscriptions(plan: Callable[[], PlanReader | None]) -> list[Subscripti
     return [
         Subscription("unit.upserted.v1", forgetting(on_unit_upserted, "unit")),
         Subscription("campaign.upserted.v1", forgetting(on_campaign_upserted, "campaign")),
-        Subscription("initiative.reviewed.v1", on_initiative_reviewed),
-        Subscription("initiative.appraised.v1", on_initiative_appraised),
+        Subscription("initiative.reviewed.v1", on_initiative_reviewed, idempotent=True),
+        Subscription("initiative.appraised.v1", on_initiative_appraised, idempotent=True),
     ]

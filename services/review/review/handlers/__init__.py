@@ -11,8 +11,8 @@ from shared.messaging import Subscription
 __all__ = ["SUBSCRIPTIONS", "make_apply_batch"]
 
 SUBSCRIPTIONS: list[Subscription] = [
-    Subscription("initiative.submitted.v1", on_initiative),
-    Subscription("initiative.revised.v1", on_initiative),
-    Subscription("initiative.withdrawn.v1", on_withdrawn),
+    Subscription("initiative.submitted.v1", on_initiative, idempotent=True),
+    Subscription("initiative.revised.v1", on_initiative, idempotent=True),
+    Subscription("initiative.withdrawn.v1", on_withdrawn, idempotent=True),
     Subscription("unit.upserted.v1", on_unit_upserted),
 ]

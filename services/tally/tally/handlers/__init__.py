@@ -11,10 +11,10 @@ from tally.handlers.initiatives import (
 )
 
 SUBSCRIPTIONS: list[Subscription] = [
-    Subscription("initiative.submitted.v1", on_initiative_content),
-    Subscription("initiative.revised.v1", on_initiative_content),
-    Subscription("initiative.withdrawn.v1", on_initiative_withdrawn),
-    Subscription("initiative.reviewed.v1", on_initiative_reviewed),
+    Subscription("initiative.submitted.v1", on_initiative_content, idempotent=True),
+    Subscription("initiative.revised.v1", on_initiative_content, idempotent=True),
+    Subscription("initiative.withdrawn.v1", on_initiative_withdrawn, idempotent=True),
+    Subscription("initiative.reviewed.v1", on_initiative_reviewed, idempotent=True),
 ]
 
 AFTER_BATCH = apply_batch
