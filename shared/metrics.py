@@ -48,7 +48,7 @@ class ServiceMetrics:
             f"{p}events_duplicate_total", "Deliveries skipped because the inbox had them", ["type"]
         )
         self.events_redelivered = self.counter(
-            f"{p}events_redelivered_total", "Deliveries made again by the broker (an earlier one was not settled)", ["type"]
+            f"{p}events_redelivered_total", "Deliveries made again (an earlier one was not settled)", ["type"]
         )
         self.events_dead_lettered = self.counter(
             f"{p}events_dead_lettered_total", "Events sent to the dead-letter queue", ["type"]
