@@ -56,7 +56,9 @@ def test_pipeline_and_replay_benches_run_and_check_at_a_tiny_size(tmp_path: Path
     assert p["b"]["entered"] == p["b"]["decided"] == 200
     assert p["a"]["rps"] > 0 and p["b"]["initiatives_per_s"] > 0
     assert p["c"]["steps"][0]["accepted"] == 40
-    assert p["b"]["cpu_us_per_initiative"]["review"] > 0
+    cpu = p["b"]["cpu_us_per_initiative"]
+    assert cpu["review"] > 0
+    assert cpu["total without the load generator"] == pytest.approx(cpu["total"] - cpu["load generator (bench)"])
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["check"]["different"] == 0 and r["check"]["units_checked"] > 0
     assert r["check"]["tally_verify_rc"] == 0
