@@ -23,12 +23,6 @@ log = logging.getLogger("review")
 UNITS_RECOUNT_S = 60.0
 # How long a replica's claims use the lowest pending seq it read (review.adapters.claims.lowest_pending_seq).
 FLOOR_REFRESH_S = 2.0
-# How long a replica's claims use a reviewer's subtree as read (review.adapters.claims.subtree): the unit replica
-# it is read from follows the plan through events, seconds behind already; a unit that enters or leaves the subtree
-# is seen by claims at most this much later. Subtrees kept at once (each at most claims.MAX_CODES codes).
-SUBTREE_REFRESH_S = 2.0
-SUBTREES_KEPT = 4096
-Subtree = tuple[str | None, list[str]]
 DECISION_BUCKETS = (60.0, 600.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0, 30 * 86400.0, 90 * 86400.0)
 
 
@@ -62,8 +56,6 @@ class ReviewRuntime:
     _units: tuple[float, int] | None = None
     # The lowest seq of a pending item, and when it was read.
     _floor: tuple[float, int | None] | None = None
-    # Each claimed root's path and codes (as read with a limit), and when they were read.
-    _subtrees: dict[tuple[str, int], tuple[float, Subtree]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.similarity = SimilarityStore(self.settings.similarity_threshold, self.settings.similarity_memory_mb << 20)
@@ -109,26 +101,6 @@ class ReviewRuntime:
         self._floor = (now, before)
         self._floor = (now, await lowest(session))
         return self._floor[1]
-
-    async def subtree(
-        self,
-        session: AsyncSession,
-        root: str,
-        limit: int,
-        read: Callable[[AsyncSession, str, int], Awaitable[Subtree]],
-    ) -> Subtree:
-        """``read(session, root, limit)``, read again at most every ``SUBTREE_REFRESH_S`` (a claim read it every
-        time: one statement of the two before a claim's own)."""
-        now = time.monotonic()
-        key = (root, limit)
-        held = self._subtrees.get(key)
-        if held is not None and now - held[0] <= SUBTREE_REFRESH_S:
-            return held[1]
-        if len(self._subtrees) >= SUBTREES_KEPT:
-            self._subtrees = {k: v for k, v in self._subtrees.items() if now - v[0] <= SUBTREE_REFRESH_S}
-        found = await read(session, root, limit)
-        self._subtrees[key] = (now, found)
-        return found
 
 
 def runtime_of(ctx: ServiceContext) -> ReviewRuntime:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
-from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -91,16 +90,7 @@ async def claim(session: AsyncSession, runtime: ReviewRuntime, principal: Princi
         if queue.is_postgres(session):
             units_total = await runtime.units_total(session, claims.unit_count)
             floor = await runtime.claim_floor(session, claims.lowest_pending_seq)
-            picked, expired = await claims.lease(
-                session,
-                principal,
-                count,
-                now,
-                expires,
-                units_total,
-                floor,
-                partial(runtime.subtree, read=claims.subtree),
-            )
+            picked, expired = await claims.lease(session, principal, count, now, expires, units_total, floor)
         else:
             picked, expired = await queue.lease_sqlite(session, principal, count, now, expires)
     if expired and runtime.metrics:

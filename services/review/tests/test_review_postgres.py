@@ -7,11 +7,8 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from review import runtime as runtime_module
-from review.adapters import claims
 from review.adapters.orm import items, signatures
 from review.adapters.similar_store import SimilarityStore
 from review.app import create
@@ -162,39 +159,3 @@ async def test_the_index_picks_up_a_signature_committed_after_a_larger_id(pg_rev
         assert await store.sync(session) == 1
         assert await store.sync(session) == 0
     assert sorted(store.index("1M").ids) == ["a", "b", "c"]
-
-
-async def test_claims_read_the_reviewers_subtree_again_once_the_replica_s_answer_is_older_than_the_refresh(
-    pg_review: Review, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A claim uses its replica's recent answer for the reviewer's subtree; a unit that enters a subtree claimed by
-    its codes counts once that answer is older than ``SUBTREE_REFRESH_S`` (one claimed by its path sees it at once:
-    each item's unit path is read with the claim)."""
-    reads: list[str] = []
-    read = claims.subtree
-
-    async def counted(session: Any, root: str, limit: int) -> tuple[str | None, list[str]]:
-        reads.append(root)
-        return await read(session, root, limit)
-
-    monkeypatch.setattr(claims, "subtree", counted)
-    monkeypatch.setattr(runtime_module, "SUBTREE_REFRESH_S", 3600.0)
-    # A subtree small against the tree is claimed by its units' codes (the tree here is tiny: every share counts).
-    monkeypatch.setattr(claims, "SHARE", 1)
-    rev = auth("reviewer", "TH", sub="rev-subtree")
-    await pg_review.submit(initiative())
-    for _ in range(3):
-        r = await pg_review.client.post("/api/v1/review/claims", json={"count": 5}, headers=rev)
-        assert r.status_code == 200
-    assert reads == ["TH"]
-    new_unit = {"code": "TH-02-009", "name": "CĐCS mới", "kind": "grassroots", "parent_code": "TH-02",
-                "path": ["VN", "TH", "TH-02", "TH-02-009"], "revision": 1}  # fmt: skip
-    await pg_review.send("unit.upserted", new_unit)
-    late = initiative("TH-02-009")
-    await pg_review.submit(late)
-    r = await pg_review.client.post("/api/v1/review/claims", json={"count": 5}, headers=rev)
-    assert r.json()["items"] == []  # the answer read before the unit came is still recent
-    monkeypatch.setattr(runtime_module, "SUBTREE_REFRESH_S", 0.0)
-    r = await pg_review.client.post("/api/v1/review/claims", json={"count": 5}, headers=rev)
-    assert [i["initiative_id"] for i in r.json()["items"]] == [late["id"]]
-    assert reads == ["TH", "TH"]

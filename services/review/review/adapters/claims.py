@@ -17,7 +17,7 @@ are written in one statement each (PostgreSQL: the rows as one JSON document, ``
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, Literal
@@ -135,12 +135,10 @@ async def lease(
     expires: datetime,
     units_total: int,
     floor: int | None = None,
-    subtree_of: Callable[[AsyncSession, str, int], Awaitable[tuple[str | None, list[str]]]] | None = None,
 ) -> tuple[list[Any], int]:
     """Lease up to ``count`` items: their rows (the columns in ``SHOWN``), and how many had an expired lease.
     ``units_total``: how many units the tree has (recent is enough); ``floor``: the lowest seq of a pending item,
-    recently read (``lowest_pending_seq``), or None; ``subtree_of``: a recent answer of ``subtree`` (None: read it
-    now)."""
+    recently read (``lowest_pending_seq``), or None."""
     codes: list[str] | None = None
     path: str | None = None
     if not principal.is_operator:
@@ -148,7 +146,7 @@ async def lease(
         # read in seq order. Reading one code more than that tells (a province's 3,690 codes per claim were 11%
         # of review's CPU in the full replay).
         most = min(MAX_CODES, units_total // SHARE)
-        path, codes = await (subtree_of or subtree)(session, str(principal.unit), most + 1)
+        path, codes = await subtree(session, str(principal.unit), most + 1)
         if path is None:
             return [], 0
         if len(codes) > most:
