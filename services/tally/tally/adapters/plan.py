@@ -84,9 +84,8 @@ async def units_touched(session: AsyncSession, batch: Sequence[UnitIn]) -> dict[
         # One plan change at a time, and none while a consumer batch is counting: moves read and rewrite whole
         # subtrees, and re-attribute their counts.
         await session.execute(PLAN_EXCLUSIVE)
-        # The tables change size within this transaction (a whole country's tree may arrive at once): plan
-        # each statement for its parameters instead of reusing a generic plan made while they were small.
-        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        # The tables change size within this transaction (a whole country's tree may arrive at once).
+        await plan_each_statement(session)
     stored = await _load_units(session, [u.code for u in batch] + [u.parent_code for u in batch if u.parent_code])
     chain_codes = {c for row in stored.values() for c in parse_path(row.path)}
     stored.update(await _load_units(session, chain_codes - set(stored)))
@@ -266,13 +265,21 @@ async def _reattribute_participants(session: AsyncSession, repathed: dict[str, t
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
+async def plan_each_statement(session: AsyncSession) -> None:
+    """For the rest of the transaction, plan each statement for its parameters (PostgreSQL).
+
+    The plan's statements are prepared (asyncpg), and a plan is loaded into tables that were empty minutes before:
+    after five executions PostgreSQL may keep a generic plan made then, which reads the table whole, comparing each
+    row with every element of a list of parameters (a list of parameters is not hashed as a constant list is). At
+    40,072 units the recompute's statements outlasted the gateway's 15 s; at the national 152,573 units the read of
+    a quota upload's current quotas ran 24 s. Planned for each execution, they use their indexes."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(_CUSTOM_PLANS)
+
+
 async def recompute_effective_quotas(session: AsyncSession, codes: Iterable[str]) -> None:
     """Own quota where set, else the sum of the children's — for ``codes`` and all their ancestors, bottom-up."""
-    if session.bind.dialect.name == "postgresql":
-        # Its statements are prepared (asyncpg), and a plan is loaded into tables that were empty minutes before: a
-        # generic plan made then reads them whole at every level (at 40,072 units a quota upload outlasted the
-        # gateway's 15 s). Planned for each execution, they use the unit_code indexes (migration 0005).
-        await session.execute(_CUSTOM_PLANS)
+    await plan_each_statement(session)  # the unit_code indexes of migration 0005
     rows = await _load_units(session, codes)
     everything = {c for r in rows.values() for c in parse_path(r.path)}
     rows.update(await _load_units(session, everything - set(rows)))
@@ -325,8 +332,10 @@ async def quotas_of(
 ) -> dict[tuple[str, str], tuple[int, int | None]]:
     codes = sorted({u for u, _ in keys})
     out: dict[tuple[str, str], tuple[int, int | None]] = {}
-    for i in range(0, len(codes), CHUNK):
-        q = select(quotas).where(quotas.c.campaign == campaign, quotas.c.unit_code.in_(codes[i : i + CHUNK]))
+    step = len(codes) or 1 if session.bind.dialect.name == "postgresql" else CHUNK  # as ``_load_units``
+    for i in range(0, len(codes), step):
+        among = _among(session, quotas.c.unit_code, codes[i : i + step])
+        q = select(quotas).where(quotas.c.campaign == campaign, among)
         for r in (await session.execute(q)).all():
             out[(r.unit_code, r.phase)] = (int(r.assigned), r.self_set)
     return out

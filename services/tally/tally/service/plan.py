@@ -153,12 +153,12 @@ async def put_quotas(
         details = [{"field": ".".join(str(p) for p in e["loc"]), "message": str(e["msg"])} for e in exc.errors()]
         raise invalid(QUOTAS_INVALID, details[:1000]) from exc
     async with session.begin():
+        await plan_store.plan_each_statement(session)
         campaign = await plan_store.campaign_of(session, code)
         if campaign is None:
             raise _campaign_not_found()
         phases = {p["code"] for p in campaign.body.get("phases", [])}
         paths = await plan_store.unit_paths_of(session, [q.unit_code for q in items])
-        current = await plan_store.quotas_of(session, code, [(q.unit_code, q.phase) for q in items])
         errors: list[dict[str, Any]] = []
         for i, q in enumerate(items):
             if q.phase not in phases:
@@ -171,6 +171,7 @@ async def put_quotas(
         if errors:
             raise invalid(QUOTAS_INVALID, errors[:1000])
         if not principal.is_operator:
+            current = await plan_store.quotas_of(session, code, [(q.unit_code, q.phase) for q in items])
             for q in items:
                 path = paths[q.unit_code]
                 if not principal.unit or f"/{principal.unit}/" not in path:
