@@ -12,6 +12,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from review.adapters.claims import LargeSubtrees
 from review.adapters.orm import items
 from review.adapters.similar_store import SimilarityStore
 from review.settings import ReviewSettings
@@ -56,6 +57,8 @@ class ReviewRuntime:
     _units: tuple[float, int] | None = None
     # The lowest seq of a pending item, and when it was read.
     _floor: tuple[float, int | None] | None = None
+    # The reviewers' roots whose subtrees claims found large (review.adapters.claims.LargeSubtrees).
+    large_subtrees: LargeSubtrees = field(default_factory=LargeSubtrees)
 
     def __post_init__(self) -> None:
         self.similarity = SimilarityStore(self.settings.similarity_threshold, self.settings.similarity_memory_mb << 20)

@@ -90,7 +90,9 @@ async def claim(session: AsyncSession, runtime: ReviewRuntime, principal: Princi
         if queue.is_postgres(session):
             units_total = await runtime.units_total(session, claims.unit_count)
             floor = await runtime.claim_floor(session, claims.lowest_pending_seq)
-            picked, expired = await claims.lease(session, principal, count, now, expires, units_total, floor)
+            picked, expired = await claims.lease(
+                session, principal, count, now, expires, units_total, floor, runtime.large_subtrees
+            )
         else:
             picked, expired = await queue.lease_sqlite(session, principal, count, now, expires)
     if expired and runtime.metrics:

@@ -205,6 +205,50 @@ async def test_a_large_subtree_claim_reads_only_the_unit_codes_that_choose_its_p
     assert rows == [] and read == [2001 // claims.SHARE + 1]
 
 
+async def test_a_subtree_found_large_is_claimed_under_its_path_without_reading_its_codes_again(
+    pg_review: Review, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a claim has found a reviewer's subtree large (TH-02's 2,000 units in a tree of ~2,001: more than
+    1/SHARE), the replica's next claims go straight to its path for ``LARGE_REFRESH_S``, taking only items under
+    it; then the codes are read again. (At the national tree a VN reviewer's claim read 5,001 codes each time.)"""
+    async with pg_review.app.state.ctx.engine.begin() as conn:
+        await conn.execute(GRASSROOTS_UNDER_TH02)
+    async with pg_review.app.state.ctx.sessions() as session, session.begin():
+        rows = [item_row(1, "G-5"), item_row(2, "HN-001"), item_row(3, "TH-01-001"), item_row(4, "G-1999")]
+        await session.execute(items.insert(), rows)
+    read: list[int] = []
+    subtree = claims.subtree
+
+    async def counted(session: Any, root_code: str, limit: int) -> tuple[str | None, list[str]]:
+        path, codes = await subtree(session, root_code, limit)
+        read.append(len(codes))
+        return path, codes
+
+    monkeypatch.setattr(claims, "subtree", counted)
+    principal = Principal(sub="rev-d", name="rev-d", roles=frozenset({"reviewer"}), unit="TH-02", member_id="M-d")
+    large = claims.LargeSubtrees()
+
+    async def claim_one() -> list[int]:
+        now = datetime.now(UTC)
+        async with pg_review.app.state.ctx.sessions() as session, session.begin():
+            got, _ = await claims.lease(session, principal, 1, now, now + timedelta(minutes=15), 2001, None, large)
+        return [r.seq for r in got]
+
+    assert await claim_one() == [1] and read == [2001 // claims.SHARE + 1]
+    assert large.path_of("TH-02") == "/VN/TH/TH-02/"
+    assert await claim_one() == [4] and len(read) == 1  # the path remembered: no codes read
+    assert await claim_one() == [] and len(read) == 1  # HN-001 and TH-01-001 are outside TH-02's subtree
+    monkeypatch.setattr(claims, "LARGE_REFRESH_S", -1.0)  # the verdict is old
+    assert large.path_of("TH-02") is None
+    assert await claim_one() == [] and read == [101, 101]
+    # A small subtree is never remembered: its claims read its codes each time.
+    small = Principal(sub="rev-g", name="rev-g", roles=frozenset({"reviewer"}), unit="TH-01", member_id="M-g")
+    now = datetime.now(UTC)
+    async with pg_review.app.state.ctx.sessions() as session, session.begin():
+        got, _ = await claims.lease(session, small, 5, now, now + timedelta(minutes=15), 2001, None, large)
+    assert [r.seq for r in got] == [3] and large.path_of("TH-01") is None
+
+
 async def test_claims_start_at_the_floor_and_an_item_below_it_is_claimed_once_the_floor_is_read_again(
     pg_review: Review, monkeypatch: pytest.MonkeyPatch
 ) -> None:
