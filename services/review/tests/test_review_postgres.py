@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from review.adapters.orm import items, signatures
-from review.adapters.similar_store import SimilarityStore
+from review.adapters.similar_store import _SETS_PG, SimilarityStore, shingle_sets
 from review.app import create
 from review.domain.similarity import shingles, signature
 from review_testkit import TREE, Review, initiative, review_settings
@@ -159,3 +159,47 @@ async def test_the_index_picks_up_a_signature_committed_after_a_larger_id(pg_rev
         assert await store.sync(session) == 1
         assert await store.sync(session) == 0
     assert sorted(store.index("1M").ids) == ["a", "b", "c"]
+
+
+async def test_shingle_sets_are_read_back_through_the_initiative_index_with_no_statistics(pg_review: Review) -> None:
+    """The sets of candidates no longer in memory are read by id, one probe of ix_review_signature_initiative_id
+    per id, on a table never analysed (no autovacuum had run in the national replay: the plan of
+    ``initiative_id = ANY(ids) ORDER BY id`` walked the whole primary key there, 2.1 s for 6,000 ids). A revision's
+    row is newer than its first and wins, whatever order the rows come back in."""
+    sh = shingles("Cải tiến khuôn định vị bằng thép tận dụng")
+    revised = shingles("Cải tiến quy trình kiểm kê kho vật tư")
+    sig = signature(sh).tobytes()
+    async with pg_review.app.state.ctx.engine.begin() as conn:
+        await conn.execute(
+            signatures.insert(),
+            [
+                {"initiative_id": f"i-{n}", "campaign": "1M", "seq": n, "shingles": sh.tobytes(), "signature": sig}
+                for n in range(30_000)
+            ],
+        )
+        await conn.execute(
+            signatures.insert(),
+            [{"initiative_id": "i-7", "campaign": "1M", "seq": 7, "shingles": revised.tobytes(), "signature": sig}],
+        )
+    wanted = {f"i-{n}" for n in range(0, 30_000, 10)} | {"nowhere"}
+    async with pg_review.app.state.ctx.sessions() as session:
+        sets = await shingle_sets(session, wanted)
+        compiled = _SETS_PG.compile(dialect=session.bind.dialect)
+        params = compiled.construct_params({"ids": sorted(wanted)})
+        conn = await session.connection()
+        plan = "\n".join(
+            r[0]
+            for r in await conn.exec_driver_sql(
+                "EXPLAIN " + compiled.string, tuple(params[k] for k in compiled.positiontup)
+            )
+        )
+    assert "ix_review_signature_initiative_id" in plan, plan
+    assert "Seq Scan on review_signature" not in plan and "review_signature_pkey" not in plan, plan
+    assert len(sets) == 3_000 and "nowhere" not in sets
+    assert sets["i-0"].tolist() == sh.tolist() and sets["i-10"].tolist() == sh.tolist()
+    assert await shingle_sets_of_seven(pg_review) == revised.tolist()
+
+
+async def shingle_sets_of_seven(r: Review) -> list[int]:
+    async with r.app.state.ctx.sessions() as session:
+        return (await shingle_sets(session, {"i-7"}))["i-7"].tolist()
