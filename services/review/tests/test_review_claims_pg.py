@@ -181,14 +181,8 @@ async def explain(session: Any, stmt: Any, params: dict[str, Any]) -> str:
     return "\n".join(r[0] for r in result.all())
 
 
-async def test_a_large_subtree_claim_reads_only_the_unit_codes_that_choose_its_plan(
-    pg_review: Review, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A district of 2,000 units (and the fixture's) in a tree of about 2,001: one code more than 1/SHARE of the
-    tree tells that its items are read in queue order; reading all 2,000 codes on every claim cost a province's
-    reviewers 11% of review's CPU."""
-    async with pg_review.app.state.ctx.engine.begin() as conn:
-        await conn.execute(GRASSROOTS_UNDER_TH02)
+def codes_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many codes each call of ``claims.subtree`` read, in order (it is counted from now on)."""
     read: list[int] = []
     subtree = claims.subtree
 
@@ -198,6 +192,18 @@ async def test_a_large_subtree_claim_reads_only_the_unit_codes_that_choose_its_p
         return path, codes
 
     monkeypatch.setattr(claims, "subtree", counted)
+    return read
+
+
+async def test_a_large_subtree_claim_reads_only_the_unit_codes_that_choose_its_plan(
+    pg_review: Review, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A district of 2,000 units (and the fixture's) in a tree of about 2,001: one code more than 1/SHARE of the
+    tree tells that its items are read in queue order; reading all 2,000 codes on every claim cost a province's
+    reviewers 11% of review's CPU."""
+    async with pg_review.app.state.ctx.engine.begin() as conn:
+        await conn.execute(GRASSROOTS_UNDER_TH02)
+    read = codes_read(monkeypatch)
     principal = Principal(sub="rev-d", name="rev-d", roles=frozenset({"reviewer"}), unit="TH-02", member_id="M-d")
     now = datetime.now(UTC)
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
@@ -216,15 +222,7 @@ async def test_a_subtree_found_large_is_claimed_under_its_path_without_reading_i
     async with pg_review.app.state.ctx.sessions() as session, session.begin():
         rows = [item_row(1, "G-5"), item_row(2, "HN-001"), item_row(3, "TH-01-001"), item_row(4, "G-1999")]
         await session.execute(items.insert(), rows)
-    read: list[int] = []
-    subtree = claims.subtree
-
-    async def counted(session: Any, root_code: str, limit: int) -> tuple[str | None, list[str]]:
-        path, codes = await subtree(session, root_code, limit)
-        read.append(len(codes))
-        return path, codes
-
-    monkeypatch.setattr(claims, "subtree", counted)
+    read = codes_read(monkeypatch)
     principal = Principal(sub="rev-d", name="rev-d", roles=frozenset({"reviewer"}), unit="TH-02", member_id="M-d")
     large = claims.LargeSubtrees()
 
