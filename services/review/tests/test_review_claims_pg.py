@@ -247,6 +247,43 @@ async def test_a_subtree_found_large_is_claimed_under_its_path_without_reading_i
     assert [r.seq for r in got] == [3] and large.path_of("TH-01") is None
 
 
+async def test_the_subtree_is_read_through_the_path_index_even_on_a_generic_plan(
+    pg_review: Review, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The subtree's read is prepared; after five executions PostgreSQL may keep a generic plan, whose unknown LIMIT
+    made a scan of every unit with a join filter look cheap: 26 ms at 151,500 units against 0.05 through the path
+    index, and a grassroots reviewer's claim cost 21 ms in a national tree. A claim turns sequential scans off
+    before that read: the generic plan then takes the path index, and the setting is in force when the read runs."""
+    async with pg_review.app.state.ctx.engine.begin() as conn:
+        await conn.execute(GRASSROOTS_UNDER_TH02)
+        await conn.execute(text("ANALYZE unit_replica"))
+    async with pg_review.app.state.ctx.sessions() as session, session.begin():
+        compiled = claims._SUBTREE.compile(dialect=session.bind.dialect)
+        conn = await session.connection()
+        await conn.exec_driver_sql("PREPARE subtree_read AS " + compiled.string)
+        await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        await session.execute(claims.NO_SEQSCAN)
+        values = compiled.construct_params({"code": "G-7", "limit": 5001})
+        args = ", ".join(repr(values[name]) for name in compiled.positiontup)  # the literals -1, 1, 1 and ours
+        explained = await conn.exec_driver_sql(f"EXPLAIN EXECUTE subtree_read({args})", ())
+        plan = "\n".join(r[0] for r in explained)
+        await conn.exec_driver_sql("DEALLOCATE subtree_read")
+    assert "ix_unit_replica_path_c" in plan and "Seq Scan" not in plan, plan
+    settings: list[str] = []
+    subtree = claims.subtree
+
+    async def noted(session: Any, root_code: str, limit: int) -> tuple[str | None, list[str]]:
+        settings.append((await session.execute(text("SELECT current_setting('enable_seqscan')"))).scalar_one())
+        return await subtree(session, root_code, limit)
+
+    monkeypatch.setattr(claims, "subtree", noted)
+    principal = Principal(sub="rev-g", name="rev-g", roles=frozenset({"reviewer"}), unit="G-7", member_id="M-g")
+    now = datetime.now(UTC)
+    async with pg_review.app.state.ctx.sessions() as session, session.begin():
+        await claims.lease(session, principal, 50, now, now + timedelta(minutes=15), 2001)
+    assert settings == ["off"]
+
+
 async def test_claims_start_at_the_floor_and_an_item_below_it_is_claimed_once_the_floor_is_read_again(
     pg_review: Review, monkeypatch: pytest.MonkeyPatch
 ) -> None:
