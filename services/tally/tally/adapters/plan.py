@@ -53,12 +53,16 @@ def _among(session: AsyncSession, column: Any, codes: Sequence[str]) -> ColumnEl
     return cast(ColumnElement[bool], column.in_(codes))
 
 
+def _parts(session: AsyncSession, codes: list[str]) -> list[list[str]]:
+    """``codes`` in the pieces one ``_among`` each takes: all at once on PostgreSQL (one array parameter), else
+    CHUNK at a time."""
+    step = len(codes) or 1 if session.bind.dialect.name == "postgresql" else CHUNK
+    return [codes[i : i + step] for i in range(0, len(codes), step)]
+
+
 async def _load_units(session: AsyncSession, codes: Iterable[str]) -> dict[str, Any]:
-    wanted = sorted(set(codes))
     out: dict[str, Any] = {}
-    step = len(wanted) or 1 if session.bind.dialect.name == "postgresql" else CHUNK
-    for i in range(0, len(wanted), step):
-        chunk = wanted[i : i + step]
+    for chunk in _parts(session, sorted(set(codes))):
         for row in (await session.execute(select(units).where(_among(session, units.c.code, chunk)))).all():
             out[row.code] = row
     return out
@@ -330,12 +334,9 @@ async def unit_paths_of(session: AsyncSession, codes: Iterable[str]) -> dict[str
 async def quotas_of(
     session: AsyncSession, campaign: str, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[int, int | None]]:
-    codes = sorted({u for u, _ in keys})
     out: dict[tuple[str, str], tuple[int, int | None]] = {}
-    step = len(codes) or 1 if session.bind.dialect.name == "postgresql" else CHUNK  # as ``_load_units``
-    for i in range(0, len(codes), step):
-        among = _among(session, quotas.c.unit_code, codes[i : i + step])
-        q = select(quotas).where(quotas.c.campaign == campaign, among)
+    for chunk in _parts(session, sorted({u for u, _ in keys})):
+        q = select(quotas).where(quotas.c.campaign == campaign, _among(session, quotas.c.unit_code, chunk))
         for r in (await session.execute(q)).all():
             out[(r.unit_code, r.phase)] = (int(r.assigned), r.self_set)
     return out
