@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import jwt
 import pytest
 
 from shared.testing import TEST_SECRET, auth, token
@@ -162,9 +163,12 @@ async def test_stopped_service_gives_503_in_the_error_shape(gateway) -> None:
 
 async def test_a_cached_token_still_expires_on_time(gateway) -> None:
     async with gateway() as h:
-        short = {"Authorization": f"Bearer {token('operator', 'VN', ttl_s=1)}"}
+        # exp is whole seconds: a 1 s token could lapse between the two first requests on a loaded machine
+        raw = token("operator", "VN", ttl_s=4)
+        short = {"Authorization": f"Bearer {raw}"}
         assert (await h.client.get("/api/v1/units/HN", headers=short)).status_code == 200
         assert (await h.client.get("/api/v1/units/HN", headers=short)).status_code == 200  # from the cache
-        await asyncio.sleep(2.05)
+        exp = jwt.decode(raw, options={"verify_signature": False})["exp"]
+        await asyncio.sleep(max(0.0, exp - time.time()) + 1.05)
         r = await h.client.get("/api/v1/units/HN", headers=short)
         assert r.status_code == 401 and r.json()["error"]["code"] == "token_expired"
