@@ -97,7 +97,7 @@ def index_bytes(index: SimilarityIndex) -> dict[str, int]:
     ids = sys.getsizeof(index.ids) + sum(sys.getsizeof(i) for i in index.ids)
     seqs = sys.getsizeof(index.seqs)
     positions = sys.getsizeof(index.positions) + sum(sys.getsizeof(p) for p in index.positions.values() if p > 256)
-    bands = sum(run.nbytes for run in index._runs)
+    bands = sum(run.words.nbytes for run in index._runs)
     out = {"sketches": sketches, "ids": ids, "seqs": seqs, "positions": positions, "band tables": bands}
     out["total"] = sum(out.values())
     return out

@@ -8,6 +8,7 @@ import zlib
 from collections import Counter
 
 import numpy as np
+import pytest
 from review.domain.similarity import (
     MAX_CANDIDATES,
     THRESHOLD,
@@ -287,14 +288,22 @@ def test_the_sets_kept_in_memory_fill_what_the_index_leaves_of_its_memory() -> N
     assert len(recent) == 2
 
 
-def test_shortlists_count_shared_bands_in_each_buckets_first_entries_however_the_runs_lie(monkeypatch) -> None:
+@pytest.mark.parametrize("run_cap", [None, 1_000])
+def test_shortlists_count_shared_bands_in_each_buckets_first_entries_however_the_runs_lie(
+    monkeypatch, run_cap: int | None
+) -> None:
     """What ``shortlist_many`` answers, against a plain count: per indexed initiative, the query's band keys whose
     bucket lists it among the first MAX_BUCKET indexed; the MAX_CANDIDATES counted most (ties: the oldest), then
     the seq and exclusion filters. The index is filled in pieces (bulk and one by one), so it holds several runs
-    of band keys, and the buckets are cut short so that the cut matters."""
+    of band keys, and the buckets are cut short so that the cut matters. With the runs capped at 1,000 words,
+    no merge makes a run above the cap (only a bulk add of 200 initiatives, 3,200 words, comes in larger), and
+    the answers are the same, the runs of 500 words and more searched through their directories."""
     from review.domain import similarity
 
     monkeypatch.setattr(similarity, "MAX_BUCKET", 6)
+    if run_cap is not None:
+        monkeypatch.setattr(similarity, "RUN_CAP_WORDS", run_cap)
+        monkeypatch.setattr(similarity, "DIRECTORY_MIN_WORDS", 500)
     rng = random.Random(17)
     texts = [text_of(*initiative(rng)) for _ in range(700)]
     sigs = np.stack([signature(s) for s in shingles_many(texts)])
@@ -306,6 +315,10 @@ def test_shortlists_count_shared_bands_in_each_buckets_first_entries_however_the
     for start in range(330, 600, 45):
         index.add_many(ids[start : start + 45], list(range(start, min(start + 45, 600))), sigs[start : start + 45])
     assert len(index._runs) > 1
+    if run_cap is not None:
+        sizes = [run.words.size for run in index._runs]
+        assert sizes[0] == 200 * similarity.BANDS and max(sizes[1:]) <= run_cap and len(sizes) >= 8, sizes
+        assert all(run.starts is not None for run in index._runs)
     doc_keys = similarity.band_keys32(sigs[:600])
     buckets: dict[int, list[int]] = {}
     for doc, row in enumerate(doc_keys.tolist()):
@@ -351,3 +364,35 @@ def test_a_batchs_own_candidates_are_those_a_bucket_per_key_and_campaign_would_g
     assert list(zip(later.tolist(), earlier.tolist(), strict=True)) == expected
     assert len(expected) > 300 * MAX_CANDIDATES // 2  # crowded: most rows have a full shortlist
     assert earlier_in_batch(keys[:1], groups[:1])[0].size == 0
+
+
+def test_a_large_runs_directory_finds_every_keys_bounds_as_a_binary_search_of_the_whole_run(monkeypatch) -> None:
+    """``_Run.bounds`` through the prefix directory answers what ``searchsorted`` over the whole run answers:
+    for keys present once, many times (a bucket wider than its prefix's window), absent, and at both ends of the
+    key space (0 and 2**32 - 1, whose high bound is all ones)."""
+    from review.domain import similarity
+
+    monkeypatch.setattr(similarity, "DIRECTORY_MIN_WORDS", 1_000)
+    rng = np.random.default_rng(5)
+    keys = np.concatenate(
+        [
+            rng.integers(0, 2**32, size=20_000, dtype=np.uint64),
+            np.full(3_000, 77_777 << 16, dtype=np.uint64),  # one bucket of 3,000
+            np.array([0, 0, 2**32 - 1, 2**32 - 1, 2**32 - 2], dtype=np.uint64),
+        ]
+    )
+    words = (keys << np.uint64(32)) | rng.integers(0, 2**31, size=keys.size, dtype=np.uint64)
+    words.sort()
+    run = similarity._Run(words)
+    assert run.starts is not None and run.steps >= 12
+    wanted = np.unique(
+        np.concatenate(
+            [keys[::7], rng.integers(0, 2**32, 500, dtype=np.uint64), np.array([0, 1, 2**32 - 1], dtype=np.uint64)]
+        )
+    )
+    assert wanted.size >= similarity.DIRECTORY_MIN_KEYS  # fewer are searched without the directory
+    low = wanted << np.uint64(32)
+    high = low | np.uint64(0xFFFFFFFF)
+    first, end = run.bounds(low, high)
+    assert (first == words.searchsorted(low, "left")).all() and (end == words.searchsorted(high, "right")).all()
+    assert int((end - first).max()) == 3_000 and ((end - first) == 0).any()

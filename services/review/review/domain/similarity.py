@@ -212,6 +212,57 @@ class Match:
 
 
 SKETCH_CHUNK = 65_536  # rows of sketches per allocated block: growing never copies what is there
+# The band tables' largest run, in (key, document) words (64 MiB). Merging two runs holds both and their merge at
+# once: uncapped, the last merges of a national index (40 M words, 305 MiB) doubled the tables for a moment, the
+# peak of review's memory. Capped, a merge never holds more than ~3 x 64 MiB beside the rest; a lookup searches
+# one run more per 8 M words (5 at 2.5 M initiatives; docs/benchmarks.md, "The index's peak").
+RUN_CAP_WORDS = 8 << 20
+# A run of at least DIRECTORY_MIN_WORDS keeps where each 16-bit prefix of its keys starts (512 KiB): a key's
+# search then starts from a window of ~size / 65,536 words instead of the whole run, whose binary search missed the
+# cache at nearly every step (3,200 keys in 8 M words: 6.0 ms with ``searchsorted``, 2.1 ms from the directory).
+# A few keys (one lookup's 16) are searched with ``searchsorted``: the directory's search is a loop of NumPy calls
+# whose own cost only pays off across many keys.
+DIRECTORY_BITS = 16
+DIRECTORY_MIN_WORDS = 1 << 20
+DIRECTORY_MIN_KEYS = 512
+_PREFIXES = np.arange(1 << DIRECTORY_BITS, dtype=np.uint64) << np.uint64(64 - DIRECTORY_BITS)
+
+
+class _Run:
+    """One sorted run of the band tables: ``key << 32 | document`` words, and for a large run the directory of
+    where each key prefix starts."""
+
+    __slots__ = ("words", "starts", "steps")
+
+    def __init__(self, words: np.ndarray) -> None:
+        self.words = words
+        self.starts: np.ndarray | None = None
+        self.steps = 0
+        if words.size >= DIRECTORY_MIN_WORDS:
+            self.starts = np.append(words.searchsorted(_PREFIXES), words.size).astype(np.int64)
+            self.steps = int(np.diff(self.starts).max()).bit_length()  # halvings of the widest window
+
+    def bounds(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each (ascending) ``low`` and its ``high``: the first word ``>= low`` and the first ``> high``."""
+        if self.starts is None or low.size < DIRECTORY_MIN_KEYS:
+            return self.words.searchsorted(low, "left"), self.words.searchsorted(high, "right")
+        prefix = (low >> np.uint64(64 - DIRECTORY_BITS)).astype(np.int64)  # low and high share their prefix
+        first, end = self.starts[prefix], self.starts[prefix + 1]
+        return self._within(first, end, low, strict=True), self._within(first, end, high, strict=False)
+
+    def _within(self, lo: np.ndarray, hi: np.ndarray, target: np.ndarray, *, strict: bool) -> np.ndarray:
+        """A binary search of every target at once, each inside its window [lo, hi): the first position whose
+        word is not below (``strict``) or above the target."""
+        last = self.words.size - 1
+        for _ in range(self.steps):
+            mid = (lo + hi) >> 1
+            word = self.words[np.minimum(mid, last)]
+            go = ((word < target) if strict else (word <= target)) & (lo < hi)
+            lo = np.where(go, mid + 1, lo)
+            hi = np.where(go, hi, mid)
+        return lo
+
+
 # How far below the threshold a sketch estimate may fall and still be scored exactly. The estimate is the share of
 # the 64 MinHash values two texts have in common (binomial): a pair at the threshold (0.5) estimates below 24/64
 # 1.6 times in 100, a pair at 0.55 1.7 times in 1,000, at 0.6 9 times in 100,000, while the bands themselves miss
@@ -288,7 +339,7 @@ class SimilarityIndex:
         self._sketches: list[np.ndarray] = []
         # The band tables: sorted runs of ``key << 32 | document`` words, oldest first, each at least twice the
         # size of the next (so about log2 of the index's size in batches of them).
-        self._runs: list[np.ndarray] = []
+        self._runs: list[_Run] = []
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -344,25 +395,25 @@ class SimilarityIndex:
 
     def _add_run(self, keys: np.ndarray, docs: np.ndarray) -> None:
         """A sorted run of new (key, document) entries; then the newest runs merged while one is not at least
-        twice the next, so each entry is merged about log2(index / batch) times and a lookup searches as many
-        runs. (Re-sorting one table per consumed batch would cost a national index seconds; a dict of recent
-        inserts cost lookups a Python loop over every entry of their buckets: 16% of a lookup at 300,000.)"""
+        twice the next and their merge stays within ``RUN_CAP_WORDS``, so each entry is merged about
+        log2(RUN_CAP_WORDS / batch) times and a lookup searches as many runs, and one per full run. (Re-sorting one
+        table per consumed batch would cost a national index seconds; a dict of recent inserts cost lookups a
+        Python loop over every entry of their buckets: 16% of a lookup at 300,000.)"""
         words = (keys.astype(np.uint64) << np.uint64(32)) | docs
         words.sort()
         runs = self._runs
-        runs.append(words)
-        while len(runs) > 1 and runs[-2].size < 2 * runs[-1].size:
-            newer = runs.pop()
-            older = runs.pop()
-            merged = np.concatenate((older, newer))
-            del older, newer
+        runs.append(_Run(words))
+        while len(runs) > 1 and (older := runs[-2].words.size) < 2 * (newer := runs[-1].words.size):
+            if older + newer > RUN_CAP_WORDS:
+                break
+            merged = np.concatenate((runs.pop(-2).words, runs.pop().words))
             merged.sort(kind="stable")  # two sorted runs: timsort merges them in one pass
-            runs.append(merged)
+            runs.append(_Run(merged))
 
     def nbytes(self) -> int:
         """The index's own arrays (band keys and their documents, sketches, seqs), in bytes."""
         blocks = sum(b.nbytes for b in self._sketches)
-        bands = sum(run.nbytes for run in self._runs)
+        bands = sum(run.words.nbytes + (0 if run.starts is None else run.starts.nbytes) for run in self._runs)
         return int(bands + blocks + self.seqs.itemsize * len(self.seqs))
 
     def shortlist(
@@ -402,9 +453,9 @@ class SimilarityIndex:
         lows = np.empty(keys.size, dtype=np.int64)
         ends = np.empty(keys.size, dtype=np.int64)
         parts: list[np.ndarray] = []
-        for words in self._runs:
-            lows[by_key] = words.searchsorted(low, "left")
-            ends[by_key] = words.searchsorted(high, "right")
+        for run in self._runs:
+            words = run.words
+            lows[by_key], ends[by_key] = run.bounds(low, high)
             lengths = np.minimum(ends - lows, MAX_BUCKET - taken)
             taken += lengths
             total = int(lengths.sum())
