@@ -90,15 +90,24 @@ def rss_bytes(field: str = "VmRSS") -> int:
     return 0
 
 
+def doc_id(d: int) -> str:
+    """The id of the bench's ``d``-th initiative, a UUID as intake's ids are (the index keeps those in 16 bytes)."""
+    return f"00000000-0000-7000-8000-{d:012x}"
+
+
+def doc_of(initiative_id: str) -> int:
+    return int(initiative_id[24:], 16)
+
+
 def index_bytes(index: SimilarityIndex) -> dict[str, int]:
-    """What the index's own objects take (Python object headers included; ids and their positions share the
-    strings): the sketches, the ids, the seqs, the id -> position dict and the band tables (sorted runs)."""
+    """What the index's own objects take: the sketches, the ids with their positions (16 bytes each and a table of
+    sorted runs of 8-byte entries; ids that are not UUIDs, like this bench's, as strings), the seqs and the band
+    tables (sorted runs, with their directories)."""
     sketches = sum(b.nbytes for b in index._sketches)
-    ids = sys.getsizeof(index.ids) + sum(sys.getsizeof(i) for i in index.ids)
+    ids = index.ids.nbytes() + sum(sys.getsizeof(i) for i in index.ids._other.values())
     seqs = sys.getsizeof(index.seqs)
-    positions = sys.getsizeof(index.positions) + sum(sys.getsizeof(p) for p in index.positions.values() if p > 256)
-    bands = sum(run.words.nbytes for run in index._runs)
-    out = {"sketches": sketches, "ids": ids, "seqs": seqs, "positions": positions, "band tables": bands}
+    bands = index._bands.nbytes()
+    out = {"sketches": sketches, "ids and positions": ids, "seqs": seqs, "band tables": bands}
     out["total"] = sum(out.values())
     return out
 
@@ -119,7 +128,7 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
     index = SimilarityIndex()
     start = time.perf_counter()
     for i, text in enumerate(raw):
-        index.add(f"t{i}", i, signature(shingles(text)))
+        index.add(doc_id(i), i, signature(shingles(text)))
     rate = n_texts / (time.perf_counter() - start)
     print(f"indexing: {rate:,.0f} initiatives/s; reference (CRC-32 into a dict) {ref_rate:,.0f}/s", flush=True)
 
@@ -142,7 +151,7 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
         picks = all_picks[base : base + chunk]
         sigs = pool_sigs[picks].min(axis=1)
         docs = range(n_texts + base, n_texts + base + picks.shape[0])
-        index.add_many([f"t{d}" for d in docs], list(docs), sigs)
+        index.add_many([doc_id(d) for d in docs], list(docs), sigs)
         for j, doc in enumerate(docs):
             if len(composed) >= 2 * n_queries:
                 break
@@ -155,7 +164,7 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
     memory["index_rss"] = memory["rss_after"] - rss_before - rss_pool - all_picks.nbytes
 
     def sets_of(ids: list[str]) -> list[np.ndarray]:
-        docs = [int(i[1:]) for i in ids]
+        docs = [doc_of(i) for i in ids]
         return [
             shingles(raw[d])
             if d < n_texts
@@ -176,9 +185,9 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
 
     # Lookups from raw text: altered copies (half from step 1, half composed) and unrelated texts.
     queries: list[tuple[str, str | None]] = []
-    copy_sources = [(f"t{i}", raw[i]) for i in rng.sample(range(n_texts), n_queries // 4)]
+    copy_sources = [(doc_id(i), raw[i]) for i in rng.sample(range(n_texts), n_queries // 4)]
     copy_sources += [
-        (f"t{doc}", ". ".join(pool_text[p].rstrip(".") for p in picks) + ".")
+        (doc_id(doc), ". ".join(pool_text[p].rstrip(".") for p in picks) + ".")
         for doc, picks in list(composed.items())[: n_queries // 2 - len(copy_sources)]
     ]
     for source, text in copy_sources:
@@ -200,7 +209,7 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
             found += any(m.initiative_id == source for m in matches)
 
     brute_lat: list[float] = []
-    sample = sets_of([f"t{d}" for d in range(10_000)])
+    sample = sets_of([doc_id(d) for d in range(10_000)])
     for text, _source in queries[:20]:
         start = time.perf_counter()
         sh = shingles(text)

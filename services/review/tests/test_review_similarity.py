@@ -314,11 +314,11 @@ def test_shortlists_count_shared_bands_in_each_buckets_first_entries_however_the
         index.add(ids[i], i, sigs[i])
     for start in range(330, 600, 45):
         index.add_many(ids[start : start + 45], list(range(start, min(start + 45, 600))), sigs[start : start + 45])
-    assert len(index._runs) > 1
+    assert len(index._bands.runs) > 1
     if run_cap is not None:
-        sizes = [run.words.size for run in index._runs]
+        sizes = [run.words.size for run in index._bands.runs]
         assert sizes[0] == 200 * similarity.BANDS and max(sizes[1:]) <= run_cap and len(sizes) >= 8, sizes
-        assert all(run.starts is not None for run in index._runs)
+        assert all(run.starts is not None for run in index._bands.runs)
     doc_keys = similarity.band_keys32(sigs[:600])
     buckets: dict[int, list[int]] = {}
     for doc, row in enumerate(doc_keys.tolist()):
@@ -396,3 +396,34 @@ def test_a_large_runs_directory_finds_every_keys_bounds_as_a_binary_search_of_th
     first, end = run.bounds(low, high)
     assert (first == words.searchsorted(low, "left")).all() and (end == words.searchsorted(high, "right")).all()
     assert int((end - first).max()) == 3_000 and ((end - first) == 0).any()
+
+
+@pytest.mark.parametrize("colliding", [False, True])
+def test_ids_are_kept_in_16_bytes_and_found_again_whatever_their_keys(monkeypatch, colliding: bool) -> None:
+    """Intake's ids (UUIDs) take 16 bytes and an 8-byte table entry; any other text is kept as it is; each id's
+    position is found again (the last, for one added twice), None and unknown ids are -1. With every id given the
+    same table key, the ids themselves still tell the entries apart."""
+    from review.domain import similarity
+
+    from shared.ids import new_ids
+
+    if colliding:
+        monkeypatch.setattr(similarity, "_id_keys", lambda ids: np.full(len(ids), 7, dtype=np.uint64))
+    uuids = new_ids(3_000)
+    odd = ["a", uuids[5].upper(), "0123 4567-89ab-7def-8123-456789abcdef", uuids[6][:-1] + "z"]
+    ids = similarity.Ids()
+    assert ids.extend(uuids[:2_000]) == 0 and ids.extend(odd) == 2_000
+    for start in range(2_000, 3_000, 250):  # batches, so the table holds several runs
+        ids.extend(uuids[start : start + 250])
+    ids.extend([uuids[10]])  # added twice: the later position counts
+    assert len(ids) == 3_005 and len(ids._keys.runs) > 1
+    assert ids._other == {2_000 + n: text for n, text in enumerate(odd)}
+    assert ids[0] == uuids[0] and ids[2_001] == odd[1] and ids[2_004] == uuids[2_000] and ids[3_004] == uuids[10]
+    assert list(ids)[:3] == uuids[:3]
+    with pytest.raises(IndexError):
+        ids[3_005]
+    asked = [uuids[0], None, "b", uuids[2_999], uuids[10], *odd, new_ids(1)[0]]
+    assert ids.positions(asked) == [0, -1, -1, 3_003, 3_004, 2_000, 2_001, 2_002, 2_003, -1]
+    assert ids.nbytes() == 16 * 3_005 + 8 * 3_005 + sum(
+        0 if run.starts is None else run.starts.nbytes for run in ids._keys.runs
+    )

@@ -17,7 +17,7 @@ import re
 import unicodedata
 import zlib
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from typing import Literal
@@ -250,6 +250,14 @@ class _Run:
         first, end = self.starts[prefix], self.starts[prefix + 1]
         return self._within(first, end, low, strict=True), self._within(first, end, high, strict=False)
 
+    def first(self, low: np.ndarray) -> np.ndarray:
+        """For each (ascending) ``low``: the first word ``>= low``. One side's search costs half the directory's
+        loop of two, so it pays off from fewer keys."""
+        if self.starts is None or low.size < DIRECTORY_MIN_KEYS // 8:
+            return self.words.searchsorted(low, "left")
+        prefix = (low >> np.uint64(64 - DIRECTORY_BITS)).astype(np.int64)
+        return self._within(self.starts[prefix], self.starts[prefix + 1], low, strict=True)
+
     def _within(self, lo: np.ndarray, hi: np.ndarray, target: np.ndarray, *, strict: bool) -> np.ndarray:
         """A binary search of every target at once, each inside its window [lo, hi): the first position whose
         word is not below (``strict``) or above the target."""
@@ -261,6 +269,128 @@ class _Run:
             lo = np.where(go, mid + 1, lo)
             hi = np.where(go, hi, mid)
         return lo
+
+
+class _Table:
+    """Sorted runs of ``key << 32 | document`` words, oldest first: a run is added per batch, then the newest runs
+    are merged while one is not at least twice the next and their merge stays within ``RUN_CAP_WORDS``, so each
+    entry is merged about log2(RUN_CAP_WORDS / batch) times and a lookup searches as many runs, and one per full
+    run. (Re-sorting one table per consumed batch would cost a national index seconds; a dict of recent inserts
+    cost lookups a Python loop over every entry of their buckets: 16% of a lookup at 300,000.)"""
+
+    __slots__ = ("runs",)
+
+    def __init__(self) -> None:
+        self.runs: list[_Run] = []
+
+    def add(self, keys: np.ndarray, docs: np.ndarray) -> None:
+        words = (keys.astype(np.uint64) << np.uint64(32)) | docs
+        words.sort()
+        runs = self.runs
+        runs.append(_Run(words))
+        while len(runs) > 1 and (older := runs[-2].words.size) < 2 * (newer := runs[-1].words.size):
+            if older + newer > RUN_CAP_WORDS:
+                break
+            merged = np.concatenate((runs.pop(-2).words, runs.pop().words))
+            merged.sort(kind="stable")  # two sorted runs: timsort merges them in one pass
+            runs.append(_Run(merged))
+
+    def nbytes(self) -> int:
+        return sum(run.words.nbytes + (0 if run.starts is None else run.starts.nbytes) for run in self.runs)
+
+
+_UUIDS = re.compile(r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})*")
+
+
+def _uuid_bytes(text: str) -> bytes | None:
+    """The 16 bytes of a canonical (lower-case, hyphenated) UUID, None for any other text."""
+    if len(text) != 36 or text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":
+        return None
+    try:  # whitespace among the 32 digits leaves fewer than 16 bytes, or an error
+        raw = bytes.fromhex(text[:8] + text[9:13] + text[14:18] + text[19:23] + text[24:])
+    except ValueError:
+        return None
+    return raw if len(raw) == 16 and text.lower() == text else None
+
+
+def _id_keys(ids: list[str]) -> np.ndarray:
+    """The 32-bit keys of ids in the id table: the low bits of their hash (the table lives and dies with the
+    process, so a per-process hash will do; entries that share a key are told apart by their ids)."""
+    return np.fromiter((hash(text) & 0xFFFFFFFF for text in ids), dtype=np.uint64, count=len(ids))
+
+
+def _uuid_text(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class Ids:
+    """The index's initiative ids by position, and each id's position. An id as intake makes it (a UUID) takes
+    16 bytes and a 64-bit entry in a table of sorted runs keyed by 32 bits of its hash, where a list of strings
+    and a dict of positions took ~190 bytes an initiative with their objects (473 MiB of a national index's
+    1,109; docs/benchmarks.md, "The index's peak"). Any other text (tests, imported ids) is kept as it is."""
+
+    __slots__ = ("_raw", "_other", "_keys")
+
+    def __init__(self) -> None:
+        self._raw = bytearray()
+        self._other: dict[int, str] = {}
+        self._keys = _Table()
+
+    def __len__(self) -> int:
+        return len(self._raw) >> 4
+
+    def __getitem__(self, pos: int) -> str:
+        if not 0 <= pos < len(self):
+            raise IndexError(pos)
+        other = self._other.get(pos)
+        return other if other is not None else _uuid_text(bytes(self._raw[pos << 4 : (pos + 1) << 4]))
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[pos] for pos in range(len(self)))
+
+    def extend(self, ids: list[str]) -> int:
+        """Appends ``ids`` (not held yet); answers the position of the first."""
+        base = len(self)
+        joined = "".join(ids)
+        if all(len(text) == 36 for text in ids) and _UUIDS.fullmatch(joined):  # intake's ids: one conversion
+            self._raw += bytes.fromhex(joined.replace("-", ""))
+        else:
+            for n, text in enumerate(ids):
+                raw = _uuid_bytes(text)
+                if raw is None:
+                    self._other[base + n] = text
+                    raw = bytes(16)
+                self._raw += raw
+        self._keys.add(_id_keys(ids), np.arange(base, base + len(ids), dtype=np.uint64))
+        return base
+
+    def positions(self, ids: list[str | None]) -> list[int]:
+        """Each id's position (the last, were one added twice), -1 for None and ids not held. A key's run entries
+        are its hash's: each is checked against the id it stands for."""
+        out = [-1] * len(ids)
+        asked = [n for n, text in enumerate(ids) if text is not None]
+        if not asked or not self._keys.runs:
+            return out
+        keys = _id_keys([ids[n] for n in asked])  # type: ignore[misc]  # None is not asked
+        order = np.argsort(keys)
+        low = keys[order] << np.uint64(32)
+        for run in self._keys.runs:
+            words = run.words
+            # One search a key: most are in no run, and a key is rarely in a run twice.
+            first = run.first(low)
+            hit = np.flatnonzero(words[np.minimum(first, words.size - 1)] >> np.uint64(32) == low >> np.uint64(32))
+            for k in hit.tolist():
+                n, key, at = asked[int(order[k])], int(low[k]) >> 32, int(first[k])
+                while at < words.size and int(words[at]) >> 32 == key:
+                    pos = int(words[at]) & 0xFFFFFFFF
+                    if pos > out[n] and self[pos] == ids[n]:
+                        out[n] = pos
+                    at += 1
+        return out
+
+    def nbytes(self) -> int:
+        return len(self._raw) + self._keys.nbytes()
 
 
 # How far below the threshold a sketch estimate may fall and still be scored exactly. The estimate is the share of
@@ -333,13 +463,10 @@ class SimilarityIndex:
     initiatives the index holds about 1 GB where keeping the sets took 3.8 GB (docs/benchmarks.md)."""
 
     def __init__(self) -> None:
-        self.ids: list[str] = []
+        self.ids = Ids()
         self.seqs = array("q")
-        self.positions: dict[str, int] = {}
         self._sketches: list[np.ndarray] = []
-        # The band tables: sorted runs of ``key << 32 | document`` words, oldest first, each at least twice the
-        # size of the next (so about log2 of the index's size in batches of them).
-        self._runs: list[_Run] = []
+        self._bands = _Table()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -362,59 +489,36 @@ class SimilarityIndex:
 
     def add(self, initiative_id: str, seq: int, sig: np.ndarray) -> None:
         """Index (or re-index, after a revision) one initiative by its MinHash signature."""
-        if initiative_id in self.positions:
+        pos = self.ids.positions([initiative_id])[0]
+        if pos >= 0:
             # A revision: the old position stays in the band tables but holds the new sketch, so stale keys can
             # only add a candidate that the exact score then judges.
-            pos = self.positions[initiative_id]
             self.seqs[pos] = seq
         else:
-            pos = len(self.ids)
-            self.positions[initiative_id] = pos
-            self.ids.append(initiative_id)
+            pos = self.ids.extend([initiative_id])
             self.seqs.append(seq)
         self._store(pos, sketch_of(sig))
-        self._add_run(band_keys32(sig[None, :])[0], np.full(BANDS, pos, dtype=np.uint32))
+        self._bands.add(band_keys32(sig[None, :])[0], np.full(BANDS, pos, dtype=np.uint32))
 
     def add_many(self, initiative_ids: list[str], seqs: list[int], sigs: np.ndarray) -> None:
         """Bulk-index new initiatives (start-up, consumed batches): band keys computed at once, one new run."""
-        fresh = [i for i, iid in enumerate(initiative_ids) if iid not in self.positions]
-        if len(fresh) < len(initiative_ids):  # revisions among them take the one-by-one path
-            for i, iid in enumerate(initiative_ids):
-                if iid in self.positions:
-                    self.add(iid, seqs[i], sigs[i])
+        held = self.ids.positions(list(initiative_ids))
+        fresh = [i for i, pos in enumerate(held) if pos < 0]
+        for i, pos in enumerate(held):  # revisions among them take the one-by-one path
+            if pos >= 0:
+                self.add(initiative_ids[i], seqs[i], sigs[i])
         if not fresh:
             return
-        base = len(self.ids)
-        for n, i in enumerate(fresh):
-            self.positions[initiative_ids[i]] = base + n
-            self.ids.append(initiative_ids[i])
-            self.seqs.append(seqs[i])
+        base = self.ids.extend([initiative_ids[i] for i in fresh])
+        self.seqs.extend(seqs[i] for i in fresh)
         self._store_many(base, sketch_of(sigs[fresh]))
         docs = np.repeat(np.arange(base, base + len(fresh), dtype=np.uint32), BANDS)
-        self._add_run(band_keys32(sigs[fresh]).ravel(), docs)
-
-    def _add_run(self, keys: np.ndarray, docs: np.ndarray) -> None:
-        """A sorted run of new (key, document) entries; then the newest runs merged while one is not at least
-        twice the next and their merge stays within ``RUN_CAP_WORDS``, so each entry is merged about
-        log2(RUN_CAP_WORDS / batch) times and a lookup searches as many runs, and one per full run. (Re-sorting one
-        table per consumed batch would cost a national index seconds; a dict of recent inserts cost lookups a
-        Python loop over every entry of their buckets: 16% of a lookup at 300,000.)"""
-        words = (keys.astype(np.uint64) << np.uint64(32)) | docs
-        words.sort()
-        runs = self._runs
-        runs.append(_Run(words))
-        while len(runs) > 1 and (older := runs[-2].words.size) < 2 * (newer := runs[-1].words.size):
-            if older + newer > RUN_CAP_WORDS:
-                break
-            merged = np.concatenate((runs.pop(-2).words, runs.pop().words))
-            merged.sort(kind="stable")  # two sorted runs: timsort merges them in one pass
-            runs.append(_Run(merged))
+        self._bands.add(band_keys32(sigs[fresh]).ravel(), docs)
 
     def nbytes(self) -> int:
-        """The index's own arrays (band keys and their documents, sketches, seqs), in bytes."""
+        """The index's own arrays (band keys and their documents, sketches, seqs, ids), in bytes."""
         blocks = sum(b.nbytes for b in self._sketches)
-        bands = sum(run.words.nbytes + (0 if run.starts is None else run.starts.nbytes) for run in self._runs)
-        return int(bands + blocks + self.seqs.itemsize * len(self.seqs))
+        return int(self._bands.nbytes() + blocks + self.seqs.itemsize * len(self.seqs) + self.ids.nbytes())
 
     def shortlist(
         self, sig: np.ndarray, before_seq: int | None, exclude: str | None, threshold: float = THRESHOLD
@@ -453,7 +557,7 @@ class SimilarityIndex:
         lows = np.empty(keys.size, dtype=np.int64)
         ends = np.empty(keys.size, dtype=np.int64)
         parts: list[np.ndarray] = []
-        for run in self._runs:
+        for run in self._bands.runs:
             words = run.words
             lows[by_key], ends[by_key] = run.bounds(low, high)
             lengths = np.minimum(ends - lows, MAX_BUCKET - taken)
@@ -486,7 +590,7 @@ class SimilarityIndex:
         keep = (np.arange(row.size) - first[row]) < MAX_CANDIDATES
         seqs = np.frombuffer(self.seqs, dtype=np.int64)[doc]  # a copy: ``self.seqs`` stays resizable
         before = np.array([INT64_MAX if b is None else b for b in before_seqs], dtype=np.int64)
-        excluded = np.array([self.positions.get(x, -1) if x is not None else -1 for x in excludes], dtype=np.int64)
+        excluded = np.array(self.ids.positions(list(excludes)), dtype=np.int64)
         keep &= (seqs < before[row]) & (doc != excluded[row])
         row, doc, seqs = row[keep], doc[keep], seqs[keep]
         if row.size == 0:
