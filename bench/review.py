@@ -8,7 +8,9 @@
 2. the index filled to ``--n`` initiatives. To stay within minutes the fill composes each initiative from
    5 sentences of a pool of pre-shingled generated sentences: its shingle set is the union of theirs and
    its MinHash the element-wise minimum of theirs (exact for a union); vocabulary and shingle statistics
-   are those of step 1;
+   are those of step 1. Ids are UUIDs, as intake's; ``--fill-batch`` initiatives per ``add_many`` (500 is
+   about what review's consumer adds a batch). Then the index's memory (RSS, its peak, its own arrays) and the
+   shortlists of 200 signatures a call, as the consumer asks for them;
 3. lookup at ``--n``: ``--queries`` lookups (half altered copies of indexed initiatives: diacritics removed,
    sentences shuffled, ~10% of words replaced; half unrelated new texts), timed from raw text to the top 5,
    p50/p99, plus the recall of the copies. Reference: a brute-force exact Jaccard scan of the first
@@ -104,15 +106,20 @@ def index_bytes(index: SimilarityIndex) -> dict[str, int]:
     sorted runs of 8-byte entries; ids that are not UUIDs, like this bench's, as strings), the seqs and the band
     tables (sorted runs, with their directories)."""
     sketches = sum(b.nbytes for b in index._sketches)
-    ids = index.ids.nbytes() + sum(sys.getsizeof(i) for i in index.ids._other.values())
     seqs = sys.getsizeof(index.seqs)
-    bands = index._bands.nbytes()
+    if hasattr(index, "_bands"):
+        ids = index.ids.nbytes() + sum(sys.getsizeof(i) for i in index.ids._other.values())
+        bands = index._bands.nbytes()
+    else:  # the index before d913470, for runs of this bench against older code: arrays, a list and a dict
+        ids = sys.getsizeof(index.ids) + sum(sys.getsizeof(i) for i in index.ids) + sys.getsizeof(index.positions)
+        ids += sum(sys.getsizeof(p) for p in index.positions.values() if p > 256)
+        bands = sum(run.nbytes for run in index._runs)
     out = {"sketches": sketches, "ids and positions": ids, "seqs": seqs, "band tables": bands}
     out["total"] = sum(out.values())
     return out
 
 
-def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, Any]:
+def bench_index(n: int, n_texts: int, n_queries: int, seed: int, fill_batch: int = 50_000) -> dict[str, Any]:
     rng = random.Random(seed)
     texts = [initiative(rng) for _ in range(n_texts)]
     raw = [text_of(t, s) for t, s in texts]
@@ -146,7 +153,7 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
     # keeps each composed initiative's sentence picks instead, and rebuilds a set when a lookup asks for it.
     all_picks = np_rng.integers(0, pool_size, size=(fill, 5), dtype=np.int32)
     start = time.perf_counter()
-    chunk = 50_000
+    chunk = fill_batch
     for base in range(0, fill, chunk):
         picks = all_picks[base : base + chunk]
         sigs = pool_sigs[picks].min(axis=1)
@@ -158,6 +165,16 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
             composed[doc] = picks[j]
     fill_s = time.perf_counter() - start
     print(f"filled to {len(index):,} in {fill_s:.1f} s ({fill / max(fill_s, 1e-9):,.0f}/s)", flush=True)
+    # Shortlists a consumed batch at a time, as review's consumer asks for them: 200 composed signatures a call.
+    batch_sigs = pool_sigs[np_rng.integers(0, pool_size, size=(2_000, 5))].min(axis=1)
+    rounds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for b in range(0, 2_000, 200):
+            index.shortlist_many(batch_sigs[b : b + 200], [None] * 200, [None] * 200)
+        rounds.append((time.perf_counter() - start) / 10)
+    batch_ms = sorted(rounds)[1] * 1e3
+    print(f"shortlists of a batch of 200 at {len(index):,}: {batch_ms:.1f} ms (median of 3 rounds of 10)", flush=True)
     gc.collect()
     memory = {"rss_before": rss_before, "rss_after": rss_bytes(), "rss_peak": rss_bytes("VmHWM"), "pool": rss_pool,
               "own": index_bytes(index)}  # fmt: skip
@@ -229,6 +246,7 @@ def bench_index(n: int, n_texts: int, n_queries: int, seed: int) -> dict[str, An
         "index_ref_rate": ref_rate,
         "size": len(index),
         "fill_s": fill_s,
+        "batch_shortlist_ms": batch_ms,
         "p50_ms": p50,
         "p99_ms": p99,
         "brute_p99_ms": brute_p99,
@@ -578,6 +596,9 @@ def main() -> None:
     ap.add_argument("--reviewers", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-api", action="store_true")
+    ap.add_argument(
+        "--fill-batch", type=int, default=50_000, help="initiatives per add_many of the fill (review's consumer: ~500)"
+    )
     ap.add_argument("--only-api", action="store_true", help="only step 4 (claim+decide through the HTTP API)")
     ap.add_argument("--batch-only", action="store_true", help="step 4 without the decisions one per request")
     ap.add_argument("--claims-queue", type=int, default=0, help="only step 5: claims in a queue of this many items")
@@ -590,7 +611,7 @@ def main() -> None:
     if args.only_api:
         asyncio.run(bench_api(args.items, args.reviewers, not args.batch_only))
         return
-    idx = bench_index(args.n, args.texts, args.queries, args.seed)
+    idx = bench_index(args.n, args.texts, args.queries, args.seed, args.fill_batch)
     api = None if args.skip_api else asyncio.run(bench_api(args.items, args.reviewers))
     print("\nsummary")
     ratio = idx["index_rate"] / idx["index_ref_rate"]

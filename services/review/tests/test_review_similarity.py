@@ -420,6 +420,7 @@ def test_ids_are_kept_in_16_bytes_and_found_again_whatever_their_keys(monkeypatc
     assert ids._other == {2_000 + n: text for n, text in enumerate(odd)}
     assert ids[0] == uuids[0] and ids[2_001] == odd[1] and ids[2_004] == uuids[2_000] and ids[3_004] == uuids[10]
     assert list(ids)[:3] == uuids[:3]
+    assert ids.many(np.array([0, 2_001, 3_004, 2_004])) == [uuids[0], odd[1], uuids[10], uuids[2_000]]
     with pytest.raises(IndexError):
         ids[3_005]
     asked = [uuids[0], None, "b", uuids[2_999], uuids[10], *odd, new_ids(1)[0]]

@@ -50,8 +50,11 @@ RECENT_SETS = 131_072
 # OrderedDict. bench/replay.py's review peaked at 1,292 MiB with all 600,175 sets, 855 MiB with 131,072: ~980 bytes
 # a set more; counted against the index's peak of 740 per initiative and the process's ~150 MiB, ~1,250. The larger.
 SET_BYTES = 1_250
-# What the index holds per initiative at its peak (a band-table merge): 1,752 MiB at 2,500,000 (docs/benchmarks.md,
-# "Memory"), ids and positions included.
+# What the index holds per initiative at its peak, counted with a margin: it was 1,752 MiB at 2,500,000 when a
+# band-table merge doubled the tables and ids were strings in a dict (docs/benchmarks.md, "Memory"); since the runs
+# are capped and ids take 16 bytes, ~330 bytes (780 MiB at 2,500,000, no peak above it: "The index's peak"). The
+# 740 stay: review's process measured ~0.5 GiB above this model at national size with the old index, and a
+# national run has not measured it since (docs/operations.md, "Review's memory").
 INDEX_PEAK_BYTES = 740
 
 

@@ -229,8 +229,8 @@ _PREFIXES = np.arange(1 << DIRECTORY_BITS, dtype=np.uint64) << np.uint64(64 - DI
 
 
 class _Run:
-    """One sorted run of the band tables: ``key << 32 | document`` words, and for a large run the directory of
-    where each key prefix starts."""
+    """One sorted run of a table (the band keys', the ids'): ``key << 32 | document`` words, and for a large run
+    the directory of where each key prefix starts."""
 
     __slots__ = ("words", "starts", "steps")
 
@@ -319,7 +319,7 @@ def _id_keys(ids: list[str]) -> np.ndarray:
     return np.fromiter((hash(text) & 0xFFFFFFFF for text in ids), dtype=np.uint64, count=len(ids))
 
 
-def _uuid_text(raw: bytes) -> str:
+def _uuid_text(raw: bytes | bytearray) -> str:
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -343,15 +343,33 @@ class Ids:
     def __getitem__(self, pos: int) -> str:
         if not 0 <= pos < len(self):
             raise IndexError(pos)
-        other = self._other.get(pos)
-        return other if other is not None else _uuid_text(bytes(self._raw[pos << 4 : (pos + 1) << 4]))
+        other = self._other.get(pos) if self._other else None
+        return other if other is not None else _uuid_text(self._raw[pos << 4 : (pos + 1) << 4])
 
     def __iter__(self) -> Iterator[str]:
         return (self[pos] for pos in range(len(self)))
 
+    def many(self, positions: np.ndarray) -> list[str]:
+        """The ids at ``positions``: their bytes gathered and printed at once (a shortlist's candidates)."""
+        if positions.size == 0:
+            return []
+        table = np.frombuffer(self._raw, dtype=np.uint8).reshape(-1, 16)
+        h = table[positions].tobytes().hex()
+        del table  # a view keeps the bytearray from growing
+        out = [f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
+               for i in range(0, len(h), 32)]  # fmt: skip
+        if self._other:
+            for n, pos in enumerate(positions.tolist()):
+                other = self._other.get(pos)
+                if other is not None:
+                    out[n] = other
+        return out
+
     def extend(self, ids: list[str]) -> int:
         """Appends ``ids`` (not held yet); answers the position of the first."""
         base = len(self)
+        if not ids:
+            return base
         joined = "".join(ids)
         if all(len(text) == 36 for text in ids) and _UUIDS.fullmatch(joined):  # intake's ids: one conversion
             self._raw += bytes.fromhex(joined.replace("-", ""))
@@ -366,8 +384,8 @@ class Ids:
         return base
 
     def positions(self, ids: list[str | None]) -> list[int]:
-        """Each id's position (the last, were one added twice), -1 for None and ids not held. A key's run entries
-        are its hash's: each is checked against the id it stands for."""
+        """Each id's position (the last, were one added twice), -1 for None and ids not held. An entry found
+        under an id's key is checked against the id it stands for (other ids may share the key)."""
         out = [-1] * len(ids)
         asked = [n for n, text in enumerate(ids) if text is not None]
         if not asked or not self._keys.runs:
@@ -380,10 +398,10 @@ class Ids:
             # One search a key: most are in no run, and a key is rarely in a run twice.
             first = run.first(low)
             hit = np.flatnonzero(words[np.minimum(first, words.size - 1)] >> np.uint64(32) == low >> np.uint64(32))
-            for k in hit.tolist():
-                n, key, at = asked[int(order[k])], int(low[k]) >> 32, int(first[k])
-                while at < words.size and int(words[at]) >> 32 == key:
-                    pos = int(words[at]) & 0xFFFFFFFF
+            for k, at in zip(hit.tolist(), first[hit].tolist(), strict=True):
+                n, key = asked[int(order[k])], int(low[k]) >> 32
+                while at < words.size and (word := int(words[at])) >> 32 == key:
+                    pos = word & 0xFFFFFFFF
                     if pos > out[n] and self[pos] == ids[n]:
                         out[n] = pos
                     at += 1
@@ -596,10 +614,9 @@ class SimilarityIndex:
         if row.size == 0:
             return out
         kept = np.flatnonzero(may_reach(self._sketches_at(doc), sketch_of(sigs)[row], threshold))
-        ids = self.ids
-        for r, d, q in zip(row[kept].tolist(), doc[kept].tolist(), seqs[kept].tolist(), strict=True):
+        for r, iid, q in zip(row[kept].tolist(), self.ids.many(doc[kept]), seqs[kept].tolist(), strict=True):
             found_ids, found_seqs = out[r]
-            found_ids.append(ids[d])
+            found_ids.append(iid)
             found_seqs.append(q)
         return out
 
