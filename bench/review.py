@@ -103,14 +103,14 @@ def doc_of(initiative_id: str) -> int:
 
 def index_bytes(index: SimilarityIndex) -> dict[str, int]:
     """What the index's own objects take: the sketches, the ids with their positions (16 bytes each and a table of
-    sorted runs of 8-byte entries; ids that are not UUIDs, like this bench's, as strings), the seqs and the band
+    sorted runs of 8-byte entries; an id that is not a UUID as its string), the seqs and the band
     tables (sorted runs, with their directories)."""
     sketches = sum(b.nbytes for b in index._sketches)
     seqs = sys.getsizeof(index.seqs)
     if hasattr(index, "_bands"):
         ids = index.ids.nbytes() + sum(sys.getsizeof(i) for i in index.ids._other.values())
         bands = index._bands.nbytes()
-    else:  # the index before d913470, for runs of this bench against older code: arrays, a list and a dict
+    else:  # the index before 45416af, for runs of this bench against older code: arrays, a list and a dict
         ids = sys.getsizeof(index.ids) + sum(sys.getsizeof(i) for i in index.ids) + sys.getsizeof(index.positions)
         ids += sum(sys.getsizeof(p) for p in index.positions.values() if p > 256)
         bands = sum(run.nbytes for run in index._runs)

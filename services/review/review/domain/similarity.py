@@ -215,7 +215,7 @@ SKETCH_CHUNK = 65_536  # rows of sketches per allocated block: growing never cop
 # The band tables' largest run, in (key, document) words (64 MiB). Merging two runs holds both and their merge at
 # once: uncapped, the last merges of a national index (40 M words, 305 MiB) doubled the tables for a moment, the
 # peak of review's memory. Capped, a merge never holds more than ~3 x 64 MiB beside the rest; a lookup searches
-# one run more per 8 M words (5 at 2.5 M initiatives; docs/benchmarks.md, "The index's peak").
+# one run more per 8 M words (a national index 8 runs instead of 5; docs/benchmarks.md, "The index's peak").
 RUN_CAP_WORDS = 8 << 20
 # A run of at least DIRECTORY_MIN_WORDS keeps where each 16-bit prefix of its keys starts (512 KiB): a key's
 # search then starts from a window of ~size / 65,536 words instead of the whole run, whose binary search missed the
@@ -327,8 +327,8 @@ def _uuid_text(raw: bytes | bytearray) -> str:
 class Ids:
     """The index's initiative ids by position, and each id's position. An id as intake makes it (a UUID) takes
     16 bytes and a 64-bit entry in a table of sorted runs keyed by 32 bits of its hash, where a list of strings
-    and a dict of positions took ~190 bytes an initiative with their objects (473 MiB of a national index's
-    1,109; docs/benchmarks.md, "The index's peak"). Any other text (tests, imported ids) is kept as it is."""
+    and a dict of positions took ~150 bytes an initiative in Python objects (349 of a national index's 985 MiB;
+    docs/benchmarks.md, "The index's peak"). Any other text (tests, imported ids) is kept as it is."""
 
     __slots__ = ("_raw", "_other", "_keys")
 
