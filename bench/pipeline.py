@@ -258,6 +258,20 @@ class System:
         return f"{self.db_prefix}{service}"
 
 
+def peak_memory(system: System) -> dict[str, int]:
+    """Each service process's peak resident memory so far (VmHWM, KiB), from /proc."""
+    peaks: dict[str, int] = {}
+    for name, pid in system.pids.items():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[name] = int(line.split()[1])
+    return peaks
+
+
 def children_of(pid: int) -> dict[str, int]:
     """The service processes the script started: ``sangkien serve <name>`` among its children."""
     found: dict[str, int] = {}

@@ -252,6 +252,7 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
                 "errors": progress.errors[:20],
                 "cpu_us_per_initiative": pipeline.cpu_per_item(cpu0, cpu1, n),
                 "load_after": pipeline.loadavg(),
+                "peak_rss_kib": pipeline.peak_memory(system),
             }
         log("checking every unit's figures against the ground truth")
         checked, differ, lines = await check_figures(system.gateway, provinces, truths, root)
@@ -272,6 +273,8 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
           f"({r['empty_claims']} empty)")  # fmt: skip
     print("machine CPU per initiative, µs:")
     print(cpu_table(r["cpu_us_per_initiative"]))
+    print("peak resident memory (VmHWM), MiB: "
+          + ", ".join(f"{name} {kib / 1024:,.0f}" for name, kib in r["peak_rss_kib"].items()))  # fmt: skip
     print(f"figures of {c['units_checked']:,} (unit, phase) pairs checked against the ground truth: "
           f"{c['different']} different" + "".join(f"\n    {line}" for line in c["examples"]))  # fmt: skip
     print(f"sangkien tally verify: exit {rc}; {verify_out.splitlines()[-1] if verify_out else ''}")
