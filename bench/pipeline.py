@@ -428,6 +428,7 @@ class CpuMeter:
         self.monitor_pid = 0
         self.task: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()
+        self.history: list[tuple[float, dict[str, float]]] = []  # (monotonic time, ``acc``) at every poll
 
     async def __aenter__(self) -> CpuMeter:
         import asyncpg
@@ -486,6 +487,16 @@ class CpuMeter:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         self.acc[LOADGEN] = ru.ru_utime + ru.ru_stime
         self.acc["machine"] = machine_busy()
+        self.history.append((time.monotonic(), dict(self.acc)))
+
+    def timeline(self, since: float, until: float) -> list[tuple[float, dict[str, float]]]:
+        """Per interval between polls within [since, until]: its end (s after ``since``) and each group's share
+        of a core over it (1.0 = one core busy the whole interval)."""
+        polls = [(t, acc) for t, acc in self.history if since <= t <= until]
+        out = []
+        for (t0, a0), (t1, a1) in zip(polls, polls[1:], strict=False):
+            out.append((t1 - since, {k: (v - a0.get(k, 0.0)) / (t1 - t0) for k, v in a1.items()}))
+        return out
 
     async def snapshot(self) -> dict[str, float]:
         await self.poll()
@@ -869,6 +880,34 @@ def table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"  {k:<{width}}  {v:>12}" for k, v in rows)
 
 
+TIMELINE_CPU = ("gateway", *SERVICES, "PostgreSQL", RABBIT, LOADGEN, "machine")
+TIMELINE_DEPTHS = ("review behind", "tally behind", "intake behind", "awards behind")
+
+
+def timeline(meter: CpuMeter, depths: Depths, since: float, until: float) -> list[dict[str, float]]:
+    """(b) second by second: each process's share of a core (every service's PostgreSQL backends and the
+    shared ones together) and the consumers' lag, to see which process bounds the run when."""
+    rows = []
+    for at, shares in meter.timeline(since, until):
+        row = {"s": round(at, 1)}
+        for k in TIMELINE_CPU:
+            pg = sum(v for g, v in shares.items() if g.endswith("'s PostgreSQL") or g == SHARED_PG)
+            row[k] = round(pg if k == "PostgreSQL" else shares.get(k, 0.0), 2)
+        sampled = [d for t, d in depths.samples if t <= since + at]
+        for k in TIMELINE_DEPTHS:
+            row[k] = sampled[-1].get(k, 0) if sampled else 0
+        rows.append(row)
+    return rows
+
+
+def timeline_table(rows: list[dict[str, float]]) -> str:
+    keys = ["s", *TIMELINE_CPU, *TIMELINE_DEPTHS]
+    names = [k.replace(" (beam.smp)", "").replace(" (bench)", "") for k in keys]
+    lines = ["  ".join(f"{n:>13}" for n in names)]
+    lines += ["  ".join(f"{row[k]:>13,}" for k in keys) for row in rows]
+    return "\n".join(lines)
+
+
 def cpu_table(cpu: dict[str, float]) -> str:
     return table([(k, f"{v:,.0f}") for k, v in cpu.items()])
 
@@ -948,6 +987,8 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
                 "cpu_us_per_initiative": cpu_per_item(cpu0, cpu1, opts.n),
                 "load_after": loadavg(),
             }
+            if opts.timeline:
+                b["timeline"] = timeline(meter, depths, t0, t_load1)
             report["b"] = b
             log(f"(b) {b['initiatives_per_s']:.0f} initiatives/s end to end ({elapsed:.1f} s), "
                 f"drained {b['drained_after_s']} s later; errors {len(progress.errors)}")  # fmt: skip
@@ -1028,6 +1069,9 @@ def print_report(r: dict[str, Any]) -> None:
           f"{peaks(b['peak_depths'])}")  # fmt: skip
     print("(d) machine CPU per initiative over (b), µs:")
     print(cpu_table(b["cpu_us_per_initiative"]))
+    if "timeline" in b:
+        print("(b) second by second: cores busy per process, then events behind and outboxes (events)")
+        print(timeline_table(b["timeline"]))
     print("(c) single POST /initiatives through the gateway, open loop:")
     for s in c["steps"]:
         print(f"    {s['offered']:>6,.0f}/s offered: {s['achieved']:,.0f}/s accepted, p50 {s['p50_ms']:.0f} ms, "
@@ -1077,6 +1121,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-s", type=float, default=3600.0, help="bound on (b)'s wait for reviewers and tally")
     p.add_argument("--drain-limit-s", type=float, default=600.0, help="bound on each wait for the queues to drain")
     p.add_argument("--json", default=None, help="also write the figures to this file")
+    p.add_argument("--timeline", action="store_true", help="(b) second by second: CPU per process, consumers' lag")
     p.add_argument("--services-from", default=None,
                    help="run the services of this checkout (e.g. an older commit's `git archive`) under this load "
                         "generator")  # fmt: skip

@@ -151,3 +151,46 @@ async def test_0004_makes_every_claim_a_heap_only_update(tmp_path: Path) -> None
                 async with engine.connect() as conn:
                     indexes = await conn.run_sync(lambda s: sa_inspect(s).get_indexes("review_decision"))
                 assert "ix_review_decision_initiative_id" in {i["name"] for i in indexes}
+
+
+async def test_the_heap_is_trimmed_once_the_sets_dropped_as_the_index_grows_add_up(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index grows with every sync and the sets kept beside it shrink: once the sets dropped add up to
+    TRIM_AFTER_BYTES, the heap's freed pages go back to the kernel (``release_freed_memory``), once, and the count
+    starts again."""
+    import review.adapters.similar_store as similar_store
+
+    trims: list[int] = []
+    monkeypatch.setattr(similar_store, "release_freed_memory", lambda: trims.append(len(trims)) or True)
+    monkeypatch.setattr(similar_store, "RECENT_SETS", 10)
+    monkeypatch.setattr(similar_store, "TRIM_AFTER_BYTES", 25 * similar_store.SET_BYTES)
+    await run_migrations(engine, MIGRATIONS)
+    # Room for the sets of 100 initiatives beside an empty index; each one indexed takes INDEX_PEAK_BYTES of it.
+    store = SimilarityStore(0.5, memory_bytes=100 * similar_store.SET_BYTES)
+
+    async def add(first: int, count: int) -> None:
+        rows = []
+        for n in range(first, first + count):
+            s = shingles(f"sáng kiến số {n} về tiết kiệm điện năng tại phân xưởng {n * 7}")
+            rows.append(
+                {
+                    "initiative_id": f"i{n}",
+                    "campaign": "1M",
+                    "seq": n + 1,
+                    "shingles": s.tobytes(),
+                    "signature": signature(s).tobytes(),
+                }  # fmt: skip
+            )
+        async with engine.begin() as conn:
+            await conn.execute(signatures.insert(), rows)
+        async with AsyncSession(engine) as session:
+            await store.sync(session)
+
+    await add(0, 30)  # room for 82 sets beside 30 initiatives: all 30 kept, nothing dropped
+    assert len(store.recent) == 30 and trims == []
+    await add(30, 130)  # 160 indexed leave room for fewer than the floor: the 82 kept while loading fall to 10
+    assert len(store.recent) == 10 and trims == [0]
+    await add(160, 10)  # at the floor, each new set takes the place of an old one: nothing more to trim
+    assert len(store.recent) == 10 and trims == [0]
+    assert len(store.index("1M")) == 170
