@@ -1,5 +1,5 @@
 """Python's cyclic garbage collector and C allocator, tuned for a running service (``collector_tuned_for_batches``,
-``allocator_keeps_freed_memory``, ``release_freed_memory``).
+``allocator_keeps_freed_memory``).
 
 A batch of 1,000 (an intake batch request, a consumer batch) keeps tens of thousands of containers alive
 across its awaits (models, records, rows, facts). With Python's default thresholds (700, 10, 10) they are
@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import gc
 import logging
-from collections.abc import Callable, Iterator
-from typing import cast
+from collections.abc import Iterator
 
 log = logging.getLogger("sangkien.tuning")
 
@@ -72,28 +70,3 @@ def allocator_keeps_freed_memory(enabled: bool = True) -> bool:
     if not taken:
         log.warning("the C allocator did not take its tuning", extra={"values": str(ALLOCATOR)})
     return taken
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes = (ctypes.c_size_t,)
-    trim.restype = ctypes.c_int
-    return cast("Callable[[int], int]", trim)
-
-
-def release_freed_memory() -> bool:
-    """Give the kernel back every whole page of freed memory in the heap (glibc's ``malloc_trim(0)``), not only at
-    its top. Many small blocks freed among live ones (review's shingle sets, dropped as its index grows) are
-    reused only by blocks of their size: the 8 MiB blocks that grow the index are taken elsewhere, so without this
-    the freed sets stayed resident beside them. In the national replay review's process stood at 2,054 MiB at the
-    end; ``malloc_trim(0)`` (called from gdb) took it to 1,240 MiB (docs/benchmarks.md, "Review's memory at national
-    size"). ~27 ms for a heap of ~1 GB with 770,000 freed sets. False where the C library has no such call."""
-    trim = _malloc_trim()
-    if trim is None:
-        return False
-    trim(0)
-    return True

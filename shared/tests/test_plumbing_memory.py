@@ -207,29 +207,20 @@ def test_a_service_metric_is_named_for_its_service_made_once_and_labelled_with_i
     assert 'sangkien_demo_things_total{kind="a",service="demo"} 2.0' in metrics.render().decode()
 
 
-def _in_a_fresh_glibc_interpreter(script: str, *args: str, needs: str) -> str:
-    """What ``script`` prints, run by a fresh interpreter from the repository (this one's heap holds what earlier
-    tests freed, and an earlier service has tuned it); the test is skipped where the C library lacks ``needs``."""
-    import ctypes
-    import subprocess
-    import sys
-
-    try:
-        getattr(ctypes.CDLL(None), needs)
-    except AttributeError:
-        pytest.skip("not glibc")
-    repo = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args], cwd=repo, capture_output=True, text=True, timeout=60, check=True
-    )
-    return done.stdout
-
-
 def test_the_allocator_keeps_what_a_batch_freed_for_the_next() -> None:
     """Batches that each hold three 8 MB arrays at once, then free them, as review's MinHash does: with glibc's
     defaults the heap is trimmed after each batch and grown again in the next, every page faulted in anew; tuned,
     the freed memory is reused. Each measured in a fresh interpreter (this one's heap holds what earlier tests
     freed, and an earlier service has tuned it)."""
+    import ctypes
+    import subprocess
+    import sys
+
+    try:
+        ctypes.CDLL(None).mallopt  # noqa: B018
+    except AttributeError:
+        pytest.skip("not glibc")
+    repo = Path(__file__).resolve().parents[2]
     script = """
 import resource, sys
 from shared.gc_tuning import allocator_keeps_freed_memory
@@ -250,36 +241,10 @@ print(batches(20))
 """
 
     def faults(mode: str) -> int:
-        return int(_in_a_fresh_glibc_interpreter(script, mode, needs="mallopt").strip())
+        done = subprocess.run(
+            [sys.executable, "-c", script, mode], cwd=repo, capture_output=True, text=True, timeout=60, check=True
+        )
+        return int(done.stdout.strip())
 
     assert faults("defaults") > 20 * 2_000  # measured: ~81,000 (about 4,000 pages a batch)
     assert faults("tuned") < 500  # measured: 0
-
-
-def test_freed_memory_among_live_blocks_goes_back_to_the_kernel() -> None:
-    """Review's case: many small blocks (shingle sets of ~840 bytes), most of them then freed among the live ones,
-    and large blocks allocated after (the index's 8 MiB sketch blocks), which do not reuse the holes. The freed
-    small blocks stay resident until ``release_freed_memory`` hands their pages back. In a fresh interpreter with
-    the service's allocator tuning."""
-    script = """
-import collections
-from shared.gc_tuning import allocator_keeps_freed_memory, release_freed_memory
-
-def rss_mib():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
-
-assert allocator_keeps_freed_memory()
-sets = collections.OrderedDict((n, bytes([n % 251]) * 840) for n in range(200_000))  # ~170 MiB
-blocks = []
-for n in range(170_000):  # the oldest go, as the index grows
-    sets.popitem(last=False)
-    if n % 20_000 == 0:
-        blocks.append(bytearray(8 << 20))
-before = rss_mib()
-assert release_freed_memory()
-print(before, rss_mib())
-"""
-    before, after = map(int, _in_a_fresh_glibc_interpreter(script, needs="malloc_trim").split())
-    assert before - after > 60  # measured: 216 -> 127 MiB (~145 MiB of sets freed, some pages still shared)

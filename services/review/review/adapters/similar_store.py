@@ -38,7 +38,6 @@ from review.domain.similarity import (
     sketch_of,
     text_of,
 )
-from shared.gc_tuning import release_freed_memory
 
 SYNC_CHUNK = 5000
 GAP_WINDOW = 2000
@@ -57,10 +56,6 @@ SET_BYTES = 1_250
 # 740 stay: review's process measured ~0.5 GiB above this model at national size with the old index, and a
 # national run has not measured it since (docs/operations.md, "Review's memory").
 INDEX_PEAK_BYTES = 740
-# Once the sets dropped as the index grows add up to this, the heap's freed pages go back to the kernel
-# (``release_freed_memory``): the index's new blocks do not reuse the holes the sets leave, and in the national
-# replay review's process held ~800 MiB of them at the end (2,094 MiB at its peak; docs/benchmarks.md).
-TRIM_AFTER_BYTES = 64 << 20
 
 
 def sets_within(memory_bytes: int, indexed: int) -> int:
@@ -93,14 +88,11 @@ class RecentSets:
         while len(self._sets) > self.limit:
             self._sets.popitem(last=False)
 
-    def resize(self, limit: int) -> int:
-        """Keep at most ``limit`` sets from now on, dropping the least recently used beyond it; answers how many
-        were dropped."""
+    def resize(self, limit: int) -> None:
+        """Keep at most ``limit`` sets from now on, dropping the least recently used beyond it."""
         self.limit = limit
-        dropped = max(0, len(self._sets) - limit)
-        for _ in range(dropped):
+        while len(self._sets) > limit:
             self._sets.popitem(last=False)
-        return dropped
 
     def __len__(self) -> int:
         return len(self._sets)
@@ -115,7 +107,6 @@ class SimilarityStore:
         self._holes: set[int] = set()  # ids below last_id (within GAP_WINDOW of it) not seen yet
         self._lock = asyncio.Lock()
         self.recent = RecentSets(sets_within(memory_bytes, 0))
-        self._dropped_bytes = 0  # of the sets dropped by a resize since the heap was last trimmed
 
     def index(self, campaign: str) -> SimilarityIndex:
         if campaign not in self.indexes:
@@ -156,11 +147,7 @@ class SimilarityStore:
         floor = self.last_id - GAP_WINDOW
         self._holes = {i for i in self._holes if i > floor}
         if loaded:
-            dropped = self.recent.resize(sets_within(self.memory_bytes, sum(map(len, self.indexes.values()))))
-            self._dropped_bytes += dropped * SET_BYTES
-            if self._dropped_bytes >= TRIM_AFTER_BYTES:
-                self._dropped_bytes = 0
-                release_freed_memory()
+            self.recent.resize(sets_within(self.memory_bytes, sum(map(len, self.indexes.values()))))
         return loaded
 
     def _load(self, rows: list[Any]) -> None:
