@@ -1070,7 +1070,7 @@ def print_report(r: dict[str, Any]) -> None:
     print("(d) machine CPU per initiative over (b), µs:")
     print(cpu_table(b["cpu_us_per_initiative"]))
     if "timeline" in b:
-        print("(b) second by second: cores busy per process, then events behind and outboxes (events)")
+        print("(b) second by second: cores busy per process (s: since the first submission), then events behind")
         print(timeline_table(b["timeline"]))
     print("(c) single POST /initiatives through the gateway, open loop:")
     for s in c["steps"]:
