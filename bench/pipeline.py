@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import gc
 import json
@@ -888,14 +889,13 @@ def timeline(meter: CpuMeter, depths: Depths, since: float, until: float) -> lis
     """(b) second by second: each process's share of a core (every service's PostgreSQL backends and the
     shared ones together) and the consumers' lag, to see which process bounds the run when."""
     rows = []
+    sampled_at = [t for t, _ in depths.samples]  # in time order
     for at, shares in meter.timeline(since, until):
-        row = {"s": round(at, 1)}
-        for k in TIMELINE_CPU:
-            pg = sum(v for g, v in shares.items() if g.endswith("'s PostgreSQL") or g == SHARED_PG)
-            row[k] = round(pg if k == "PostgreSQL" else shares.get(k, 0.0), 2)
-        sampled = [d for t, d in depths.samples if t <= since + at]
-        for k in TIMELINE_DEPTHS:
-            row[k] = sampled[-1].get(k, 0) if sampled else 0
+        shares["PostgreSQL"] = sum(v for g, v in shares.items() if g.endswith("'s PostgreSQL") or g == SHARED_PG)
+        row = {"s": round(at, 1)} | {k: round(shares.get(k, 0.0), 2) for k in TIMELINE_CPU}
+        # The consumers' lag at the interval's end: the last depth sample taken by then.
+        last = bisect.bisect_right(sampled_at, since + at) - 1
+        row |= {k: depths.samples[last][1].get(k, 0) if last >= 0 else 0 for k in TIMELINE_DEPTHS}
         rows.append(row)
     return rows
 

@@ -34,7 +34,8 @@ def bench_databases() -> set[str]:
 def test_pipeline_and_replay_benches_run_and_check_at_a_tiny_size(tmp_path: Path) -> None:
     pipeline = subprocess.Popen(
         [sys.executable, "bench/pipeline.py", "--n", "200", "--rates", "40", "--step-seconds", "1",
-         "--echo-seconds", "0.5", "--limit-s", "150", "--drain-limit-s", "30", "--json", str(tmp_path / "p.json")],
+         "--echo-seconds", "0.5", "--limit-s", "150", "--drain-limit-s", "30", "--json", str(tmp_path / "p.json"),
+         "--timeline"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     replay = subprocess.Popen(
@@ -59,9 +60,15 @@ def test_pipeline_and_replay_benches_run_and_check_at_a_tiny_size(tmp_path: Path
     cpu = p["b"]["cpu_us_per_initiative"]
     assert cpu["review"] > 0
     assert cpu["total without the load generator"] == pytest.approx(cpu["total"] - cpu["load generator (bench)"])
+    # --timeline: a row a second of (b), each process's share of a core and the consumers' lag.
+    rows = p["b"]["timeline"]
+    assert rows and all(0 <= row["machine"] <= 2.5 and row["review behind"] >= 0 for row in rows)
+    assert sum(row["review"] for row in rows) > 0
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["check"]["different"] == 0 and r["check"]["units_checked"] > 0
     assert r["check"]["tally_verify_rc"] == 0
+    assert set(r["replay"]["peak_rss_kib"]) == {"gateway", "intake", "review", "tally", "awards"}
+    assert all(kib > 10_000 for kib in r["replay"]["peak_rss_kib"].values())  # tens of MiB at least
     left = [db for db in bench_databases() if db.startswith((p["db_prefix"], r["db_prefix"]))]
     assert not left  # each bench dropped its databases
 
